@@ -1,0 +1,1 @@
+"""ASGI side: protocol events ↔ ASGI messages. Knows no wire format."""

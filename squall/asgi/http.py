@@ -1,0 +1,384 @@
+"""One HTTP request/response cycle: scope, ``receive()``, ``send()`` — for every HTTP version.
+
+How it works
+------------
+The connection creates an ``HTTPCycle`` per request event and feeds it the request body
+(``on_body``/``on_body_end``) and the client's departure (``on_disconnect``). The application
+pulls the body with ``receive()`` and answers with ``send()``; this module checks each message
+against the spec and turns it into protocol events for the connection (the ``Channel``).
+
+Response state machine (``_state``)::
+
+    START --http.response.start--> STARTED --http.response.body--> STREAMING --...--> DONE
+                                   (head held back so it leaves with the first body chunk)
+
+The head is held until the first body chunk so that both leave in one write; if that first chunk
+is also the last and the app gave no Content-Length, one is added (no chunked framing needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from squall.asgi.running import start_task
+from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
+from squall.events import Data, Event, Headers, Informational, Request, Response
+from squall.grammar import BAD_FIELD_VALUE, TOKEN
+
+logger = logging.getLogger("squall.error")
+access_logger = logging.getLogger("squall.access")
+
+_START, _STARTED, _STREAMING, _DONE = range(4)
+_NO_BODY_STATUS = frozenset((204, 304))
+_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+_CONTROL_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
+
+
+class Channel(Protocol):
+    """What a cycle needs from its connection (HTTP/1.1 or HTTP/2)."""
+
+    loop: asyncio.AbstractEventLoop
+    write_paused: bool
+
+    def send_event(self, event: Event) -> None: ...
+    def flush(self) -> None: ...
+    async def drain(self) -> None: ...
+    def body_consumed(self, cycle: HTTPCycle) -> None: ...
+    def response_complete(self, cycle: HTTPCycle) -> None: ...
+    def cycle_finished(self, cycle: HTTPCycle) -> None: ...
+    def abort(self) -> None: ...
+
+
+def build_scope(template: dict[str, Any], request: Request, root_path: str) -> Scope:
+    """The HTTP scope for ``request``; ``template`` holds the per-connection keys."""
+    raw_path = request.raw_path
+    path = raw_path.decode("ascii", "surrogateescape")
+    if "%" in path:
+        path = unquote(path)
+    if root_path:
+        path = root_path + path
+        raw_path = root_path.encode() + raw_path
+    scope = template.copy()
+    scope["http_version"] = request.http_version
+    scope["method"] = request.method
+    scope["path"] = path
+    scope["raw_path"] = raw_path
+    scope["query_string"] = request.query_string
+    scope["headers"] = request.headers
+    state = template.get("state")
+    if state is not None:
+        scope["state"] = state.copy()
+    return scope
+
+
+def validate_headers(headers: Iterable[Any]) -> Headers:
+    """Check response headers; return them with lower-case names. Raises ASGIMessageError."""
+    checked: Headers = []
+    try:
+        items = list(headers)
+    except TypeError:
+        raise ASGIMessageError("'headers' must be an iterable of [name, value] pairs") from None
+    for item in items:
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise ASGIMessageError(f"header {item!r} is not a [name, value] pair") from None
+        if type(name) is not bytes or type(value) is not bytes:
+            if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
+                raise ASGIMessageError(
+                    f"header {item!r}: name and value must be bytes, "
+                    f"got {type(name).__name__} and {type(value).__name__}"
+                )
+            name, value = bytes(name), bytes(value)
+        if not TOKEN.fullmatch(name):
+            raise ASGIMessageError(f"invalid header name {name!r}")
+        if BAD_FIELD_VALUE.search(value):
+            raise ASGIMessageError(f"header {name!r} has a value with CR, LF or a control byte")
+        checked.append((name.lower(), value))
+    return checked
+
+
+class HTTPCycle:
+    """One request/response exchange between a connection and the application."""
+
+    __slots__ = (
+        "scope",
+        "stream_id",
+        "task",
+        "buffered",
+        "_channel",
+        "_app",
+        "_chunks",
+        "_body_done",
+        "_request_done",
+        "_disconnected",
+        "_waiter",
+        "_expect_continue",
+        "_state",
+        "_status",
+        "_headers",
+        "_remaining",
+        "_bytes_sent",
+        "_started_at",
+        "_access_log",
+        "_on_done",
+    )
+
+    def __init__(
+        self,
+        channel: Channel,
+        app: ASGIApp,
+        scope: Scope,
+        stream_id: int,
+        *,
+        expect_continue: bool = False,
+        access_log: bool = True,
+    ) -> None:
+        self.scope = scope
+        self.stream_id = stream_id
+        self.task: asyncio.Task[None] | None = None
+        self.buffered = 0
+        self._channel = channel
+        self._app = app
+        self._chunks: list[bytes] = []
+        self._body_done = False
+        self._request_done = False
+        self._disconnected = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._expect_continue = expect_continue
+        self._state = _START
+        self._status = 0
+        self._headers: Headers = []
+        self._remaining: int | None = None
+        self._bytes_sent = 0
+        self._access_log = access_log
+        self._started_at = time.perf_counter() if access_log else 0.0
+        self._on_done: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------ connection side
+
+    @property
+    def response_started(self) -> bool:
+        """True once the application sent ``http.response.start``."""
+        return self._state != _START
+
+    @property
+    def response_done(self) -> bool:
+        """True once the last body chunk was sent."""
+        return self._state == _DONE
+
+    @property
+    def body_done(self) -> bool:
+        """True once the whole request body has arrived."""
+        return self._body_done
+
+    @property
+    def awaiting_continue(self) -> bool:
+        """True while the client waits for ``100 Continue`` before sending its body."""
+        return self._expect_continue
+
+    def start(self) -> None:
+        """Start the application for this request."""
+        self.task = start_task(self._channel.loop, self._run())
+
+    def on_body(self, data: bytes) -> None:
+        """A request body chunk arrived."""
+        self._chunks.append(data)
+        self.buffered += len(data)
+        self._wake()
+
+    def on_body_end(self) -> None:
+        """The request body is complete."""
+        self._body_done = True
+        self._wake()
+
+    def on_disconnect(self) -> None:
+        """The client is gone: ``receive()`` returns ``http.disconnect``, ``send()`` raises."""
+        self._disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ------------------------------------------------------------ application side
+
+    async def _run(self) -> None:
+        try:
+            await self._app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            logger.debug("client disconnected before the response was sent")
+        except Exception as exc:
+            self._app_failed(exc)
+        else:
+            self._app_returned()
+        finally:
+            self._channel.cycle_finished(self)
+
+    def _app_failed(self, exc: Exception) -> None:
+        if isinstance(exc, ASGIMessageError):
+            logger.error("ASGI application sent an invalid message: %s", exc, exc_info=exc)
+        else:
+            logger.error("Exception in ASGI application", exc_info=exc)
+        self._respond_to_failure()
+
+    def _app_returned(self) -> None:
+        if self._state == _START:
+            logger.error("ASGI application returned without starting a response")
+        elif self._state != _DONE:
+            logger.error("ASGI application returned without completing its response")
+        self._respond_to_failure()
+
+    def _respond_to_failure(self) -> None:
+        if self._disconnected or self._state == _DONE:
+            return
+        if self._state == _START:
+            body = b"Internal Server Error\n"
+            self._status = 500
+            self._headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+            ]
+            self._remaining = None
+            self._state = _STARTED
+            self._send_body(body, False)
+        else:
+            self._state = _DONE
+            self._channel.abort()
+
+    async def receive(self) -> Message:
+        """ASGI ``receive``: the request body, then ``http.disconnect``."""
+        while True:
+            if self._disconnected:
+                return _DISCONNECT
+            if self._request_done:
+                if self._state == _DONE:
+                    return _DISCONNECT
+            elif self._chunks or self._body_done:
+                return self._take_body()
+            elif self._expect_continue:
+                self._send_continue()
+            await self._wait()
+
+    def _take_body(self) -> Message:
+        chunks = self._chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        more = not self._body_done
+        self._request_done = not more
+        if self.buffered:
+            self.buffered = 0
+            self._channel.body_consumed(self)
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    def _send_continue(self) -> None:
+        self._expect_continue = False
+        if self._state == _START:
+            self._channel.send_event(Informational(self.stream_id, 100))
+            self._channel.flush()
+
+    async def _wait(self) -> None:
+        waiter = self._waiter = self._channel.loop.create_future()
+        await waiter
+
+    async def send(self, message: Message) -> None:
+        """ASGI ``send``: validates the message and hands it to the connection."""
+        if self._disconnected:
+            raise ClientDisconnected("client disconnected")
+        try:
+            mtype = message["type"]
+        except (KeyError, TypeError):
+            raise ASGIMessageError(f"message must be a dict with a 'type' key: {message!r}") from None
+        state = self._state
+        if state == _START:
+            if mtype != "http.response.start":
+                raise ASGIMessageError(f"expected 'http.response.start', got {mtype!r}")
+            self._start_response(message)
+        elif state != _DONE:
+            if mtype != "http.response.body":
+                raise ASGIMessageError(f"expected 'http.response.body', got {mtype!r}")
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            if type(body) is not bytes:
+                if not isinstance(body, bytearray | memoryview):
+                    raise ASGIMessageError(f"'body' must be bytes, got {type(body).__name__}")
+                body = bytes(body)
+            if type(more) is not bool:
+                raise ASGIMessageError(f"'more_body' must be a bool, got {type(more).__name__}")
+            self._send_body(body, more)
+            if more and self._channel.write_paused:
+                await self._channel.drain()
+        else:
+            raise ASGIMessageError(f"unexpected {mtype!r}: the response is already complete")
+
+    def _start_response(self, message: Message) -> None:
+        status = message.get("status")
+        if type(status) is not int or not 200 <= status <= 599:
+            raise ASGIMessageError(f"'status' must be an int from 200 to 599, got {status!r}")
+        headers = validate_headers(message.get("headers", ()))
+        for name, value in headers:
+            if name == b"content-length":
+                if not value.isdigit() or self._remaining is not None:
+                    raise ASGIMessageError(f"invalid Content-Length {value!r}")
+                self._remaining = int(value)
+        if status in _NO_BODY_STATUS or self.scope["method"] == "HEAD":
+            self._remaining = None
+        self._status = status
+        self._headers = headers
+        self._state = _STARTED
+
+    def _send_body(self, body: bytes, more: bool) -> None:
+        remaining = self._remaining
+        if remaining is not None:
+            if len(body) > remaining:
+                raise ASGIMessageError("response body is longer than its Content-Length")
+            remaining -= len(body)
+            if not more and remaining:
+                raise ASGIMessageError("response ended before its Content-Length was sent")
+            self._remaining = remaining
+        channel = self._channel
+        if self._state == _STARTED:
+            headers = self._headers
+            if not more and remaining is None and self._status not in _NO_BODY_STATUS:
+                if body or self.scope["method"] != "HEAD":
+                    headers.append((b"content-length", b"%d" % len(body)))
+            channel.send_event(Response(self.stream_id, self._status, headers))
+            self._state = _STREAMING
+        channel.send_event(Data(self.stream_id, body, not more))
+        self._bytes_sent += len(body)
+        if more:
+            channel.flush()
+            return
+        self._state = _DONE
+        channel.response_complete(self)
+        if self._access_log:
+            self._log_access()
+        self._wake()
+
+    def _log_access(self) -> None:
+        scope = self.scope
+        client = scope.get("client")
+        path = scope["path"]
+        if not path.isprintable():
+            path = path.translate(_CONTROL_ESCAPES)
+        query = scope["query_string"]
+        if query:
+            path += "?" + query.decode("ascii", "backslashreplace")
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d %d %.1fms',
+            f"{client[0]}:{client[1]}" if client and client[1] is not None else "-",
+            scope["method"],
+            path,
+            scope["http_version"],
+            self._status,
+            self._bytes_sent,
+            (time.perf_counter() - self._started_at) * 1000,
+        )

@@ -1,0 +1,22 @@
+"""The ASGI contract, typed once (asgiref's asgi 3.0 and www 2.5 specs)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}
+
+
+class ClientDisconnected(OSError):
+    """``send()`` was called after the client went away (www spec 2.4: an OSError subclass)."""
+
+
+class ASGIMessageError(RuntimeError):
+    """The application sent a message that breaks the ASGI spec; the text names the problem."""

@@ -1,0 +1,115 @@
+"""``squall APP [options]``: the command line, derived from :mod:`squall.config`.
+
+Precedence: built-in defaults < ``--config`` file < ``SQUALL_*`` environment < command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any, NoReturn
+
+from squall import __version__, config
+from squall.listeners import BindError, bind
+from squall.loader import LoadError, load_app
+from squall.logs import configure
+
+logger = logging.getLogger("squall.error")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """Bad usage: one line naming the flag, exit code 2."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _converter(option: config.Option) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            return option.parse_value(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = option.name
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser, one group per settings section."""
+    parser = _Parser(
+        prog="squall",
+        description="Serve an ASGI (or WSGI) application over HTTP/1.1.",
+        epilog="Every option can also be set as SQUALL_<OPTION> in the environment "
+        "(e.g. SQUALL_PORT=9000) or in a TOML file given with --config.",
+    )
+    parser.add_argument("--version", action="version", version=f"squall {__version__}")
+    parser.add_argument("--config", metavar="FILE", default=None, help="Read options from a TOML file.")
+    groups: dict[str, Any] = {}
+    for option in config.options():
+        group = groups.get(option.group)
+        if group is None:
+            group = groups[option.group] = parser.add_argument_group(config.GROUP_TITLES[option.group])
+        meta = option.meta
+        default = option.default()
+        shown = f" (default: {default})" if default not in (None, [], "") else ""
+        common: dict[str, Any] = {"default": argparse.SUPPRESS, "help": meta["help"] + shown}
+        if meta["kind"] == "positional":
+            group.add_argument(option.name, nargs="?", metavar="APP", **common)
+        elif meta["kind"] == "bool":
+            group.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, **common)
+        else:
+            group.add_argument(
+                option.flag,
+                dest=option.name,
+                type=_converter(option),
+                action="append" if meta["kind"] == "append" else "store",
+                metavar=meta["metavar"]
+                or (("{" + ",".join(meta["choices"]) + "}") if meta["choices"] else None),
+                **common,
+            )
+    return parser
+
+
+def load_config(argv: list[str] | None = None) -> tuple[config.Config, argparse.Namespace]:
+    """Parse the command line, environment and config file into a Config. Exits 2 on bad input."""
+    parser = build_parser()
+    namespace = parser.parse_args(argv)
+    values: dict[str, Any] = {}
+    try:
+        if namespace.config:
+            values.update(config.from_file(namespace.config))
+        values.update(config.from_environ(os.environ))
+    except config.OptionError as exc:
+        parser.error(str(exc))
+    values.update({k: v for k, v in vars(namespace).items() if k != "config"})
+    if values.get("uds") and values.get("fd") is not None:
+        parser.error("argument --fd: cannot be combined with --uds")
+    return config.build(values), namespace
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``squall`` command; returns the exit code."""
+    cfg, _ = load_config(argv)
+    configure(cfg.runtime.log_level, cfg.runtime.access_log)
+    debug = cfg.runtime.log_level in ("debug", "trace")
+    try:
+        app = load_app(cfg.app)
+    except LoadError as exc:
+        logger.debug("app loading failed", exc_info=exc if debug else None)
+        print(f"squall: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        sock = bind(cfg.socket)
+    except BindError as exc:
+        print(f"squall: error: {exc}", file=sys.stderr)
+        return 1
+    from squall.worker import run
+
+    try:
+        return run(cfg, app, sock)
+    except KeyboardInterrupt:  # pragma: no cover - signal arrived before handlers were installed
+        return 130
+    finally:
+        sock.close()

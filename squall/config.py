@@ -1,0 +1,308 @@
+"""Squall's settings: one frozen dataclass tree, its option list written once.
+
+Each settings field carries its own CLI metadata (``opt(...)``); the command line, the
+``SQUALL_*`` environment variables and the ``--config`` TOML file are all derived from these
+fields, so an option is declared in exactly one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class OptionError(ValueError):
+    """A bad option value; the text names the option."""
+
+
+# --- value parsers: each raises ValueError with a short reason -----------------------------------
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be from 0 to 65535")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a number of seconds, 0 or more")
+    return value
+
+
+def _off_or(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse_or_off(text: str) -> Any:
+        if text.strip().lower() in ("off", "none"):
+            return None
+        return parse(text)
+
+    parse_or_off.__name__ = parse.__name__
+    return parse_or_off
+
+
+limit = _off_or(positive_int)
+timeout = _off_or(seconds)
+
+
+def header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError("must be NAME:VALUE")
+    return name.strip(), value.strip()
+
+
+def opt(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    parse: Callable[[str], Any] = str,
+    choices: tuple[str, ...] | None = None,
+    metavar: str | None = None,
+    kind: str = "value",
+) -> Any:
+    """A settings field with its CLI metadata. ``kind``: value, bool, append or positional."""
+    meta = {
+        "help": help,
+        "flag": flag,
+        "parse": parse,
+        "choices": choices,
+        "metavar": metavar,
+        "kind": kind,
+    }
+    if isinstance(default, list | tuple | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --- the settings tree ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Which application to serve and how to load it."""
+
+    app: str = opt("squall.demo:app", "The ASGI app as module:attribute.", kind="positional")
+    app_dir: str = opt(".", "Directory added to sys.path before importing the app.")
+    factory: bool = opt(
+        False, "Treat APP as a factory: call it with no arguments to get the app.", kind="bool"
+    )
+    interface: str = opt(
+        "auto",
+        "Application interface; auto detects ASGI 3, ASGI 2 and WSGI.",
+        choices=("auto", "asgi3", "asgi2", "wsgi"),
+    )
+    lifespan: str = opt(
+        "auto", "Lifespan protocol: auto tolerates apps without it.", choices=("auto", "on", "off")
+    )
+    root_path: str = opt("", "ASGI root_path for apps mounted below a path prefix (behind a proxy).")
+
+
+@dataclass(frozen=True)
+class SocketSettings:
+    """Where to listen."""
+
+    host: str = opt("127.0.0.1", "Interface to bind.")
+    port: int = opt(8000, "Port to bind (0 picks a free one).", parse=port)
+    uds: str | None = opt(None, "Bind to this Unix domain socket instead of host/port.", metavar="PATH")
+    fd: int | None = opt(
+        None, "Serve on this already-bound listening socket file descriptor.", parse=non_negative_int
+    )
+    backlog: int = opt(2048, "Maximum number of pending connections.", parse=positive_int)
+
+
+@dataclass(frozen=True)
+class HTTPSettings:
+    """HTTP behaviour and the limits that keep hostile clients in check."""
+
+    timeout_keep_alive: float | None = opt(
+        5.0, "Close idle keep-alive connections after this many seconds.", parse=timeout
+    )
+    timeout_request_header: float | None = opt(
+        10.0, "Deadline in seconds for a request's head to arrive once it has begun.", parse=timeout
+    )
+    timeout_request_body: float | None = opt(
+        30.0, "Close the connection when the request body stalls this many seconds.", parse=timeout
+    )
+    limit_request_line: int | None = opt(8190, "Longest request target in bytes (414 beyond).", parse=limit)
+    limit_request_head: int | None = opt(
+        65536, "Largest request line + headers in bytes (431 beyond).", parse=limit
+    )
+    limit_request_headers: int | None = opt(100, "Most header fields in a request (431 beyond).", parse=limit)
+    limit_concurrency: int | None = opt(
+        4096, "Most concurrent connections and requests before answering 503.", parse=limit
+    )
+    server_header: bool = opt(True, "Send a 'server: squall' header.", kind="bool")
+    date_header: bool = opt(True, "Send a 'date' header.", kind="bool")
+    header: list[tuple[str, str]] = opt(
+        [], "Add a default response header (repeatable).", parse=header, metavar="NAME:VALUE", kind="append"
+    )
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Event loop, shutdown and logging."""
+
+    loop: str = opt(
+        "auto",
+        "Event loop implementation; auto uses uvloop when installed.",
+        choices=("auto", "asyncio", "uvloop"),
+    )
+    timeout_graceful_shutdown: float | None = opt(
+        30.0, "Seconds in-flight requests get to finish on shutdown ('off' waits forever).", parse=timeout
+    )
+    log_level: str = opt(
+        "info", "Error log level.", choices=("critical", "error", "warning", "info", "debug", "trace")
+    )
+    access_log: bool = opt(True, "Log one line per request.", kind="bool")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a squall process needs to know, grouped by concern."""
+
+    app: AppSettings = field(default_factory=AppSettings)
+    socket: SocketSettings = field(default_factory=SocketSettings)
+    http: HTTPSettings = field(default_factory=HTTPSettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+
+
+GROUP_TITLES = {
+    "app": "Application",
+    "socket": "Socket binding",
+    "http": "HTTP and limits",
+    "runtime": "Runtime and logging",
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option as the CLI/env/config-file layers see it."""
+
+    group: str
+    name: str
+    field: dataclasses.Field[Any]
+
+    @property
+    def meta(self) -> Any:
+        return self.field.metadata
+
+    @property
+    def flag(self) -> str:
+        return self.meta["flag"] or "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "SQUALL_" + self.name.upper()
+
+    def default(self) -> Any:
+        if self.field.default is not dataclasses.MISSING:
+            return self.field.default
+        return self.field.default_factory()  # type: ignore[misc]
+
+    def parse_value(self, text: str) -> Any:
+        """Parse one textual value; raises ValueError with a short reason."""
+        meta = self.meta
+        if meta["kind"] == "bool":
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"expected true or false, got {text!r}")
+        if meta["choices"] and text not in meta["choices"]:
+            raise ValueError(f"invalid choice {text!r} (choose from {', '.join(meta['choices'])})")
+        try:
+            return meta["parse"](text)
+        except ValueError as exc:
+            reason = str(exc)
+            if "invalid literal" in reason or "could not convert" in reason:
+                reason = "not a number"
+            raise ValueError(f"invalid value {text!r}: {reason}") from None
+
+    def parse(self, text: str, source: str) -> Any:
+        """Parse one textual value; raises OptionError naming ``source``."""
+        try:
+            return self.parse_value(text)
+        except ValueError as exc:
+            raise OptionError(f"{source}: {exc}") from None
+
+
+def options() -> Iterator[Option]:
+    """Every option, in declaration order."""
+    for group_field in dataclasses.fields(Config):
+        settings_cls = group_field.default_factory  # type: ignore[misc]
+        for f in dataclasses.fields(settings_cls):
+            yield Option(group_field.name, f.name, f)
+
+
+def build(values: dict[str, Any]) -> Config:
+    """A Config from option-name → parsed-value pairs (missing names keep their defaults)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for option in options():
+        if option.name in values:
+            groups.setdefault(option.group, {})[option.name] = values[option.name]
+    kwargs = {}
+    for group_field in dataclasses.fields(Config):
+        settings_cls = group_field.default_factory  # type: ignore[misc]
+        kwargs[group_field.name] = settings_cls(**groups.get(group_field.name, {}))
+    return Config(**kwargs)
+
+
+def from_environ(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+    """Option values set through ``SQUALL_*`` environment variables."""
+    values: dict[str, Any] = {}
+    for option in options():
+        text = environ.get(option.env)
+        if text is None:
+            continue
+        if option.meta["kind"] == "append":
+            values[option.name] = [option.parse(part, option.env) for part in text.split(",") if part.strip()]
+        else:
+            values[option.name] = option.parse(text, option.env)
+    return values
+
+
+def from_file(path: str) -> dict[str, Any]:
+    """Option values from a TOML file whose keys are the flag names (``timeout-keep-alive = 5``)."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise OptionError(f"--config: cannot read {path}: {exc}") from None
+    by_key = {option.flag[2:]: option for option in options()}
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        option = by_key.get(key.replace("_", "-"))
+        if option is None:
+            raise OptionError(f"--config: unknown option {key!r} in {path}")
+        source = f"{path}: {key}"
+        if option.meta["kind"] == "append":
+            items = raw if isinstance(raw, list) else [raw]
+            values[option.name] = [option.parse(str(item), source) for item in items]
+        elif isinstance(raw, bool) and option.meta["kind"] == "bool":
+            values[option.name] = raw
+        else:
+            values[option.name] = option.parse(str(raw), source)
+    return values

@@ -1,0 +1,409 @@
+"""One client connection: socket ↔ protocol object ↔ one ASGI cycle per request.
+
+How it works
+------------
+``data_received`` feeds the sans-I/O protocol and dispatches the events it returns: a
+``Request`` creates an ``HTTPCycle`` (started at once, or queued behind earlier pipelined
+requests so responses stay in order), ``Body``/``EndBody`` go to the cycle the body belongs to,
+``Rejected`` flushes the queued error response and closes.
+
+Flow control. Reading pauses while a cycle holds more unread body than ``_BODY_HIGH_WATER`` or
+too many pipelined requests wait; writing is the transport's: ``pause_writing`` makes
+``send()`` wait in ``drain()`` until the client reads.
+
+Timers (one slot, ``_timer_kind``): ``idle`` while nothing is owed to the client (keep-alive),
+``header`` from a request's first byte to the end of its head (never extended by more bytes),
+``body`` while we wait on the client for request body (reset by each chunk), plus ``write``
+while the client does not read our output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from squall.asgi.http import HTTPCycle, build_scope
+from squall.asgi.types import ASGI_VERSION, ASGIApp, ClientDisconnected, Message, Receive, Send
+from squall.config import Config
+from squall.events import Body, EndBody, Event, Rejected, Request
+from squall.protocol.http1 import HTTP1Server
+
+logger = logging.getLogger("squall.error")
+
+_BODY_HIGH_WATER = 256 * 1024
+_MAX_PIPELINE = 32
+_PAUSE_BODY, _PAUSE_PIPELINE = 1, 2
+
+
+class ServerState:
+    """What every connection of one worker shares."""
+
+    def __init__(
+        self,
+        config: Config,
+        app: ASGIApp,
+        loop: asyncio.AbstractEventLoop,
+        default_headers: Callable[[], bytes],
+        lifespan_state: dict[str, Any] | None,
+    ) -> None:
+        self.config = config
+        self.app = app
+        self.loop = loop
+        self.default_headers = default_headers
+        self.lifespan_state = lifespan_state
+        self.connections: set[HTTP1Connection] = set()
+        self.active_requests = 0
+        self.total_requests = 0
+        self.shutting_down = False
+        self.tasks_done: asyncio.Event | None = None
+
+
+def _address(value: Any) -> tuple[str, int | None] | None:
+    if isinstance(value, tuple | list) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    if isinstance(value, str | bytes) and value:
+        return (value if isinstance(value, str) else value.decode(), None)
+    return None
+
+
+async def service_unavailable(scope: Any, receive: Receive, send: Send) -> None:
+    """The stand-in app answering requests over ``--limit-concurrency``."""
+    body = b"Service Unavailable\n"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class HTTP1Connection(asyncio.Protocol):
+    """An asyncio protocol serving HTTP/1.1 on one transport."""
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self.loop = server.loop
+        http = server.config.http
+        self._http = http
+        self._access_log = server.config.runtime.access_log
+        self._root_path = server.config.app.root_path
+        self.proto = HTTP1Server(
+            max_request_line=http.limit_request_line,
+            max_head_size=http.limit_request_head,
+            max_headers=http.limit_request_headers,
+            default_headers=server.default_headers,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.cycles: dict[int, HTTPCycle] = {}
+        self.pending: deque[HTTPCycle] = deque()
+        self.active: HTTPCycle | None = None
+        self.receiving: HTTPCycle | None = None
+        self.write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._paused = 0
+        self._closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind: str | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._template: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)
+        scheme = "https" if transport.get_extra_info("sslcontext") else "http"
+        self._template = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "scheme": scheme,
+            "server": _address(transport.get_extra_info("sockname")),
+            "client": _address(transport.get_extra_info("peername")),
+            "root_path": self._root_path,
+            "state": self.server.lifespan_state,
+        }
+        if self.server.shutting_down:
+            transport.close()
+            return
+        self._update_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._timer_kind == "idle":
+            self._cancel_timer()
+        events = self.proto.receive_data(data)
+        to_start: list[HTTPCycle] = []
+        for event in events:
+            kind = type(event)
+            if kind is Request:
+                self._on_request(event, to_start)  # type: ignore[arg-type]
+            elif kind is EndBody:
+                self._on_end_body(event)
+            elif kind is Body:
+                self._on_body(event)  # type: ignore[arg-type]
+            elif kind is Rejected:
+                self._on_rejected(event)  # type: ignore[arg-type]
+        for cycle in to_start:
+            cycle.start()
+        if not self._closed:
+            self._after_input(bool(events))
+
+    def _after_input(self, progressed: bool) -> None:
+        if self.proto.input_closed and not self.proto.response_pending:
+            self.flush()
+            self._close()
+            return
+        self._update_timer(restart_body=progressed)
+
+    def eof_received(self) -> bool | None:
+        receiving = self.receiving
+        if receiving is not None:
+            receiving.on_disconnect()
+        if not self.proto.response_pending:
+            self._close()
+            return None
+        self.proto.close_after_response()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.server.connections.discard(self)
+        self._cancel_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+        for cycle in self.cycles.values():
+            cycle.on_disconnect()
+        for cycle in self.pending:
+            self._forget(cycle)
+        self.pending.clear()
+        self._wake_drain(ClientDisconnected("client disconnected"))
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        timeout = self._http.timeout_request_body
+        if timeout is not None and self._write_timer is None:
+            self._write_timer = self.loop.call_later(timeout, self._on_write_stalled)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        self._wake_drain(None)
+
+    # ------------------------------------------------------------------ events
+
+    def _on_request(self, event: Request, to_start: list[HTTPCycle]) -> None:
+        server = self.server
+        limit = self._http.limit_concurrency
+        app = server.app
+        if limit is not None and (len(server.connections) > limit or server.active_requests >= limit):
+            app = service_unavailable
+        scope = build_scope(self._template, event, self._root_path)
+        cycle = HTTPCycle(
+            self,
+            app,
+            scope,
+            event.stream_id,
+            expect_continue=event.expect_continue,
+            access_log=self._access_log,
+        )
+        server.active_requests += 1
+        self.cycles[event.stream_id] = cycle
+        self.receiving = cycle
+        if self.active is None:
+            self.active = cycle
+            to_start.append(cycle)
+        else:
+            self.pending.append(cycle)
+            if len(self.pending) >= _MAX_PIPELINE:
+                self._pause(_PAUSE_PIPELINE)
+
+    def _on_body(self, event: Body) -> None:
+        cycle = self.cycles.get(event.stream_id)
+        if cycle is None:
+            return  # the app already finished: the rest of its body is dropped
+        cycle.on_body(event.data)
+        if cycle.buffered > _BODY_HIGH_WATER:
+            self._pause(_PAUSE_BODY)
+
+    def _on_end_body(self, event: Event) -> None:
+        cycle = self.cycles.get(event.stream_id)
+        if cycle is not None:
+            cycle.on_body_end()
+        if self.receiving is cycle:
+            self.receiving = None
+
+    def _on_rejected(self, event: Rejected) -> None:
+        logger.info("rejected a request from %s: %d %s", self._client_text(), event.status, event.detail)
+        cycle = self.cycles.get(event.stream_id)
+        if cycle is not None and not cycle.body_done:
+            cycle.on_disconnect()
+            if cycle in self.pending:
+                self.pending.remove(cycle)
+                self._forget(cycle)
+        self.receiving = None
+        self.flush()
+
+    def _client_text(self) -> str:
+        client = self._template.get("client")
+        return f"{client[0]}:{client[1]}" if client else "unix socket client"
+
+    # ------------------------------------------------------------------ Channel (for HTTPCycle)
+
+    def send_event(self, event: Event) -> None:
+        """Frame an outgoing event (written on the next ``flush``)."""
+        self.proto.send(event)
+
+    def flush(self) -> None:
+        """Write whatever the protocol has framed."""
+        output = self.proto.take_output()
+        if output and self.transport is not None and not self._closed:
+            if len(output) == 1:
+                self.transport.write(output[0])
+            else:
+                self.transport.writelines(output)
+
+    async def drain(self) -> None:
+        """Wait until the client has read enough of our output."""
+        if self._closed:
+            raise ClientDisconnected("client disconnected")
+        if self.write_paused:
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    def _wake_drain(self, exc: Exception | None) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+
+    def body_consumed(self, cycle: HTTPCycle) -> None:
+        """The app read its buffered body: reading may resume."""
+        if self._paused & _PAUSE_BODY:
+            self._resume(_PAUSE_BODY)
+
+    def response_complete(self, cycle: HTTPCycle) -> None:
+        """The last byte of ``cycle``'s response is framed: write it, then serve the next one."""
+        self.flush()
+        self.server.total_requests += 1
+        if self.active is cycle:
+            self.active = None
+        if not self.proto.keep_alive or (self.server.shutting_down and not self.pending):
+            if not self.proto.response_pending:
+                self._close()
+                return
+        if self.pending:
+            self.active = self.pending.popleft()
+            self._resume(_PAUSE_PIPELINE)
+            self.active.start()
+        if not self._closed:
+            self._update_timer()
+
+    def cycle_finished(self, cycle: HTTPCycle) -> None:
+        """The app returned (or raised) for ``cycle``."""
+        if self.cycles.pop(cycle.stream_id, None) is not None:
+            self._forget(cycle)
+
+    def _forget(self, cycle: HTTPCycle) -> None:
+        self.cycles.pop(cycle.stream_id, None)
+        server = self.server
+        server.active_requests -= 1
+        if server.shutting_down and server.tasks_done is not None and not server.active_requests:
+            server.tasks_done.set()
+
+    def abort(self) -> None:
+        """Drop the connection: a response cannot be completed."""
+        self.flush()
+        self._close()
+
+    # ------------------------------------------------------------------ shutdown, pausing, timers
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: finish the response in flight, then close."""
+        if not self.proto.response_pending:
+            self._close()
+        else:
+            self.proto.close_after_response()
+            for cycle in self.pending:
+                self._forget(cycle)
+            self.pending.clear()
+
+    def _close(self) -> None:
+        if not self._closed and self.transport is not None:
+            self._closed = True
+            self._cancel_timer()
+            self.transport.close()
+
+    def _pause(self, reason: int) -> None:
+        if not self._paused and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused |= reason
+        self._update_timer()
+
+    def _resume(self, reason: int) -> None:
+        if self._paused & reason:
+            self._paused &= ~reason
+            if not self._paused and self.transport is not None and not self._closed:
+                self.transport.resume_reading()
+            self._update_timer(restart_body=True)
+
+    def _wanted_timer(self) -> tuple[str | None, float | None]:
+        http = self._http
+        if self.proto.head_in_progress:
+            return "header", http.timeout_request_header
+        receiving = self.receiving
+        if receiving is not None:
+            if self._paused or receiving.awaiting_continue:
+                return None, None
+            return "body", http.timeout_request_body
+        if not self.proto.response_pending:
+            return "idle", http.timeout_keep_alive
+        return None, None
+
+    def _update_timer(self, restart_body: bool = False) -> None:
+        if self._closed:
+            return
+        kind, delay = self._wanted_timer()
+        if kind == self._timer_kind and not (kind == "body" and restart_body):
+            return
+        self._cancel_timer()
+        if kind is not None and delay is not None:
+            self._timer_kind = kind
+            self._timer = self.loop.call_later(delay, self._on_timeout)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_kind = None
+
+    def _on_timeout(self) -> None:
+        kind = self._timer_kind
+        self._timer = None
+        self._timer_kind = None
+        if kind != "idle":
+            logger.info("closing connection from %s: %s timeout", self._client_text(), kind)
+        self._close()
+
+    def _on_write_stalled(self) -> None:
+        self._write_timer = None
+        logger.info("closing connection from %s: client stopped reading", self._client_text())
+        if self.transport is not None:
+            self._closed = True
+            self.transport.abort()
+
+
+__all__ = ["HTTP1Connection", "Message", "ServerState"]

@@ -1,0 +1,91 @@
+"""Turn ``module:attribute`` into an ASGI 3 callable (``--factory``, ASGI 2 and WSGI detection)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from typing import Any
+
+from squall.asgi.types import ASGIApp, Receive, Scope, Send
+from squall.config import AppSettings
+
+
+class LoadError(Exception):
+    """The app could not be loaded; the text says why in one line."""
+
+
+def import_from_string(spec: str) -> Any:
+    """Import ``module:attr.attr``. Raises LoadError naming the part that failed."""
+    module_name, sep, attrs = spec.partition(":")
+    if not sep or not module_name or not attrs:
+        raise LoadError(f"app must be given as 'module:attribute', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise LoadError(f"cannot import module {module_name!r} (from {spec!r}): {exc}") from exc
+        raise LoadError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise LoadError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    obj: Any = module
+    for attr in attrs.split("."):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise LoadError(f"module {module_name!r} has no attribute {attrs!r} (from {spec!r})") from None
+    return obj
+
+
+def detect_interface(app: Any) -> str:
+    """``asgi3``, ``asgi2`` or ``wsgi``, by the shape of the callable."""
+    if inspect.isclass(app):
+        return "asgi3" if hasattr(app, "__await__") else "asgi2"
+    call = app if inspect.isroutine(app) else getattr(app, "__call__", None)  # noqa: B004
+    if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(app):
+        return "asgi3"
+    try:
+        params = [
+            p
+            for p in inspect.signature(app).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        return "asgi3"
+    return "wsgi" if len(params) == 2 else "asgi2" if len(params) == 1 else "asgi3"
+
+
+def asgi2_to_asgi3(app: Any) -> ASGIApp:
+    """Wrap an ASGI 2 double callable as ASGI 3."""
+
+    async def asgi3(scope: Scope, receive: Receive, send: Send) -> None:
+        instance = app(scope)
+        await instance(receive, send)
+
+    return asgi3
+
+
+def load_app(settings: AppSettings) -> ASGIApp:
+    """Import, build (``--factory``) and adapt the configured application."""
+    if settings.app_dir and settings.app_dir not in sys.path:
+        sys.path.insert(0, settings.app_dir)
+    obj = import_from_string(settings.app)
+    if settings.factory:
+        if not callable(obj):
+            raise LoadError(f"--factory: {settings.app!r} is not callable")
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise LoadError(
+                f"--factory: calling {settings.app!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    if not callable(obj):
+        raise LoadError(f"{settings.app!r} is not callable (got {type(obj).__name__})")
+    interface = settings.interface if settings.interface != "auto" else detect_interface(obj)
+    if interface == "asgi2":
+        return asgi2_to_asgi3(obj)
+    if interface == "wsgi":
+        from squall.asgi.wsgi import WSGIAdapter
+
+        return WSGIAdapter(obj)
+    return obj  # type: ignore[no-any-return]

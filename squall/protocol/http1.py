@@ -1,0 +1,499 @@
+"""HTTP/1.1 server protocol, sans-I/O, over httptools (llhttp).
+
+How it works
+------------
+Incoming. ``receive_data(bytes)`` feeds llhttp; its callbacks collect one request head at a time.
+When a head is complete we check what llhttp leaves to us (RFC 9112: exactly one Host, a
+Transfer-Encoding that is a single final ``chunked``, versions 1.0/1.1 only, size limits) and emit
+``Request``; body chunks become ``Body`` and the end of the message ``EndBody``. Anything malformed
+queues an error response (400/413/414/417/431/501/505), emits ``Rejected`` and stops reading input.
+
+Outgoing. Responses leave in request order (pipelining): ``_outgoing`` holds one ``_Exchange`` per
+request whose response is not finished, oldest first. ``send(Response)`` frames the head and picks
+the body framing (Content-Length, chunked, or close-delimited for HTTP/1.0); ``send(Data)`` frames
+body chunks; the final ``Data`` pops the exchange and decides keep-alive. ``data_to_send()`` drains
+the output buffer.
+
+Upgrades (``Upgrade:`` + ``Connection: upgrade``, or CONNECT) that the owner can take
+(``upgrades``) stop the parser: the request is emitted with ``upgrade`` set and the bytes after
+its head are left in ``trailing_data`` for the next protocol. Any other upgrade request is served
+as plain HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+from http import HTTPStatus
+
+import httptools
+
+from squall.events import (
+    Body,
+    Data,
+    EndBody,
+    Event,
+    Headers,
+    Informational,
+    Rejected,
+    Request,
+    Response,
+)
+from squall.grammar import TOKEN
+
+_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
+_FRAMING = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect", b"connection", b"upgrade"))
+_RESPONSE_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection", b"server", b"date"))
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode("ascii"))
+
+
+STATUS_LINES: dict[int, bytes] = {code: _status_line(code) for code in range(100, 600)}
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to abort the parse with an HTTP status."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class _Exchange:
+    """Per-request response state, kept until the response's last byte is framed."""
+
+    __slots__ = (
+        "stream_id",
+        "is_head",
+        "http10",
+        "keep_alive",
+        "chunked",
+        "no_body",
+        "started",
+        "body_done",
+    )
+
+    def __init__(self, stream_id: int, is_head: bool, http10: bool, keep_alive: bool) -> None:
+        self.stream_id = stream_id
+        self.is_head = is_head
+        self.http10 = http10
+        self.keep_alive = keep_alive
+        self.chunked = False
+        self.no_body = False
+        self.started = False
+        self.body_done = False
+
+
+class LocalProtocolError(Exception):
+    """The local side (the application) tried to send something HTTP/1.1 cannot carry."""
+
+
+class HTTP1Server:
+    """The server side of one HTTP/1.1 connection.
+
+    ``default_headers`` returns the pre-encoded ``name: value\\r\\n`` block added to every
+    response (Server, Date, ``--header``); it is called once per response.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_request_line: int | None = 8190,
+        max_head_size: int | None = 65536,
+        max_headers: int | None = 100,
+        upgrades: frozenset[bytes] = frozenset(),
+        default_headers: Callable[[], bytes] = lambda: b"",
+    ) -> None:
+        self._max_line = max_request_line or (1 << 62)
+        self._max_head = max_head_size or (1 << 62)
+        self._max_headers = max_headers or (1 << 62)
+        self._upgrades = upgrades
+        self._default_headers = default_headers
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: list[Event] = []
+        self._output: list[bytes] = []
+        self._outgoing: deque[_Exchange] = deque()
+        self._pending_error: bytes | None = None
+        self._stream_id = 0
+        self._in_head = False
+        self._input_closed = False
+        self._manual_body = 0  # bytes of an unhonoured upgrade request's body still to pass on
+        self._current: _Exchange | None = None
+        self.trailing_data = b""
+        self.keep_alive = True
+        self._reset_head()
+
+    # ---------------------------------------------------------------- incoming
+
+    def _reset_head(self) -> None:
+        self._url = b""
+        self._headers: Headers = []
+        self._head_bytes = 0
+        self._hosts: list[bytes] = []
+        self._te: list[bytes] = []
+        self._has_cl = False
+        self._expect: bytes | None = None
+        self._connection_upgrade = False
+        self._upgrade: bytes | None = None
+        self._deferred_end = False
+
+    @property
+    def head_in_progress(self) -> bool:
+        """True between a request's first byte and the end of its head."""
+        return self._in_head
+
+    @property
+    def input_closed(self) -> bool:
+        """True once no further request will be read (close requested, error, or upgrade)."""
+        return self._input_closed
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer; return the events they complete. Never raises."""
+        events = self._events = []
+        self._feed(data)
+        return events
+
+    def _feed(self, data: bytes) -> None:
+        if self._manual_body and data:
+            data = self._feed_manual_body(data)
+        if self._input_closed or not data:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._on_parser_upgrade(data[exc.args[0] :])
+        except httptools.HttpParserCallbackError as exc:
+            reject = exc.__context__
+            if isinstance(reject, _Reject):
+                self._reject(reject.status, reject.detail)
+            else:  # pragma: no cover - our callbacks only raise _Reject
+                self._reject(400, f"parser callback failed: {reject!r}")
+        except httptools.HttpParserInvalidMethodError:
+            self._reject(*self._method_error(data))
+        except httptools.HttpParserError as exc:
+            if not self._input_closed:  # data after "Connection: close" is ignored, not an error
+                self._reject(400, f"malformed request: {exc}")
+        else:
+            if self._in_head:
+                self._head_bytes += len(data)
+                if self._head_bytes > self._max_head:
+                    self._reject(431, "request head too large")
+
+    def _method_error(self, data: bytes) -> tuple[int, str]:
+        method = data.lstrip(b"\r\n").split(b" ", 1)[0]
+        if TOKEN.fullmatch(method) and len(method) <= 32:
+            return 501, f"unsupported method {method[:32]!r}"
+        return 400, "malformed request line"
+
+    def _feed_manual_body(self, data: bytes) -> bytes:
+        take = data[: self._manual_body]
+        self._manual_body -= len(take)
+        self._events.append(Body(self._stream_id, take))
+        if not self._manual_body:
+            self._end_message()
+        return data[len(take) :]
+
+    # httptools callbacks -------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._stream_id += 1
+        self._reset_head()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._max_line:
+            raise _Reject(414, "request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self._max_head:
+            raise _Reject(431, "request head too large")
+        if not self._in_head:  # a chunked trailer: counted against the limits, then dropped
+            return
+        if len(self._headers) >= self._max_headers:
+            raise _Reject(431, "too many header fields")
+        name = name.lower()
+        if value and value[-1] in (32, 9):
+            value = value.rstrip(b" \t")
+        self._headers.append((name, value))
+        if name in _FRAMING:
+            self._note_framing(name, value)
+
+    def _note_framing(self, name: bytes, value: bytes) -> None:
+        if name == b"host":
+            self._hosts.append(value)
+        elif name == b"transfer-encoding":
+            self._te.append(value)
+        elif name == b"content-length":
+            self._has_cl = True
+        elif name == b"expect":
+            self._expect = value.lower()
+        elif name == b"connection":
+            tokens = value.lower().split(b",")
+            self._connection_upgrade |= any(t.strip() == b"upgrade" for t in tokens)
+        else:
+            self._upgrade = value.strip().lower()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            status = 505 if version[:1] not in ("0", "1") else 400
+            raise _Reject(status, f"unsupported HTTP version {version}")
+        self._check_host(version)
+        chunked = self._check_transfer_encoding(version)
+        method = parser.get_method().decode("ascii")
+        raw_path, query = self._split_target(method)
+        expect_continue = False
+        if self._expect is not None:
+            if self._expect != b"100-continue":
+                raise _Reject(417, "unsupported Expect value")
+            expect_continue = version == "1.1"
+        upgrade = self._upgrade if (self._connection_upgrade and self._upgrade) else None
+        if method == "CONNECT":
+            upgrade = b"connect"
+        keep_alive = parser.should_keep_alive() and method != "CONNECT"
+        if upgrade is not None and upgrade not in self._upgrades:
+            if chunked:
+                raise _Reject(400, "chunked body on an Upgrade request")
+            upgrade = None
+            self._deferred_end = self._has_cl  # llhttp treats the body as the new protocol's
+        sid = self._stream_id
+        self._current = _Exchange(sid, method == "HEAD", version == "1.0", keep_alive)
+        self._outgoing.append(self._current)
+        self._events.append(
+            Request(sid, method, raw_path, query, version, self._headers, expect_continue, upgrade)
+        )
+
+    def _check_host(self, version: str) -> None:
+        hosts = self._hosts
+        if len(hosts) > 1:
+            raise _Reject(400, "more than one Host header")
+        if not hosts:
+            if version == "1.1":
+                raise _Reject(400, "missing Host header")
+            return
+        if not _HOST.fullmatch(hosts[0]):
+            raise _Reject(400, "invalid Host header")
+
+    def _check_transfer_encoding(self, version: str) -> bool:
+        if not self._te:
+            return False
+        if version == "1.0":
+            raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if self._has_cl:
+            raise _Reject(400, "both Content-Length and Transfer-Encoding")
+        codings = [c.strip().lower() for c in b",".join(self._te).split(b",")]
+        if codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
+            raise _Reject(400, "Transfer-Encoding does not end in a single chunked")
+        if len(codings) > 1:
+            raise _Reject(501, f"unsupported transfer coding {codings[0][:32]!r}")
+        return True
+
+    def _split_target(self, method: str) -> tuple[bytes, bytes]:
+        url = self._url
+        if url[:1] == b"/":
+            raw_path, _, query = url.partition(b"?")
+            return raw_path, query.partition(b"#")[0]
+        if url == b"*" and method == "OPTIONS":
+            return url, b""
+        if method == "CONNECT":
+            return url, b""
+        try:
+            parsed = httptools.parse_url(url)
+        except httptools.HttpParserInvalidURLError:
+            raise _Reject(400, "invalid request target") from None
+        if parsed.schema not in (b"http", b"https") or not parsed.host:
+            raise _Reject(400, "invalid request target")
+        return parsed.path or b"/", parsed.query or b""
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(Body(self._stream_id, body))
+
+    def on_message_complete(self) -> None:
+        if self._deferred_end:
+            return
+        self._end_message()
+
+    def _end_message(self) -> None:
+        self._events.append(EndBody(self._stream_id))
+        current = self._current
+        if current is not None:
+            current.body_done = True
+            if not current.keep_alive:
+                self._input_closed = True
+
+    def _on_parser_upgrade(self, rest: bytes) -> None:
+        request = next(e for e in reversed(self._events) if isinstance(e, Request))
+        if self._deferred_end:  # an upgrade we do not take, with a Content-Length body
+            self._deferred_end = False
+            length = next(v for n, v in request.headers if n == b"content-length")
+            self._manual_body = int(length)
+            if not self._manual_body:
+                self._end_message()
+            self._feed(rest)
+        elif request.upgrade is None:  # llhttp stopped for an upgrade we do not take
+            self._feed(rest)
+        else:
+            self._input_closed = True
+            self.trailing_data = rest
+
+    # ---------------------------------------------------------------- rejection
+
+    def _reject(self, status: int, detail: str) -> None:
+        self._input_closed = True
+        self.keep_alive = False
+        error: bytes | None = self._error_response(status)
+        last = self._current
+        if last is not None and not last.body_done and last in self._outgoing:
+            # The malformed part was the body of a request already handed on: the error becomes
+            # its response unless the application has started one (then closing is all we can do).
+            self._outgoing.remove(last)
+            if last.started:
+                error = None
+        if error is not None:
+            if self._outgoing:
+                self._pending_error = error
+            else:
+                self._output.append(error)
+        self._events.append(Rejected(self._stream_id, status, detail))
+
+    def _error_response(self, status: int) -> bytes:
+        body = HTTPStatus(status).phrase.encode("ascii") + b"\n"
+        return b"".join(
+            (
+                STATUS_LINES[status],
+                self._default_headers(),
+                b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n",
+                b"content-length: %d\r\n\r\n" % len(body),
+                body,
+            )
+        )
+
+    # ---------------------------------------------------------------- outgoing
+
+    def send(self, event: Event) -> None:
+        """Frame an outgoing event. Raises LocalProtocolError if it is out of order."""
+        if not self._outgoing or self._outgoing[0].stream_id != event.stream_id:
+            raise LocalProtocolError(f"no response expected for stream {event.stream_id}")
+        exchange = self._outgoing[0]
+        if type(event) is Data:
+            self._send_data(exchange, event)  # type: ignore[arg-type]
+        elif type(event) is Response:
+            self._send_response(exchange, event)  # type: ignore[arg-type]
+        elif type(event) is Informational:
+            self._send_informational(exchange, event)  # type: ignore[arg-type]
+        else:
+            raise LocalProtocolError(f"cannot send {type(event).__name__} over HTTP/1.1")
+
+    def _send_informational(self, exchange: _Exchange, event: Informational) -> None:
+        if exchange.started:
+            raise LocalProtocolError("interim response after the final response")
+        if exchange.http10:
+            return  # HTTP/1.0 clients do not understand 1xx
+        parts = [STATUS_LINES[event.status]]
+        parts.extend(name + b": " + value + b"\r\n" for name, value in event.headers)
+        parts.append(b"\r\n")
+        self._output.append(b"".join(parts))
+
+    def _send_response(self, exchange: _Exchange, event: Response) -> None:
+        if exchange.started:
+            raise LocalProtocolError("response already started")
+        exchange.started = True
+        status = event.status
+        close = not exchange.keep_alive
+        has_length = False
+        overridden = False
+        parts = [STATUS_LINES[status], b""]
+        for name, value in event.headers:
+            if name in _RESPONSE_SPECIAL:
+                if name == b"content-length":
+                    if status == 204:
+                        continue
+                    has_length = True
+                elif name == b"transfer-encoding":
+                    continue  # framing is ours to choose
+                elif name == b"connection":
+                    close |= b"close" in value.lower()
+                else:
+                    overridden = True
+            parts.append(name + b": " + value + b"\r\n")
+        parts[1] = self._defaults(event.headers) if overridden else self._default_headers()
+        if exchange.is_head or status in (204, 304):
+            exchange.no_body = True
+        elif not has_length:
+            if exchange.http10:
+                close = True
+            else:
+                exchange.chunked = True
+                parts.append(b"transfer-encoding: chunked\r\n")
+        if close:
+            parts.append(b"connection: close\r\n")
+            exchange.keep_alive = False
+        elif exchange.http10:
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        self._output.append(b"".join(parts))
+
+    def _defaults(self, headers: Headers) -> bytes:
+        """The default header block without the ones the application set itself."""
+        own = {name for name, _ in headers}
+        lines = self._default_headers().split(b"\r\n")
+        kept = [line for line in lines if line and line.split(b":", 1)[0].lower() not in own]
+        return b"".join(line + b"\r\n" for line in kept)
+
+    def _send_data(self, exchange: _Exchange, event: Data) -> None:
+        if not exchange.started:
+            raise LocalProtocolError("body before response start")
+        data = event.data
+        if data and not exchange.no_body:
+            if exchange.chunked:
+                self._output.append(b"%x\r\n" % len(data))
+                self._output.append(data)
+                self._output.append(b"\r\n")
+            else:
+                self._output.append(data)
+        if event.end:
+            if exchange.chunked:
+                self._output.append(b"0\r\n\r\n")
+            self._outgoing.popleft()
+            if not exchange.body_done:  # unread request body: the connection cannot be reused
+                exchange.keep_alive = False
+            if not exchange.keep_alive:
+                self.keep_alive = False
+                self._input_closed = True
+            elif not self._outgoing and self._pending_error is not None:
+                self._output.append(self._pending_error)
+                self._pending_error = None
+
+    def close_after_response(self) -> None:
+        """Graceful shutdown: the responses in flight say ``Connection: close``."""
+        for exchange in self._outgoing:
+            if not exchange.started:
+                exchange.keep_alive = False
+        self._input_closed = True
+
+    @property
+    def response_pending(self) -> bool:
+        """True while some request's response is not completely framed."""
+        return bool(self._outgoing)
+
+    def take_output(self) -> list[bytes]:
+        """Return and clear the pending output chunks (for ``writelines``)."""
+        output = self._output
+        self._output = []
+        return output
+
+    def data_to_send(self) -> bytes:
+        """Return and clear the pending output as one bytes object."""
+        return b"".join(self.take_output())
