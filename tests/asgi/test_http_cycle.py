@@ -1,0 +1,247 @@
+"""The ASGI HTTP cycle driven through a fake channel: messages in, protocol events out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from squall.asgi.http import HTTPCycle, build_scope, validate_headers
+from squall.asgi.types import ASGIMessageError, ClientDisconnected
+from squall.events import Data, Event, Informational, Request, Response
+
+
+class FakeChannel:
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.write_paused = False
+        self.sent: list[Event] = []
+        self.flushes = 0
+        self.aborted = False
+        self.completed = False
+        self.finished = asyncio.Event()
+        self.consumed = 0
+
+    def send_event(self, event: Event) -> None:
+        self.sent.append(event)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    async def drain(self) -> None:
+        return None
+
+    def body_consumed(self, cycle: HTTPCycle) -> None:
+        self.consumed += 1
+
+    def response_complete(self, cycle: HTTPCycle) -> None:
+        self.completed = True
+
+    def cycle_finished(self, cycle: HTTPCycle) -> None:
+        self.finished.set()
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def make_scope(method: str = "GET", raw_path: bytes = b"/", root_path: str = "") -> dict[str, Any]:
+    template = {"type": "http", "client": ("1.2.3.4", 5), "state": {"k": "v"}}
+    request = Request(1, method, raw_path, b"q=1", "1.1", [(b"host", b"h")])
+    return dict(build_scope(template, request, root_path))
+
+
+async def run(app: Any, *, method: str = "GET", body: list[bytes] | None = None,
+              expect_continue: bool = False) -> FakeChannel:
+    channel = FakeChannel()
+    cycle = HTTPCycle(channel, app, make_scope(method), 1, expect_continue=expect_continue, access_log=False)
+    cycle.start()
+    for chunk in body or []:
+        cycle.on_body(chunk)
+    cycle.on_body_end()
+    await asyncio.wait_for(channel.finished.wait(), 5)
+    return channel
+
+
+def start(status: int = 200, headers: list[Any] | None = None) -> dict[str, Any]:
+    return {"type": "http.response.start", "status": status, "headers": headers or []}
+
+
+def body(data: bytes = b"", more: bool = False) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": data, "more_body": more}
+
+
+def test_build_scope_decodes_path_and_copies_state() -> None:
+    template = {"type": "http", "state": {"a": 1}}
+    request = Request(1, "GET", b"/caf%C3%A9/x%2Fy", b"", "1.1", [])
+    scope = build_scope(template, request, "/root")
+    assert scope["path"] == "/root/café/x/y"
+    assert scope["raw_path"] == b"/root/caf%C3%A9/x%2Fy"
+    scope["state"]["a"] = 2
+    assert template["state"] == {"a": 1}
+
+
+def test_validate_headers_names_the_problem() -> None:
+    assert validate_headers([(b"X-A", b"1")]) == [(b"x-a", b"1")]
+    with pytest.raises(ASGIMessageError, match="name and value must be bytes"):
+        validate_headers([("x", b"1")])
+    with pytest.raises(ASGIMessageError, match="invalid header name"):
+        validate_headers([(b"bad name", b"1")])
+    with pytest.raises(ASGIMessageError, match="CR, LF"):
+        validate_headers([(b"x", b"a\r\nb")])
+    with pytest.raises(ASGIMessageError, match="not a \\[name, value\\] pair"):
+        validate_headers([(b"x",)])
+
+
+async def test_single_body_gets_content_length_and_one_flush() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(start(200, [(b"content-type", b"text/plain")]))
+        await send(body(b"hello"))
+
+    channel = await run(app)
+    response, data = channel.sent
+    assert isinstance(response, Response) and (b"content-length", b"5") in response.headers
+    assert isinstance(data, Data) and data.end and data.data == b"hello"
+    assert channel.completed and not channel.aborted
+
+
+async def test_streaming_body_has_no_computed_length() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(start())
+        await send(body(b"a", more=True))
+        await send(body(b"b"))
+
+    channel = await run(app)
+    response = channel.sent[0]
+    assert isinstance(response, Response) and not any(n == b"content-length" for n, _ in response.headers)
+    assert [e.data for e in channel.sent[1:] if isinstance(e, Data)] == [b"a", b"b"]
+
+
+async def test_receive_body_then_disconnect_after_response() -> None:
+    got: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        got.append(await receive())
+        await send(start())
+        await send(body())
+        got.append(await receive())
+
+    await run(app, method="POST", body=[b"ab", b"cd"])
+    assert got == [{"type": "http.request", "body": b"abcd", "more_body": False}, {"type": "http.disconnect"}]
+
+
+async def test_expect_continue_sent_only_on_receive() -> None:
+    async def reads(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(start())
+        await send(body())
+
+    async def ignores(scope: Any, receive: Any, send: Any) -> None:
+        await send(start())
+        await send(body())
+
+    channel = FakeChannel()
+    cycle = HTTPCycle(channel, reads, make_scope("POST"), 1, expect_continue=True, access_log=False)
+    cycle.start()
+    await asyncio.sleep(0)
+    assert isinstance(channel.sent[0], Informational) and channel.sent[0].status == 100
+    cycle.on_body_end()
+    await asyncio.wait_for(channel.finished.wait(), 5)
+    assert not any(isinstance(e, Informational) for e in (await run(ignores, expect_continue=True)).sent)
+
+
+@pytest.mark.parametrize(
+    ("messages", "problem"),
+    [
+        ([body()], "expected 'http.response.start'"),
+        ([start(status="200")], "'status' must be an int"),  # type: ignore[arg-type]
+        ([start(status=99)], "'status' must be an int"),
+        ([start(headers=[(b"x", "str")])], "must be bytes"),
+        ([start(), {"type": "http.response.body", "body": "text"}], "'body' must be bytes"),
+        ([start(), {"type": "http.response.body", "more_body": 1}], "'more_body' must be a bool"),
+        ([start(headers=[(b"content-length", b"abc")])], "invalid Content-Length"),
+    ],
+)
+async def test_invalid_messages_before_body_give_500(messages: list[Any], problem: str,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        for message in messages:
+            await send(message)
+
+    channel = await run(app)
+    if messages[0]["type"] == "http.response.start" and len(messages) > 1:
+        assert channel.aborted  # after http.response.start: the connection is closed
+    else:
+        response = channel.sent[0]
+        assert isinstance(response, Response) and response.status == 500
+    assert problem in caplog.text
+
+
+async def test_raise_before_start_is_500_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("boom")
+
+    channel = await run(app)
+    assert isinstance(channel.sent[0], Response) and channel.sent[0].status == 500
+    assert "Exception in ASGI application" in caplog.text and "boom" in caplog.text
+
+
+async def test_raise_after_start_aborts() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(start())
+        await send(body(b"x", more=True))
+        raise ValueError("late")
+
+    assert (await run(app)).aborted
+
+
+async def test_return_without_response_is_500(caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    channel = await run(app)
+    assert isinstance(channel.sent[0], Response) and channel.sent[0].status == 500
+    assert "without starting a response" in caplog.text
+
+
+async def test_content_length_enforced() -> None:
+    async def longer(scope: Any, receive: Any, send: Any) -> None:
+        await send(start(200, [(b"content-length", b"2")]))
+        await send(body(b"abc"))
+
+    channel = await run(longer)
+    assert not any(isinstance(e, Data) and e.data == b"abc" for e in channel.sent)
+    assert channel.aborted
+
+
+async def test_send_after_disconnect_raises_oserror(caplog: pytest.LogCaptureFixture) -> None:
+    raised: list[BaseException] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "http.request"
+        assert (await receive())["type"] == "http.disconnect"
+        try:
+            await send(start())
+        except OSError as exc:
+            raised.append(exc)
+            raise
+
+    channel = FakeChannel()
+    cycle = HTTPCycle(channel, app, make_scope(), 1, access_log=False)
+    cycle.start()
+    cycle.on_body_end()
+    await asyncio.sleep(0)
+    cycle.on_disconnect()
+    await asyncio.wait_for(channel.finished.wait(), 5)
+    assert raised and isinstance(raised[0], ClientDisconnected)
+    assert "ERROR" not in caplog.text
+
+
+async def test_message_after_completion_is_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(start())
+        await send(body())
+        await send(body())
+
+    await run(app)
+    assert "already complete" in caplog.text
