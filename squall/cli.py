@@ -36,6 +36,24 @@ def _converter(option: config.Option) -> Any:
     return convert
 
 
+_METAVARS = {
+    "seconds": "SECONDS",
+    "timeout": "SECONDS",
+    "positive_int": "N",
+    "limit": "N",
+    "port": "PORT",
+    "non_negative_int": "N",
+    "workers": "N",
+    "mebibytes": "MIB",
+}
+
+
+def _metavar(option: config.Option) -> str | None:
+    if option.meta["choices"]:
+        return "{" + ",".join(option.meta["choices"]) + "}"
+    return _METAVARS.get(option.meta["parse"].__name__)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser, one group per settings section."""
     parser = _Parser(

@@ -60,7 +60,9 @@ def _off_or(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 limit = _off_or(positive_int)
+limit.__name__ = "limit"
 timeout = _off_or(seconds)
+timeout.__name__ = "timeout"
 
 
 def header(text: str) -> tuple[str, str]:
@@ -158,6 +160,67 @@ class HTTPSettings:
     )
 
 
+def workers(text: str) -> int:
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    return positive_int(text)
+
+
+def mebibytes(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1 MiB")
+    return value
+
+
+@dataclass(frozen=True)
+class WebSocketSettings:
+    """WebSocket support (RFC 6455, permessage-deflate RFC 7692)."""
+
+    ws: str = opt(
+        "auto", "WebSocket support; none serves upgrade requests as plain HTTP.", choices=("auto", "none")
+    )
+    ws_max_size: int = opt(
+        16 * 1024 * 1024, "Largest incoming message in bytes, after decompression.", parse=positive_int
+    )
+    ws_max_queue: int = opt(32, "Incoming messages buffered before reading pauses.", parse=positive_int)
+    ws_ping_interval: float | None = opt(
+        20.0, "Seconds between server pings ('off' disables).", parse=timeout
+    )
+    ws_ping_timeout: float | None = opt(
+        20.0, "Close when a ping is not answered within this many seconds.", parse=timeout
+    )
+    ws_per_message_deflate: bool = opt(True, "Negotiate permessage-deflate compression.", kind="bool")
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """The process manager: workers, recycling, reload, systemd."""
+
+    workers: int = opt(1, "Number of worker processes ('auto' = CPU count).", parse=workers)
+    timeout_worker_healthcheck: float = opt(
+        10.0, "Replace a worker that does not answer a health check in this many seconds.", parse=seconds
+    )
+    limit_max_requests: int | None = opt(None, "Recycle a worker after this many requests.", parse=limit)
+    max_requests_jitter: int = opt(
+        0, "Add up to this many requests of random jitter to --limit-max-requests.", parse=non_negative_int
+    )
+    limit_max_memory: int | None = opt(
+        None, "Recycle a worker whose RSS exceeds this many MiB.", parse=_off_or(mebibytes)
+    )
+    reload: bool = opt(False, "Restart the worker when files change (development).", kind="bool")
+    reload_dir: list[str] = opt(
+        [], "Directory to watch for --reload (repeatable; default: --app-dir).", metavar="DIR", kind="append"
+    )
+    reload_include: list[str] = opt(
+        [], "Glob of files that trigger a reload (repeatable; default: *.py).", metavar="GLOB", kind="append"
+    )
+    reload_exclude: list[str] = opt(
+        [], "Glob of files never triggering a reload (repeatable).", metavar="GLOB", kind="append"
+    )
+    pid_file: str | None = opt(None, "Write the supervisor's PID to this file.", metavar="PATH")
+
+
 @dataclass(frozen=True)
 class RuntimeSettings:
     """Event loop, shutdown and logging."""
@@ -183,6 +246,8 @@ class Config:
     app: AppSettings = field(default_factory=AppSettings)
     socket: SocketSettings = field(default_factory=SocketSettings)
     http: HTTPSettings = field(default_factory=HTTPSettings)
+    websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+    process: ProcessSettings = field(default_factory=ProcessSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
 
@@ -190,6 +255,8 @@ GROUP_TITLES = {
     "app": "Application",
     "socket": "Socket binding",
     "http": "HTTP and limits",
+    "websocket": "WebSockets",
+    "process": "Process manager",
     "runtime": "Runtime and logging",
 }
 

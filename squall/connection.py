@@ -101,6 +101,7 @@ class HTTP1Connection(asyncio.Protocol):
             max_head_size=http.limit_request_head,
             max_headers=http.limit_request_headers,
             default_headers=server.default_headers,
+            upgrades=frozenset({b"websocket"}) if server.config.websocket.ws != "none" else frozenset(),
         )
         self.transport: asyncio.Transport | None = None
         self.cycles: dict[int, HTTPCycle] = {}
@@ -202,6 +203,11 @@ class HTTP1Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ events
 
     def _on_request(self, event: Request, to_start: list[HTTPCycle]) -> None:
+        if event.upgrade == b"websocket":
+            from squall.wsconnection import upgrade_to_websocket
+
+            upgrade_to_websocket(self, event)
+            return
         server = self.server
         limit = self._http.limit_concurrency
         app = server.app
