@@ -83,8 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                 dest=option.name,
                 type=_converter(option),
                 action="append" if meta["kind"] == "append" else "store",
-                metavar=meta["metavar"]
-                or (("{" + ",".join(meta["choices"]) + "}") if meta["choices"] else None),
+                metavar=meta["metavar"] or _metavar(option),
                 **common,
             )
     return parser
