@@ -114,6 +114,8 @@ class HTTP1Connection(asyncio.Protocol):
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind: str | None = None
+        self._timer_at = 0.0
+        self._deadline = 0.0
         self._write_timer: asyncio.TimerHandle | None = None
         self._template: dict[str, Any] = {}
 
@@ -139,7 +141,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._timer_kind == "idle":
-            self._cancel_timer()
+            self._timer_kind = None
         events = self.proto.receive_data(data)
         to_start: list[HTTPCycle] = []
         for event in events:
@@ -385,20 +387,34 @@ class HTTP1Connection(asyncio.Protocol):
         kind, delay = self._wanted_timer()
         if kind == self._timer_kind and not (kind == "body" and restart_body):
             return
-        self._cancel_timer()
-        if kind is not None and delay is not None:
-            self._timer_kind = kind
-            self._timer = self.loop.call_later(delay, self._on_timeout)
+        if kind is None or delay is None:
+            self._timer_kind = None
+            return
+        # Lazy re-arming: moving a deadline later keeps the scheduled handle, which re-arms
+        # itself when it fires early; so a keep-alive request costs no timer-heap operations.
+        self._timer_kind = kind
+        deadline = self._deadline = self.loop.time() + delay
+        if self._timer is None or self._timer_at > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _cancel_timer(self) -> None:
+        self._timer_kind = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._timer_kind = None
 
-    def _on_timeout(self) -> None:
-        kind = self._timer_kind
+    def _on_timer(self) -> None:
         self._timer = None
+        kind = self._timer_kind
+        if kind is None or self._closed:
+            return
+        if self.loop.time() < self._deadline:
+            self._timer_at = self._deadline
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            return
         self._timer_kind = None
         if kind != "idle":
             logger.info("closing connection from %s: %s timeout", self._client_text(), kind)

@@ -76,8 +76,30 @@ def build_scope(template: dict[str, Any], request: Request, root_path: str) -> S
     return scope
 
 
+_NAMES: dict[bytes, bytes] = {}  # header names already validated → their lower-case form
+_NAMES_MAX = 4096
+
+
 def validate_headers(headers: Iterable[Any]) -> Headers:
     """Check response headers; return them with lower-case names. Raises ASGIMessageError."""
+    checked: Headers = []
+    names = _NAMES
+    bad_value = BAD_FIELD_VALUE.search
+    try:
+        for name, value in headers:
+            lower = names.get(name)
+            if lower is None or type(value) is not bytes or bad_value(value):
+                break
+            checked.append((lower, value))
+        else:
+            return checked
+    except (TypeError, ValueError):
+        pass
+    return _validate_slowly(headers)
+
+
+def _validate_slowly(headers: Iterable[Any]) -> Headers:
+    """The checks of ``validate_headers`` one by one, with an error naming the problem."""
     checked: Headers = []
     try:
         items = list(headers)
@@ -99,7 +121,10 @@ def validate_headers(headers: Iterable[Any]) -> Headers:
             raise ASGIMessageError(f"invalid header name {name!r}")
         if BAD_FIELD_VALUE.search(value):
             raise ASGIMessageError(f"header {name!r} has a value with CR, LF or a control byte")
-        checked.append((name.lower(), value))
+        lower = name.lower()
+        if len(_NAMES) < _NAMES_MAX:
+            _NAMES[name] = lower
+        checked.append((lower, value))
     return checked
 
 
@@ -329,8 +354,8 @@ class HTTPCycle:
                 if not value.isdigit() or self._remaining is not None:
                     raise ASGIMessageError(f"invalid Content-Length {value!r}")
                 self._remaining = int(value)
-        if status in _NO_BODY_STATUS or self.scope["method"] == "HEAD":
-            self._remaining = None
+                if status in _NO_BODY_STATUS or self.scope["method"] == "HEAD":
+                    self._remaining = None
         self._status = status
         self._headers = headers
         self._state = _STARTED
@@ -338,21 +363,17 @@ class HTTPCycle:
     def _send_body(self, body: bytes, more: bool) -> None:
         remaining = self._remaining
         if remaining is not None:
-            if len(body) > remaining:
-                raise ASGIMessageError("response body is longer than its Content-Length")
-            remaining -= len(body)
-            if not more and remaining:
-                raise ASGIMessageError("response ended before its Content-Length was sent")
-            self._remaining = remaining
+            remaining = self._count_down(remaining, len(body), more)
         channel = self._channel
+        sid = self.stream_id
         if self._state == _STARTED:
             headers = self._headers
             if not more and remaining is None and self._status not in _NO_BODY_STATUS:
                 if body or self.scope["method"] != "HEAD":
                     headers.append((b"content-length", b"%d" % len(body)))
-            channel.send_event(Response(self.stream_id, self._status, headers))
+            channel.send_event(Response(sid, self._status, headers))
             self._state = _STREAMING
-        channel.send_event(Data(self.stream_id, body, not more))
+        channel.send_event(Data(sid, body, not more))
         self._bytes_sent += len(body)
         if more:
             channel.flush()
@@ -361,7 +382,18 @@ class HTTPCycle:
         channel.response_complete(self)
         if self._access_log:
             self._log_access()
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
+
+    def _count_down(self, remaining: int, size: int, more: bool) -> int:
+        """Enforce the app's Content-Length: never more bytes than promised, nor fewer."""
+        if size > remaining:
+            raise ASGIMessageError("response body is longer than its Content-Length")
+        remaining -= size
+        if not more and remaining:
+            raise ASGIMessageError("response ended before its Content-Length was sent")
+        self._remaining = remaining
+        return remaining
 
     def _log_access(self) -> None:
         scope = self.scope

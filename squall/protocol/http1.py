@@ -44,7 +44,18 @@ from squall.grammar import TOKEN
 
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 _FRAMING = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect", b"connection", b"upgrade"))
+_OWS = (32, 9)
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 _RESPONSE_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection", b"server", b"date"))
+
+
+_HOST_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%"
+
+
+def _plain_host(host: bytes) -> bool:
+    """Fast path of the Host check: reg-name or IPv4 with an optional port."""
+    name, _, port = host.partition(b":")
+    return not name.translate(None, _HOST_CHARS) and (not port or port.isdigit())
 
 
 def _status_line(status: int) -> bytes:
@@ -125,6 +136,7 @@ class HTTP1Server:
         self._stream_id = 0
         self._in_head = False
         self._input_closed = False
+        self._chunk_len = 0
         self._manual_body = 0  # bytes of an unhonoured upgrade request's body still to pass on
         self._current: _Exchange | None = None
         self.trailing_data = b""
@@ -166,6 +178,7 @@ class HTTP1Server:
             data = self._feed_manual_body(data)
         if self._input_closed or not data:
             return
+        self._chunk_len = len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -214,15 +227,13 @@ class HTTP1Server:
             raise _Reject(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self._max_head:
-            raise _Reject(431, "request head too large")
         if not self._in_head:  # a chunked trailer: counted against the limits, then dropped
+            self._head_bytes += len(name) + len(value) + 4
+            if self._head_bytes > self._max_head:
+                raise _Reject(431, "request trailers too large")
             return
-        if len(self._headers) >= self._max_headers:
-            raise _Reject(431, "too many header fields")
         name = name.lower()
-        if value and value[-1] in (32, 9):
+        if value and value[-1] in _OWS:
             value = value.rstrip(b" \t")
         self._headers.append((name, value))
         if name in _FRAMING:
@@ -246,34 +257,58 @@ class HTTP1Server:
     def on_headers_complete(self) -> None:
         self._in_head = False
         parser = self._parser
+        headers = self._headers
+        if len(headers) > self._max_headers:
+            raise _Reject(431, "too many header fields")
+        if self._head_bytes + self._chunk_len > self._max_head:
+            self._check_head_size()
         version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
+        if version != "1.1" and version != "1.0":
             status = 505 if version[:1] not in ("0", "1") else 400
             raise _Reject(status, f"unsupported HTTP version {version}")
-        self._check_host(version)
-        chunked = self._check_transfer_encoding(version)
-        method = parser.get_method().decode("ascii")
-        raw_path, query = self._split_target(method)
+        hosts = self._hosts
+        if len(hosts) != 1 or not _plain_host(hosts[0]):
+            self._check_host(version)
+        chunked = bool(self._te) and self._check_transfer_encoding(version)
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        url = self._url
+        if url[:1] == b"/" and b"#" not in url:
+            raw_path, _, query = url.partition(b"?")
+        else:
+            raw_path, query = self._split_target(method)
         expect_continue = False
         if self._expect is not None:
             if self._expect != b"100-continue":
                 raise _Reject(417, "unsupported Expect value")
             expect_continue = version == "1.1"
-        upgrade = self._upgrade if (self._connection_upgrade and self._upgrade) else None
-        if method == "CONNECT":
-            upgrade = b"connect"
+        upgrade = None
+        if self._upgrade is not None or method == "CONNECT":
+            upgrade = self._upgrade_token(method, chunked)
         keep_alive = parser.should_keep_alive() and method != "CONNECT"
-        if upgrade is not None and upgrade not in self._upgrades:
-            if chunked:
-                raise _Reject(400, "chunked body on an Upgrade request")
-            upgrade = None
-            self._deferred_end = self._has_cl  # llhttp treats the body as the new protocol's
         sid = self._stream_id
         self._current = _Exchange(sid, method == "HEAD", version == "1.0", keep_alive)
         self._outgoing.append(self._current)
         self._events.append(
-            Request(sid, method, raw_path, query, version, self._headers, expect_continue, upgrade)
+            Request(sid, method, raw_path, query, version, headers, expect_continue, upgrade)
         )
+
+    def _check_head_size(self) -> None:
+        size = len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
+        if size > self._max_head:
+            raise _Reject(431, "request head too large")
+
+    def _upgrade_token(self, method: str, chunked: bool) -> bytes | None:
+        """The upgrade the owner will take for this request, else None (served as plain HTTP)."""
+        upgrade = b"connect" if method == "CONNECT" else self._upgrade
+        if method != "CONNECT" and not self._connection_upgrade:
+            return None
+        if upgrade in self._upgrades:
+            return upgrade
+        if chunked:
+            raise _Reject(400, "chunked body on an Upgrade request")
+        self._deferred_end = self._has_cl  # llhttp hands such a body to the new protocol
+        return None
 
     def _check_host(self, version: str) -> None:
         hosts = self._hosts
