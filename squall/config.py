@@ -284,7 +284,8 @@ class Option:
     def default(self) -> Any:
         if self.field.default is not dataclasses.MISSING:
             return self.field.default
-        return self.field.default_factory()  # type: ignore[misc]
+        factory: Callable[[], Any] = self.field.default_factory  # type: ignore[assignment]
+        return factory()
 
     def parse_value(self, text: str) -> Any:
         """Parse one textual value; raises ValueError with a short reason."""
@@ -314,12 +315,17 @@ class Option:
             raise OptionError(f"{source}: {exc}") from None
 
 
+def _sections() -> Iterator[tuple[str, type[Any]]]:
+    defaults = Config()
+    for group_field in dataclasses.fields(Config):
+        yield group_field.name, type(getattr(defaults, group_field.name))
+
+
 def options() -> Iterator[Option]:
     """Every option, in declaration order."""
-    for group_field in dataclasses.fields(Config):
-        settings_cls = group_field.default_factory  # type: ignore[misc]
+    for group, settings_cls in _sections():
         for f in dataclasses.fields(settings_cls):
-            yield Option(group_field.name, f.name, f)
+            yield Option(group, f.name, f)
 
 
 def build(values: dict[str, Any]) -> Config:
@@ -328,10 +334,7 @@ def build(values: dict[str, Any]) -> Config:
     for option in options():
         if option.name in values:
             groups.setdefault(option.group, {})[option.name] = values[option.name]
-    kwargs = {}
-    for group_field in dataclasses.fields(Config):
-        settings_cls = group_field.default_factory  # type: ignore[misc]
-        kwargs[group_field.name] = settings_cls(**groups.get(group_field.name, {}))
+    kwargs = {group: cls(**groups.get(group, {})) for group, cls in _sections()}
     return Config(**kwargs)
 
 

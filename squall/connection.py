@@ -309,10 +309,10 @@ class HTTP1Connection(asyncio.Protocol):
         self.server.total_requests += 1
         if self.active is cycle:
             self.active = None
-        if not self.proto.keep_alive or (self.server.shutting_down and not self.pending):
-            if not self.proto.response_pending:
-                self._close()
-                return
+        closing = not self.proto.keep_alive or (self.server.shutting_down and not self.pending)
+        if closing and not self.proto.response_pending:
+            self._close()
+            return
         if self.pending:
             self.active = self.pending.popleft()
             self._resume(_PAUSE_PIPELINE)

@@ -368,9 +368,13 @@ class HTTPCycle:
         sid = self.stream_id
         if self._state == _STARTED:
             headers = self._headers
-            if not more and remaining is None and self._status not in _NO_BODY_STATUS:
-                if body or self.scope["method"] != "HEAD":
-                    headers.append((b"content-length", b"%d" % len(body)))
+            if (
+                not more
+                and remaining is None
+                and self._status not in _NO_BODY_STATUS
+                and (body or self.scope["method"] != "HEAD")
+            ):
+                headers.append((b"content-length", b"%d" % len(body)))
             channel.send_event(Response(sid, self._status, headers))
             self._state = _STREAMING
         channel.send_event(Data(sid, body, not more))

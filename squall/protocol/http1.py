@@ -141,21 +141,13 @@ class HTTP1Server:
         self._current: _Exchange | None = None
         self.trailing_data = b""
         self.keep_alive = True
-        self._reset_head()
-
-    # ---------------------------------------------------------------- incoming
-
-    def _reset_head(self) -> None:
         self._url = b""
         self._headers: Headers = []
+        self._special: Headers = []  # the framing headers (_FRAMING) among them
         self._head_bytes = 0
-        self._hosts: list[bytes] = []
-        self._te: list[bytes] = []
-        self._has_cl = False
-        self._expect: bytes | None = None
-        self._connection_upgrade = False
-        self._upgrade: bytes | None = None
         self._deferred_end = False
+
+    # ---------------------------------------------------------------- incoming
 
     @property
     def head_in_progress(self) -> bool:
@@ -219,7 +211,11 @@ class HTTP1Server:
     def on_message_begin(self) -> None:
         self._in_head = True
         self._stream_id += 1
-        self._reset_head()
+        self._url = b""
+        self._headers = []
+        self._special = []
+        self._head_bytes = 0
+        self._deferred_end = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -237,22 +233,7 @@ class HTTP1Server:
             value = value.rstrip(b" \t")
         self._headers.append((name, value))
         if name in _FRAMING:
-            self._note_framing(name, value)
-
-    def _note_framing(self, name: bytes, value: bytes) -> None:
-        if name == b"host":
-            self._hosts.append(value)
-        elif name == b"transfer-encoding":
-            self._te.append(value)
-        elif name == b"content-length":
-            self._has_cl = True
-        elif name == b"expect":
-            self._expect = value.lower()
-        elif name == b"connection":
-            tokens = value.lower().split(b",")
-            self._connection_upgrade |= any(t.strip() == b"upgrade" for t in tokens)
-        else:
-            self._upgrade = value.strip().lower()
+            self._special.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -263,55 +244,59 @@ class HTTP1Server:
         if self._head_bytes + self._chunk_len > self._max_head:
             self._check_head_size()
         version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
+        if version not in ("1.1", "1.0"):
             status = 505 if version[:1] not in ("0", "1") else 400
             raise _Reject(status, f"unsupported HTTP version {version}")
-        hosts = self._hosts
-        if len(hosts) != 1 or not _plain_host(hosts[0]):
-            self._check_host(version)
-        chunked = bool(self._te) and self._check_transfer_encoding(version)
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        special = self._special
+        if len(special) == 1 and special[0][0] == b"host" and _plain_host(special[0][1]):
+            expect_continue, upgrade = False, None  # the common case: nothing but a Host
+        else:
+            expect_continue, upgrade = self._framing(version, method)
         url = self._url
         if url[:1] == b"/" and b"#" not in url:
             raw_path, _, query = url.partition(b"?")
         else:
             raw_path, query = self._split_target(method)
-        expect_continue = False
-        if self._expect is not None:
-            if self._expect != b"100-continue":
-                raise _Reject(417, "unsupported Expect value")
-            expect_continue = version == "1.1"
-        upgrade = None
-        if self._upgrade is not None or method == "CONNECT":
-            upgrade = self._upgrade_token(method, chunked)
         keep_alive = parser.should_keep_alive() and method != "CONNECT"
         sid = self._stream_id
         self._current = _Exchange(sid, method == "HEAD", version == "1.0", keep_alive)
         self._outgoing.append(self._current)
-        self._events.append(
-            Request(sid, method, raw_path, query, version, headers, expect_continue, upgrade)
-        )
+        self._events.append(Request(sid, method, raw_path, query, version, headers, expect_continue, upgrade))
 
     def _check_head_size(self) -> None:
         size = len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
         if size > self._max_head:
             raise _Reject(431, "request head too large")
 
-    def _upgrade_token(self, method: str, chunked: bool) -> bytes | None:
-        """The upgrade the owner will take for this request, else None (served as plain HTTP)."""
-        upgrade = b"connect" if method == "CONNECT" else self._upgrade
-        if method != "CONNECT" and not self._connection_upgrade:
-            return None
+    def _framing(self, version: str, method: str) -> tuple[bool, bytes | None]:
+        """Check the framing headers (RFC 9112 §3.2, §6); return (expect_continue, upgrade)."""
+        fields: dict[bytes, list[bytes]] = {}
+        for name, value in self._special:
+            fields.setdefault(name, []).append(value)
+        self._check_host(version, fields.get(b"host", []))
+        chunked = self._check_transfer_encoding(version, fields)
+        expect_continue = False
+        for expect in fields.get(b"expect", []):
+            if expect.lower() != b"100-continue":
+                raise _Reject(417, "unsupported Expect value")
+            expect_continue = version == "1.1"
+        tokens = b",".join(fields.get(b"connection", [])).lower().split(b",")
+        if method == "CONNECT":
+            upgrade: bytes | None = b"connect"
+        elif b"upgrade" in fields and any(t.strip() == b"upgrade" for t in tokens):
+            upgrade = fields[b"upgrade"][-1].strip().lower()
+        else:
+            return expect_continue, None
         if upgrade in self._upgrades:
-            return upgrade
+            return expect_continue, upgrade
         if chunked:
             raise _Reject(400, "chunked body on an Upgrade request")
-        self._deferred_end = self._has_cl  # llhttp hands such a body to the new protocol
-        return None
+        self._deferred_end = b"content-length" in fields  # llhttp hands that body on as upgraded
+        return expect_continue, None
 
-    def _check_host(self, version: str) -> None:
-        hosts = self._hosts
+    def _check_host(self, version: str, hosts: list[bytes]) -> None:
         if len(hosts) > 1:
             raise _Reject(400, "more than one Host header")
         if not hosts:
@@ -321,14 +306,15 @@ class HTTP1Server:
         if not _HOST.fullmatch(hosts[0]):
             raise _Reject(400, "invalid Host header")
 
-    def _check_transfer_encoding(self, version: str) -> bool:
-        if not self._te:
+    def _check_transfer_encoding(self, version: str, fields: dict[bytes, list[bytes]]) -> bool:
+        te = fields.get(b"transfer-encoding")
+        if not te:
             return False
         if version == "1.0":
             raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
-        if self._has_cl:
+        if b"content-length" in fields:
             raise _Reject(400, "both Content-Length and Transfer-Encoding")
-        codings = [c.strip().lower() for c in b",".join(self._te).split(b",")]
+        codings = [c.strip().lower() for c in b",".join(te).split(b",")]
         if codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
             raise _Reject(400, "Transfer-Encoding does not end in a single chunked")
         if len(codings) > 1:
@@ -423,11 +409,11 @@ class HTTP1Server:
             raise LocalProtocolError(f"no response expected for stream {event.stream_id}")
         exchange = self._outgoing[0]
         if type(event) is Data:
-            self._send_data(exchange, event)  # type: ignore[arg-type]
+            self._send_data(exchange, event)
         elif type(event) is Response:
-            self._send_response(exchange, event)  # type: ignore[arg-type]
+            self._send_response(exchange, event)
         elif type(event) is Informational:
-            self._send_informational(exchange, event)  # type: ignore[arg-type]
+            self._send_informational(exchange, event)
         else:
             raise LocalProtocolError(f"cannot send {type(event).__name__} over HTTP/1.1")
 

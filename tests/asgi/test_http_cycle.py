@@ -51,8 +51,9 @@ def make_scope(method: str = "GET", raw_path: bytes = b"/", root_path: str = "")
     return dict(build_scope(template, request, root_path))
 
 
-async def run(app: Any, *, method: str = "GET", body: list[bytes] | None = None,
-              expect_continue: bool = False) -> FakeChannel:
+async def run(
+    app: Any, *, method: str = "GET", body: list[bytes] | None = None, expect_continue: bool = False
+) -> FakeChannel:
     channel = FakeChannel()
     cycle = HTTPCycle(channel, app, make_scope(method), 1, expect_continue=expect_continue, access_log=False)
     cycle.start()
@@ -162,8 +163,9 @@ async def test_expect_continue_sent_only_on_receive() -> None:
         ([start(headers=[(b"content-length", b"abc")])], "invalid Content-Length"),
     ],
 )
-async def test_invalid_messages_before_body_give_500(messages: list[Any], problem: str,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+async def test_invalid_messages_before_body_give_500(
+    messages: list[Any], problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         for message in messages:
             await send(message)

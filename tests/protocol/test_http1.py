@@ -14,8 +14,12 @@ def server(**kwargs: object) -> HTTP1Server:
     return HTTP1Server(**kwargs)  # type: ignore[arg-type]
 
 
-def client_request(method: str = "GET", target: str = "/", headers: list[tuple[str, str]] | None = None,
-                   body: bytes | None = None) -> tuple[h11.Connection, bytes]:
+def client_request(
+    method: str = "GET",
+    target: str = "/",
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes | None = None,
+) -> tuple[h11.Connection, bytes]:
     peer = h11.Connection(h11.CLIENT)
     hdrs = [("Host", "example.com"), *(headers or [])]
     if body is not None:
@@ -76,7 +80,10 @@ def test_pipelined_requests_get_increasing_stream_ids() -> None:
     proto = server()
     events = proto.receive_data(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
     assert [(type(e).__name__, e.stream_id) for e in events] == [
-        ("Request", 1), ("EndBody", 1), ("Request", 2), ("EndBody", 2)
+        ("Request", 1),
+        ("EndBody", 1),
+        ("Request", 2),
+        ("EndBody", 2),
     ]
 
 
@@ -159,27 +166,52 @@ MALFORMED = [
     ("missing Host", b"GET / HTTP/1.1\r\n\r\n", 400),
     ("two Hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ("invalid Host", b"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400),
-    ("two Content-Lengths", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
-    ("same Content-Length twice", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 400),
+    (
+        "two Content-Lengths",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        400,
+    ),
+    (
+        "same Content-Length twice",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na",
+        400,
+    ),
     ("Content-Length list", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1, 1\r\n\r\na", 400),
     ("negative Content-Length", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400),
     ("hex Content-Length", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x1\r\n\r\n", 400),
-    ("Content-Length overflow", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
-    ("CL and TE", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    (
+        "Content-Length overflow",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        400,
+    ),
+    (
+        "CL and TE",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400,
+    ),
     ("TE gzip", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
     ("TE chunked, gzip", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
-    ("TE chunked twice", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    (
+        "TE chunked twice",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400,
+    ),
     ("TE gzip, chunked", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
     ("TE xchunked", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n", 400),
     ("TE on HTTP/1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     ("Expect other", b"GET / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n", 417),
     ("absolute-form non-http", b"GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", 400),
-    ("upgrade with chunked body", b"POST / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: x\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    (
+        "upgrade with chunked body",
+        b"POST / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("raw", "status"), [(raw, status) for _, raw, status in MALFORMED],
-                         ids=[name for name, _, _ in MALFORMED])
+@pytest.mark.parametrize(
+    ("raw", "status"), [(raw, status) for _, raw, status in MALFORMED], ids=[name for name, _, _ in MALFORMED]
+)
 def test_malformed_request_is_rejected(raw: bytes, status: int) -> None:
     proto = server()
     events = proto.receive_data(raw)
@@ -217,7 +249,9 @@ def test_limits() -> None:
     many = b"".join(b"X-%d: v\r\n" % i for i in range(11))
     too_many = server(max_headers=10).receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n" + many + b"\r\n")
     assert isinstance(too_many[-1], Rejected) and too_many[-1].status == 431
-    big = server(max_head_size=1000).receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"v" * 2000 + b"\r\n\r\n")
+    big = server(max_head_size=1000).receive_data(
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"v" * 2000 + b"\r\n\r\n"
+    )
     assert isinstance(big[-1], Rejected) and big[-1].status == 431
 
 
@@ -232,8 +266,9 @@ def test_unterminated_header_line_is_bounded() -> None:
 # ---------------------------------------------------------------- responses
 
 
-def respond(proto: HTTP1Server, sid: int, status: int, headers: list[tuple[bytes, bytes]],
-            *chunks: bytes) -> bytes:
+def respond(
+    proto: HTTP1Server, sid: int, status: int, headers: list[tuple[bytes, bytes]], *chunks: bytes
+) -> bytes:
     proto.send(Response(sid, status, headers))
     for i, chunk in enumerate(chunks):
         proto.send(Data(sid, chunk, i == len(chunks) - 1))
