@@ -104,7 +104,7 @@ class AppSettings:
     """Which application to serve and how to load it."""
 
     app: str = opt("squall.demo:app", "The ASGI app as module:attribute.", kind="positional")
-    app_dir: str = opt(".", "Directory added to sys.path before importing the app.")
+    app_dir: str = opt(".", "Directory added to sys.path before importing the app.", metavar="DIR")
     factory: bool = opt(
         False, "Treat APP as a factory: call it with no arguments to get the app.", kind="bool"
     )
@@ -116,14 +116,16 @@ class AppSettings:
     lifespan: str = opt(
         "auto", "Lifespan protocol: auto tolerates apps without it.", choices=("auto", "on", "off")
     )
-    root_path: str = opt("", "ASGI root_path for apps mounted below a path prefix (behind a proxy).")
+    root_path: str = opt(
+        "", "ASGI root_path for apps mounted below a path prefix (behind a proxy).", metavar="PATH"
+    )
 
 
 @dataclass(frozen=True)
 class SocketSettings:
     """Where to listen."""
 
-    host: str = opt("127.0.0.1", "Interface to bind.")
+    host: str = opt("127.0.0.1", "Interface to bind.", metavar="HOST")
     port: int = opt(8000, "Port to bind (0 picks a free one).", parse=port)
     uds: str | None = opt(None, "Bind to this Unix domain socket instead of host/port.", metavar="PATH")
     fd: int | None = opt(
