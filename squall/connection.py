@@ -32,10 +32,12 @@ from squall.events import Body, EndBody, Event, Rejected, Request
 from squall.protocol.http1 import HTTP1Server
 
 logger = logging.getLogger("squall.error")
+access_logger = logging.getLogger("squall.access")
 
 _BODY_HIGH_WATER = 256 * 1024
 _MAX_PIPELINE = 32
 _PAUSE_BODY, _PAUSE_PIPELINE = 1, 2
+_LINGER_SECONDS = 2.0
 
 
 class ServerState:
@@ -94,7 +96,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.loop = server.loop
         http = server.config.http
         self._http = http
-        self._access_log = server.config.runtime.access_log
+        self._access_log = server.config.runtime.access_log and access_logger.isEnabledFor(logging.INFO)
         self._root_path = server.config.app.root_path
         self.proto = HTTP1Server(
             max_request_line=http.limit_request_line,
@@ -118,6 +120,8 @@ class HTTP1Connection(asyncio.Protocol):
         self._deadline = 0.0
         self._write_timer: asyncio.TimerHandle | None = None
         self._template: dict[str, Any] = {}
+        self._lingering = False
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -140,6 +144,8 @@ class HTTP1Connection(asyncio.Protocol):
         self._update_timer()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
         if self._timer_kind == "idle":
             self._timer_kind = None
         events = self.proto.receive_data(data)
@@ -167,6 +173,9 @@ class HTTP1Connection(asyncio.Protocol):
         self._update_timer(restart_body=progressed)
 
     def eof_received(self) -> bool | None:
+        if self._lingering:
+            self.transport.close()  # type: ignore[union-attr]
+            return None
         receiving = self.receiving
         if receiving is not None:
             receiving.on_disconnect()
@@ -180,6 +189,8 @@ class HTTP1Connection(asyncio.Protocol):
         self._closed = True
         self.server.connections.discard(self)
         self._cancel_timer()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
         if self._write_timer is not None:
             self._write_timer.cancel()
         for cycle in self.cycles.values():
@@ -350,10 +361,24 @@ class HTTP1Connection(asyncio.Protocol):
             self.pending.clear()
 
     def _close(self) -> None:
-        if not self._closed and self.transport is not None:
-            self._closed = True
-            self._cancel_timer()
-            self.transport.close()
+        transport = self.transport
+        if self._closed or transport is None:
+            return
+        self._closed = True
+        self._cancel_timer()
+        if self.receiving is not None and transport.can_write_eof() and not transport.is_closing():
+            # Lingering close: the client may still be sending a body we will not read. Closing
+            # now would make the kernel answer with RST, which can destroy the response before
+            # the client reads it; so send FIN, discard input for a moment, then close.
+            self._lingering = True
+            self.receiving = None
+            transport.write_eof()
+            if self._paused:
+                self._paused = 0
+                transport.resume_reading()
+            self._linger_timer = self.loop.call_later(_LINGER_SECONDS, transport.close)
+            return
+        transport.close()
 
     def _pause(self, reason: int) -> None:
         if not self._paused and self.transport is not None:

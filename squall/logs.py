@@ -23,7 +23,7 @@ access_log = logging.getLogger("squall.access")
 
 
 def configure(level: str = "info", access: bool = True) -> None:
-    """Send squall's logs to stderr: the error log at ``level``, the access log at INFO or off."""
+    """Send squall's logs to stderr at ``level``; access lines (INFO) show at info and below."""
     logging.addLevelName(TRACE, "TRACE")
     formatter = logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     for logger in (error_log, access_log):
@@ -33,5 +33,5 @@ def configure(level: str = "info", access: bool = True) -> None:
         logger.addHandler(handler)
         logger.propagate = False
     error_log.setLevel(LEVELS[level])
-    access_log.setLevel(logging.INFO if access else logging.CRITICAL + 1)
+    access_log.setLevel(LEVELS[level] if access else logging.CRITICAL + 1)
     access_log.disabled = not access

@@ -72,9 +72,12 @@ class Lifespan:
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._answer_with(
-                {"type": "error", "message": f"application returned during lifespan {self._phase}"}
-            )
+            # Returning without answering is how many apps say "no lifespan here" (uvicorn agrees).
+            if self._phase == "startup" and self._answer is not None and not self._answer.done():
+                log = logger.warning if self.mode == "on" else logger.info
+                log("ASGI app returned during lifespan startup; serving without lifespan")
+                self.supported = False
+            self._answer_with({"type": f"lifespan.{self._phase}.complete"})
 
     def _app_raised(self, exc: BaseException) -> None:
         if self.mode == "auto" and self._phase == "startup":
