@@ -105,6 +105,7 @@ class HTTP1Connection(asyncio.Protocol):
             default_headers=server.default_headers,
             upgrades=frozenset({b"websocket"}) if server.config.websocket.ws != "none" else frozenset(),
         )
+        self.send_event = self.proto.send  # Channel.send_event: frame now, write on flush()
         self.transport: asyncio.Transport | None = None
         self.cycles: dict[int, HTTPCycle] = {}
         self.pending: deque[HTTPCycle] = deque()
@@ -277,10 +278,6 @@ class HTTP1Connection(asyncio.Protocol):
         return f"{client[0]}:{client[1]}" if client else "unix socket client"
 
     # ------------------------------------------------------------------ Channel (for HTTPCycle)
-
-    def send_event(self, event: Event) -> None:
-        """Frame an outgoing event (written on the next ``flush``)."""
-        self.proto.send(event)
 
     def flush(self) -> None:
         """Write whatever the protocol has framed."""

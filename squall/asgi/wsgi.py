@@ -4,11 +4,14 @@ How it works
 ------------
 ``WSGIAdapter`` is an ASGI 3 application. For each ``http`` scope it builds the PEP 3333
 ``environ`` on the event loop, then runs the WSGI application in a worker thread of its own
-``ThreadPoolExecutor``. The thread talks to the event loop through a ``_Bridge``: every
+pool (``DaemonThreadPool``: daemon threads, so a call stuck in application code cannot hold
+the process up at exit). The thread talks to the event loop through a ``_Bridge``: every
 ``receive()``/``send()`` is scheduled on the loop with ``asyncio.run_coroutine_threadsafe`` and
 the thread blocks until it completes. That gives back-pressure for free: the thread cannot
 produce the next response chunk before the previous one was handed to the connection (and,
-when the client is slow to read, until the connection drained).
+when the client is slow to read, until the connection drained). The last message
+(``more_body=False``) is returned by the thread and sent by the request task instead, which
+saves a round trip per request and frees the thread sooner.
 
 Request body. ``wsgi.input`` pulls ``http.request`` messages on demand, so a body is never held
 whole in memory unless the application asks for all of it (``read()`` with no size). If the
@@ -46,10 +49,13 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
+import os
+import queue
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from squall.asgi.types import ClientDisconnected, Message, Receive, Scope, Send
 from squall.grammar import BAD_FIELD_VALUE, TOKEN
@@ -57,6 +63,7 @@ from squall.grammar import BAD_FIELD_VALUE, TOKEN
 logger = logging.getLogger("squall.error")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 OptExcInfo = ExcInfo | tuple[None, None, None]
@@ -329,7 +336,7 @@ class InputStream:
 
 
 def _check_status(status: Any) -> int:
-    if type(status) is not str:
+    if not isinstance(status, str):
         raise TypeError(f"WSGI status must be a str like '200 OK', got {type(status).__name__}: {status!r}")
     code = status[:3]
     if len(status) < 4 or not code.isdigit() or not code.isascii() or status[3] != " ":
@@ -347,10 +354,10 @@ def _check_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], int | None]
     checked: list[tuple[bytes, bytes]] = []
     length: int | None = None
     for item in headers:
-        if type(item) is not tuple or len(item) != 2:
+        if not isinstance(item, tuple | list) or len(item) != 2:
             raise TypeError(f"WSGI response header {item!r} is not a (name, value) tuple")
         name, value = item
-        if type(name) is not str or type(value) is not str:
+        if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError(
                 f"WSGI response header {item!r}: name and value must be str, "
                 f"got {type(name).__name__} and {type(value).__name__}"
@@ -380,7 +387,7 @@ def _check_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], int | None]
 class _Response:
     """The response side of one WSGI call: ``start_response``, ``write`` and the body iterable."""
 
-    __slots__ = ("_bridge", "_head", "_status", "_headers", "_length", "_sent", "_started")
+    __slots__ = ("_bridge", "_head", "_status", "_headers", "_length", "_sent", "_started", "final")
 
     def __init__(self, bridge: _Bridge, method: str) -> None:
         self._bridge = bridge
@@ -390,6 +397,8 @@ class _Response:
         self._length: int | None = None
         self._sent = 0
         self._started = False
+        #: The last messages (``more_body=False``), left for the event loop to send.
+        self.final: list[Message] = []
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
@@ -436,7 +445,10 @@ class _Response:
             messages.append({"type": "http.response.start", "status": self._status, "headers": self._headers})
         self._sent += len(data)
         messages.append({"type": "http.response.body", "body": data, "more_body": more})
-        self._bridge.send_all(messages)
+        if more:
+            self._bridge.send_all(messages)
+        else:  # nothing follows: the loop sends it once the thread is done (saves a round trip)
+            self.final = messages
 
     def run(self, app: WSGIApp, environ: Environ) -> None:
         """Call ``app`` and send everything it produces (worker thread)."""
@@ -449,6 +461,11 @@ class _Response:
                 close()
 
     def _stream(self, result: Iterable[bytes]) -> None:
+        if isinstance(result, bytes | bytearray | str):
+            raise TypeError(
+                f"the WSGI application returned {type(result).__name__}; "
+                "it must return an iterable of bytes, such as [body]"
+            )
         last = len(result) - 1 if isinstance(result, list | tuple) else -1
         for index, chunk in enumerate(result):
             data = _as_bytes(chunk, "the response iterable")
@@ -488,6 +505,88 @@ def _as_bytes(data: Any, what: str) -> bytes:
     raise TypeError(f"{what} must give bytes, got {type(data).__name__}: {data!r:.60}")
 
 
+# ---------------------------------------------------------------------------- thread pool
+
+
+class DaemonThreadPool(concurrent.futures.Executor):
+    """A thread pool like ``ThreadPoolExecutor`` whose threads are daemons.
+
+    ``ThreadPoolExecutor`` joins its threads at interpreter exit, so one WSGI call stuck in
+    application code would keep the worker process alive after the graceful-shutdown timeout
+    (until the supervisor kills it). Here the abandoned call is dropped when the process exits.
+    Threads start on demand, up to ``max_workers``, and are reused while idle.
+    """
+
+    def __init__(self, max_workers: int | None = None, name: str = "squall-wsgi") -> None:
+        self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self._name = name
+        self._work: queue.SimpleQueue[_WorkItem | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._shutdown = False
+
+    def submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            self._work.put(_WorkItem(future, lambda: fn(*args, **kwargs)))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self.max_workers:
+                thread = threading.Thread(
+                    target=self._worker, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def _worker(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            item.run()
+            del item
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._work.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item.future.cancel()
+            for _ in self._threads:
+                self._work.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
+class _WorkItem:
+    __slots__ = ("future", "fn")
+
+    def __init__(self, future: concurrent.futures.Future[Any], fn: Callable[[], Any]) -> None:
+        self.future = future
+        self.fn = fn
+
+    def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.fn()
+        except BaseException as exc:
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
+
+
 # ---------------------------------------------------------------------------- adapter
 
 
@@ -495,7 +594,8 @@ class WSGIAdapter:
     """An ASGI 3 application serving the PEP 3333 application ``app`` from a thread pool.
 
     ``max_workers`` bounds the threads (concurrent WSGI calls); ``None`` takes
-    ``ThreadPoolExecutor``'s default, ``min(32, os.cpu_count() + 4)``.
+    ``ThreadPoolExecutor``'s default, ``min(32, os.cpu_count() + 4)``. Requests beyond it wait
+    in the pool's queue.
     """
 
     def __init__(self, app: WSGIApp, *, max_workers: int | None = None) -> None:
@@ -503,15 +603,13 @@ class WSGIAdapter:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
         self.app = app
         self.max_workers = max_workers
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor: DaemonThreadPool | None = None
 
     @property
-    def executor(self) -> concurrent.futures.ThreadPoolExecutor:
+    def executor(self) -> DaemonThreadPool:
         """The thread pool, created on first use (so after any fork)."""
         if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                self.max_workers, thread_name_prefix="squall-wsgi"
-            )
+            self._executor = DaemonThreadPool(self.max_workers)
         return self._executor
 
     def shutdown(self) -> None:
@@ -550,13 +648,17 @@ class WSGIAdapter:
         context = contextvars.copy_context()
         future = loop.run_in_executor(self.executor, context.run, self._call, response, environ, errors)
         try:
-            await future
+            final = await future
         except asyncio.CancelledError:
             bridge.abort()
             raise
 
-    def _call(self, response: _Response, environ: Environ, errors: ErrorStream) -> None:
+        for message in final:
+            await send(message)
+
+    def _call(self, response: _Response, environ: Environ, errors: ErrorStream) -> list[Message]:
         try:
             response.run(self.app, environ)
         finally:
             errors.flush()
+        return response.final

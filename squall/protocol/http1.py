@@ -112,6 +112,10 @@ class HTTP1Server:
 
     ``default_headers`` returns the pre-encoded ``name: value\\r\\n`` block added to every
     response (Server, Date, ``--header``); it is called once per response.
+
+    Public state: ``head_in_progress`` (between a request's first byte and the end of its head),
+    ``input_closed`` (no further request will be read: close requested, error or upgrade),
+    ``keep_alive`` and ``trailing_data`` (bytes after an upgrade request's head).
     """
 
     def __init__(
@@ -134,8 +138,8 @@ class HTTP1Server:
         self._outgoing: deque[_Exchange] = deque()
         self._pending_error: bytes | None = None
         self._stream_id = 0
-        self._in_head = False
-        self._input_closed = False
+        self.head_in_progress = False
+        self.input_closed = False
         self._chunk_len = 0
         self._manual_body = 0  # bytes of an unhonoured upgrade request's body still to pass on
         self._current: _Exchange | None = None
@@ -149,16 +153,6 @@ class HTTP1Server:
 
     # ---------------------------------------------------------------- incoming
 
-    @property
-    def head_in_progress(self) -> bool:
-        """True between a request's first byte and the end of its head."""
-        return self._in_head
-
-    @property
-    def input_closed(self) -> bool:
-        """True once no further request will be read (close requested, error, or upgrade)."""
-        return self._input_closed
-
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the peer; return the events they complete. Never raises."""
         events = self._events = []
@@ -168,7 +162,7 @@ class HTTP1Server:
     def _feed(self, data: bytes) -> None:
         if self._manual_body and data:
             data = self._feed_manual_body(data)
-        if self._input_closed or not data:
+        if self.input_closed or not data:
             return
         self._chunk_len = len(data)
         try:
@@ -184,10 +178,10 @@ class HTTP1Server:
         except httptools.HttpParserInvalidMethodError:
             self._reject(*self._method_error(data))
         except httptools.HttpParserError as exc:
-            if not self._input_closed:  # data after "Connection: close" is ignored, not an error
+            if not self.input_closed:  # data after "Connection: close" is ignored, not an error
                 self._reject(400, f"malformed request: {exc}")
         else:
-            if self._in_head:
+            if self.head_in_progress:
                 self._head_bytes += len(data)
                 if self._head_bytes > self._max_head:
                     self._reject(431, "request head too large")
@@ -209,7 +203,7 @@ class HTTP1Server:
     # httptools callbacks -------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._in_head = True
+        self.head_in_progress = True
         self._stream_id += 1
         self._url = b""
         self._headers = []
@@ -223,7 +217,7 @@ class HTTP1Server:
             raise _Reject(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._in_head:  # a chunked trailer: counted against the limits, then dropped
+        if not self.head_in_progress:  # a chunked trailer: counted against the limits, then dropped
             self._head_bytes += len(name) + len(value) + 4
             if self._head_bytes > self._max_head:
                 raise _Reject(431, "request trailers too large")
@@ -236,7 +230,7 @@ class HTTP1Server:
             self._special.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self.head_in_progress = False
         parser = self._parser
         headers = self._headers
         if len(headers) > self._max_headers:
@@ -352,7 +346,7 @@ class HTTP1Server:
         if current is not None:
             current.body_done = True
             if not current.keep_alive:
-                self._input_closed = True
+                self.input_closed = True
 
     def _on_parser_upgrade(self, rest: bytes) -> None:
         request = next(e for e in reversed(self._events) if isinstance(e, Request))
@@ -366,13 +360,13 @@ class HTTP1Server:
         elif request.upgrade is None:  # llhttp stopped for an upgrade we do not take
             self._feed(rest)
         else:
-            self._input_closed = True
+            self.input_closed = True
             self.trailing_data = rest
 
     # ---------------------------------------------------------------- rejection
 
     def _reject(self, status: int, detail: str) -> None:
-        self._input_closed = True
+        self.input_closed = True
         self.keep_alive = False
         error: bytes | None = self._error_response(status)
         last = self._current
@@ -492,7 +486,7 @@ class HTTP1Server:
                 exchange.keep_alive = False
             if not exchange.keep_alive:
                 self.keep_alive = False
-                self._input_closed = True
+                self.input_closed = True
             elif not self._outgoing and self._pending_error is not None:
                 self._output.append(self._pending_error)
                 self._pending_error = None
@@ -502,7 +496,7 @@ class HTTP1Server:
         for exchange in self._outgoing:
             if not exchange.started:
                 exchange.keep_alive = False
-        self._input_closed = True
+        self.input_closed = True
 
     @property
     def response_pending(self) -> bool:
