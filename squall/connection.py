@@ -167,11 +167,14 @@ class HTTP1Connection(asyncio.Protocol):
             self._after_input(bool(events))
 
     def _after_input(self, progressed: bool) -> None:
-        if self.proto.input_closed and not self.proto.response_pending:
+        proto = self.proto
+        if proto.input_closed and not proto.response_pending:
             self.flush()
             self._close()
-            return
-        self._update_timer(restart_body=progressed)
+        elif proto.head_in_progress or self.receiving is not None or not proto.response_pending:
+            self._update_timer(restart_body=progressed)
+        else:
+            self._timer_kind = None  # a complete request is with the app: no deadline applies
 
     def eof_received(self) -> bool | None:
         if self._lingering:
