@@ -28,7 +28,7 @@ Why the ``websockets`` package and not wsproto. Both are maintained sans-I/O lib
 
 The fast path. Even 7.9 µs is half the per-message budget of the echo benchmark, most of it in
 the library's generator-based parser. So this module splits the stream into frames itself (the
-2–14 byte header says where each frame ends) and handles the one overwhelmingly common frame
+2 to 14 byte header says where each frame ends) and handles the one overwhelmingly common frame
 inline: complete, FIN, no RSV bits, text or binary, masked, not inside a fragmented message,
 while the connection is OPEN — unmasked with the library's C ``apply_mask`` and UTF-8 checked
 with ``bytes.decode``. Every other frame (control frames, fragments, compressed frames, anything
@@ -205,7 +205,9 @@ def check_handshake(
     if len(versions) != 1 or versions[0].strip() != b"13":
         raise HandshakeError("unsupported or missing Sec-WebSocket-Version", list(_VERSION_HEADERS))
     subprotocols = [
-        t.strip().decode("latin-1") for v in _values(headers, b"sec-websocket-protocol") for t in v.split(b",")
+        t.strip().decode("latin-1")
+        for v in _values(headers, b"sec-websocket-protocol")
+        for t in v.split(b",")
     ]
     subprotocols = [s for s in subprotocols if s]
     extensions, extensions_header = negotiate_extensions(
@@ -317,7 +319,7 @@ class WebSocketServer:
         end = len(data)
         lib = self._lib
         while pos < end:
-            if lib.state is not OPEN or self._fragments is not None and end - pos < 2:
+            if lib.state is not OPEN:  # closing: the library sees everything from now on
                 self._to_library(data[pos:])
                 return events
             if end - pos < 2:
@@ -342,7 +344,7 @@ class WebSocketServer:
             stop = pos + header + length
             if stop > end:
                 break
-            if (b1 == 0x81 or b1 == 0x82) and self._fragments is None:
+            if (b1 == 0x82 or b1 == 0x81) and self._fragments is None:  # noqa: PLR1714 - faster
                 payload = apply_mask(data[pos + header : stop], data[pos + header - 4 : pos + header])
                 if b1 == 0x82:
                     events.append(payload)
@@ -374,24 +376,27 @@ class WebSocketServer:
     def _collect(self) -> None:
         lib = self._lib
         for frame in lib.events_received():
+            assert isinstance(frame, Frame)  # a server Protocol in OPEN state yields frames only
             opcode = frame.opcode
             if opcode is TEXT or opcode is BINARY or opcode is CONT:
                 self._on_data_frame(frame)
             elif opcode is CLOSE:
-                self._on_close()
+                close = lib.close_rcvd
+                if close is not None:
+                    self._close_event(int(close.code), close.reason)
             elif opcode is PONG:
                 self._events.append(PongReceived(bytes(frame.data)))
         if lib.writes:
             self._output += lib.data_to_send()
-        if lib.state is not OPEN and not self._close_event_sent and lib.close_sent is not None:
-            if lib.close_rcvd is None and lib.parser_exc is not None:
+        if lib.state is not OPEN and not self._close_event_sent:
+            exc = lib.parser_exc
+            if isinstance(exc, EOFError) or (exc is not None and lib.close_sent is None):
+                self._close_event(CloseCode.ABNORMAL_CLOSURE, "")
+            elif exc is not None and lib.close_sent is not None:
                 close = lib.close_sent  # we failed the connection: report our own code
                 self._close_event(int(close.code), close.reason)
-
-    def _on_close(self) -> None:
-        close = self._lib.close_rcvd
-        if close is not None:
-            self._close_event(int(close.code), close.reason)
+            elif lib.close_rcvd is not None:
+                self._close_event(int(lib.close_rcvd.code), lib.close_rcvd.reason)
 
     def _close_event(self, code: int, reason: str) -> None:
         if not self._close_event_sent:

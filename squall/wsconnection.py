@@ -1,0 +1,472 @@
+"""A WebSocket connection: the transport taken over from HTTP/1.1 after ``Upgrade: websocket``.
+
+How it works
+------------
+``upgrade_to_websocket(connection, request)`` is called by ``HTTP1Connection`` for a request whose
+upgrade is ``websocket`` (the HTTP/1.1 parser has stopped; bytes after the head wait in
+``connection.proto.trailing_data``). It validates the handshake (a bad one gets 400 and the
+connection closes), builds the ``websocket`` scope, moves the transport to a new
+``WebSocketConnection`` (``transport.set_protocol``), replaces the HTTP/1.1 connection in
+``server.connections`` and starts the ASGI session. Until the app accepts, incoming bytes are
+kept; the accept writes the 101 and feeds them to the framing.
+
+HTTP responses on this connection (403 for a close before accept, 500 for an app that fails
+before accepting, 503, 400, and the app's own denial response) are framed by the HTTP/1.1
+protocol object the request came from, so they get the same default headers and framing rules
+as every other response, and ``Connection: close``.
+
+Pipelining. An upgrade request that arrives while earlier pipelined responses are still owed is
+parked in the HTTP/1.1 connection's pipeline queue behind them (``_QueuedUpgrade`` stands in for an
+``HTTPCycle`` there), with reading paused; the upgrade happens when its turn comes, so responses
+stay in order and no byte after the upgrade head is parsed as HTTP.
+
+Flow control. ``--ws-max-queue``: reading pauses while the app has that many unread messages and
+resumes when it has read them all. Writing: ``pause_writing`` makes ``send()`` wait in ``drain()``.
+
+Timers (``_timer``, one slot): the keepalive ping every ``--ws-ping-interval``, then its deadline
+(``--ws-ping-timeout``, close 1011 when missed; not while reading is paused, when the pong may be
+sitting unread); after we send a close frame, ``_CLOSE_TIMEOUT`` for the peer's answer; after we
+close the transport, ``_CLOSE_TIMEOUT`` before aborting it (a peer that does not read).
+
+Shutdown. ``shutdown()`` (the worker's graceful drain) closes an open websocket with 1001; the
+session counts in ``server.active_requests`` while its app runs, like an HTTP request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any, cast
+
+from squall.asgi.http import build_scope
+from squall.asgi.types import ClientDisconnected, Scope
+from squall.asgi.websocket import WebSocketSession
+from squall.events import Data, Headers, Request, Response
+from squall.protocol.http1 import STATUS_LINES, HTTP1Server
+from squall.protocol.websocket import (
+    CloseReceived,
+    HandshakeError,
+    Offer,
+    PongReceived,
+    WebSocketServer,
+    check_handshake,
+)
+
+if TYPE_CHECKING:
+    from squall.connection import HTTP1Connection, ServerState
+
+logger = logging.getLogger("squall.error")
+access_logger = logging.getLogger("squall.access")
+
+_CLOSE_TIMEOUT = 10.0
+_HANDSHAKE_BUFFER = 64 * 1024  # bytes kept before the accept; reading pauses beyond
+_TEXT = b"text/plain; charset=utf-8"
+
+
+def upgrade_to_websocket(connection: HTTP1Connection, request: Request) -> None:
+    """Take over ``connection``'s transport for the WebSocket upgrade ``request``."""
+    if connection.active is not None or connection.pending:
+        _QueuedUpgrade(connection, request)
+        return
+    _upgrade(connection, request, counted=False)
+
+
+class _QueuedUpgrade:
+    """Stands for a websocket upgrade in the HTTP/1.1 pipeline queue until its turn comes.
+
+    It quacks like the ``HTTPCycle`` the queue expects: ``start()`` when the responses before
+    it are done, ``on_disconnect``/``on_body``/``on_body_end`` that do nothing.
+    """
+
+    buffered = 0
+    body_done = True
+    awaiting_continue = False
+    task = None
+
+    def __init__(self, connection: HTTP1Connection, request: Request) -> None:
+        self.connection = connection
+        self.request = request
+        self.stream_id = request.stream_id
+        connection.server.active_requests += 1
+        connection.cycles[self.stream_id] = cast(Any, self)
+        connection.pending.append(cast(Any, self))
+        if connection.transport is not None:
+            connection.transport.pause_reading()
+
+    def start(self) -> None:
+        self.connection.cycles.pop(self.stream_id, None)
+        _upgrade(self.connection, self.request, counted=True)
+
+    def on_disconnect(self) -> None:
+        pass
+
+    def on_body(self, data: bytes) -> None:
+        pass
+
+    def on_body_end(self) -> None:
+        pass
+
+
+def _upgrade(connection: HTTP1Connection, request: Request, *, counted: bool) -> None:
+    server = connection.server
+    transport = connection.transport
+    if transport is None or transport.is_closing():
+        if counted:
+            _release(server)
+        return
+    config = server.config
+    server.connections.discard(connection)
+    ws = WebSocketConnection(server, transport, connection.proto, request.stream_id)
+    ws.path = request.raw_path.decode("ascii", "backslashreplace")
+    ws.write_paused = connection.write_paused
+    connection.resume_writing()  # the old protocol's write timer and waiters are no longer ours
+    transport.set_protocol(ws)
+    server.connections.add(cast(Any, ws))
+    trailing = connection.proto.trailing_data
+    if trailing:
+        ws.data_received(trailing)
+    if counted:
+        transport.resume_reading()  # paused while the upgrade waited in the pipeline
+    try:
+        offer = check_handshake(
+            request.method,
+            request.http_version,
+            request.headers,
+            deflate=config.websocket.ws_per_message_deflate,
+        )
+    except HandshakeError as exc:
+        logger.info("rejected a websocket handshake from %s: %s", ws.client_text(), exc.detail)
+        ws.reject(exc.status, exc.headers, exc.detail)
+        if counted:
+            _release(server)
+        return
+    limit = config.http.limit_concurrency
+    if server.shutting_down or (limit is not None and server.active_requests - counted >= limit):
+        ws.reject(503, [], "busy or shutting down")
+        if counted:
+            _release(server)
+        return
+    scope = build_scope(connection._template, request, config.app.root_path)
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+    del scope["method"]
+    scope["subprotocols"] = offer.subprotocols
+    scope["extensions"] = {"websocket.http.response": {}}
+    if not counted:
+        server.active_requests += 1
+    ws.start(offer, scope)
+
+
+def _release(server: ServerState) -> None:
+    server.active_requests -= 1
+    if server.shutting_down and server.tasks_done is not None and not server.active_requests:
+        server.tasks_done.set()
+
+
+class WebSocketConnection(asyncio.Protocol):
+    """An asyncio protocol serving one WebSocket session on a transport taken over from HTTP/1.1."""
+
+    def __init__(
+        self, server: ServerState, transport: asyncio.Transport, http: HTTP1Server, stream_id: int
+    ) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport: asyncio.Transport | None = transport
+        settings = server.config.websocket
+        self._max_size = settings.ws_max_size
+        self._max_queue = settings.ws_max_queue
+        self._ping_interval = settings.ws_ping_interval
+        self._ping_timeout = settings.ws_ping_timeout
+        self._access_log = server.config.runtime.access_log
+        self._http = http
+        self._stream_id = stream_id
+        self.proto: WebSocketServer | None = None
+        self.session: WebSocketSession | None = None
+        self.write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._early = bytearray()  # bytes received before the accept
+        self._read_paused = False
+        self._closed = False
+        self._shutting_down = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind: str | None = None
+        self._offer: Offer | None = None
+        self.path = ""  # for the logs
+
+    # ------------------------------------------------------------------ setup
+
+    def start(self, offer: Offer, scope: Scope) -> None:
+        """Run the application for this handshake."""
+        self._offer = offer
+        session = self.session = WebSocketSession(self, self.server.app, scope)
+        session.start()
+
+    def reject(self, status: int, headers: Headers, detail: str) -> None:
+        """Answer the handshake with an HTTP error and close."""
+        body = detail.encode("utf-8", "replace") + b"\n" if status == 400 else b""
+        headers = [*headers, (b"content-type", _TEXT)]
+        self.respond(status, headers, body, False)
+
+    def client_text(self) -> str:
+        transport = self.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        if isinstance(peer, tuple | list) and len(peer) >= 2:
+            return f"{peer[0]}:{peer[1]}"
+        return "unix socket client"
+
+    # ------------------------------------------------------------------ asyncio callbacks
+
+    def data_received(self, data: bytes) -> None:
+        proto = self.proto
+        if proto is None:
+            self._early += data
+            if len(self._early) > _HANDSHAKE_BUFFER:
+                self._pause_reading()
+            return
+        session = self.session
+        assert session is not None
+        for event in proto.receive_data(data):
+            kind = type(event)
+            if kind is str or kind is bytes:
+                session.on_message(event)  # type: ignore[arg-type]
+            elif kind is CloseReceived:
+                session.on_close(event.code, event.reason)  # type: ignore[union-attr]
+            elif kind is PongReceived:
+                self._on_pong()
+        self._flush(proto)
+        if session.queued >= self._max_queue and not self._read_paused:
+            self._pause_reading()
+
+    def eof_received(self) -> bool | None:
+        proto = self.proto
+        if proto is not None:
+            proto.receive_eof()
+            self._flush(proto)
+        if self.session is not None:
+            self.session.on_close(1006, "")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.server.connections.discard(cast(Any, self))
+        self._cancel_timer()
+        if self.session is not None:
+            self.session.on_close(1006, "")
+        self._wake_drain(ClientDisconnected("websocket client disconnected"))
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_drain(None)
+
+    # ------------------------------------------------------------------ Channel (for WebSocketSession)
+
+    def accept(self, subprotocol: str | None, headers: Headers) -> None:
+        """Write the 101 response and start framing."""
+        offer = self._offer
+        assert offer is not None
+        lines = [STATUS_LINES[101], self.server.default_headers()]
+        lines.extend(name + b": " + value + b"\r\n" for name, value in offer.response_headers(subprotocol))
+        lines.extend(name + b": " + value + b"\r\n" for name, value in headers)
+        lines.append(b"\r\n")
+        proto = self.proto = WebSocketServer(offer.extensions, self._max_size)
+        self._write(b"".join(lines))
+        self._log(101)
+        if self._ping_interval:
+            self._set_timer("ping", self._ping_interval)
+        if self._shutting_down or self.server.shutting_down:
+            self.close(1001, "server shutting down")
+        early = self._early
+        if early and proto.open:
+            self._early = bytearray()
+            self.data_received(bytes(early))
+        if self._read_paused and self.session is not None and self.session.queued < self._max_queue:
+            self._resume_reading()
+
+    def send_message(self, data: str | bytes) -> None:
+        """Frame and write one message."""
+        proto = self.proto
+        if proto is None or self._closed:
+            raise ClientDisconnected("websocket client disconnected")
+        try:
+            if type(data) is str:
+                proto.send_text(data)
+            else:
+                proto.send_bytes(data)  # type: ignore[arg-type]
+        except Exception as exc:  # websockets' InvalidState: a close is under way
+            raise ClientDisconnected("websocket is closing") from exc
+        self._flush(proto)
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake (the app's ``websocket.close``, the app's end, shutdown)."""
+        proto = self.proto
+        if proto is None or self._closed:
+            return
+        if proto.open:
+            proto.send_close(code, reason)
+            self._set_timer("close", _CLOSE_TIMEOUT)
+        self._flush(proto)
+
+    def respond(self, status: int, headers: Headers, body: bytes, more: bool) -> None:
+        """Start (and unless ``more``, finish) an HTTP response instead of the handshake."""
+        if self._closed:
+            return
+        http = self._http
+        if not more and not any(name == b"content-length" for name, _ in headers):
+            headers = [*headers, (b"content-length", b"%d" % len(body))]
+        http.close_after_response()
+        http.send(Response(self._stream_id, status, headers))
+        http.send(Data(self._stream_id, body, not more))
+        self._write_http()
+        self._log(status)
+        if not more:
+            self._close_transport()
+
+    def respond_body(self, body: bytes, more: bool) -> None:
+        """More of the denial response's body."""
+        if self._closed:
+            return
+        self._http.send(Data(self._stream_id, body, not more))
+        self._write_http()
+        if not more:
+            self._close_transport()
+
+    async def drain(self) -> None:
+        """Wait until the client has read enough of our output."""
+        if self._closed:
+            raise ClientDisconnected("websocket client disconnected")
+        if self.write_paused:
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    def message_consumed(self) -> None:
+        """The app read every queued message: reading may resume."""
+        if self._read_paused:
+            self._resume_reading()
+
+    def abort(self) -> None:
+        """Drop the connection (an unfinished denial response)."""
+        if self.transport is not None and not self._closed:
+            self._closed = True
+            self.transport.abort()
+
+    def session_finished(self, session: WebSocketSession) -> None:
+        """The app returned (or raised)."""
+        self.server.total_requests += 1
+        _release(self.server)
+
+    # ------------------------------------------------------------------ shutdown
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close an open websocket with 1001 (going away)."""
+        self._shutting_down = True
+        proto = self.proto
+        if proto is not None and proto.open:
+            self.close(1001, "server shutting down")
+
+    # ------------------------------------------------------------------ output, timers
+
+    def _flush(self, proto: WebSocketServer) -> None:
+        output = proto.take_output()
+        if output:
+            transport = self.transport
+            if transport is not None and not self._closed:
+                if len(output) == 1:
+                    transport.write(output[0])
+                else:
+                    transport.writelines(output)
+        if proto.eof_sent:
+            self._close_transport()
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.write(data)
+
+    def _write_http(self) -> None:
+        output = self._http.take_output()
+        if output and self.transport is not None and not self._closed:
+            self.transport.writelines(output)
+
+    def _close_transport(self) -> None:
+        if self._closed or self.transport is None:
+            return
+        self._closed = True
+        self.transport.close()
+        if self.session is not None:
+            close = self.proto.close_sent if self.proto is not None else None
+            code = 1006 if close is None else close[0]
+            self.session.on_close(code, "" if close is None else close[1])
+        self._set_timer("abort", _CLOSE_TIMEOUT)
+
+    def _wake_drain(self, exc: Exception | None) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and self.transport is not None and not self._closed:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused and self.transport is not None and not self._closed:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _set_timer(self, kind: str, delay: float) -> None:
+        self._cancel_timer()
+        self._timer_kind = kind
+        self._timer = self.loop.call_later(delay, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_kind = None
+
+    def _on_timer(self) -> None:
+        kind = self._timer_kind
+        self._timer = None
+        self._timer_kind = None
+        proto = self.proto
+        if kind == "abort":
+            if self.transport is not None:
+                self.transport.abort()
+        elif proto is None or self._closed:
+            return
+        elif kind == "ping":
+            if proto.open:
+                proto.send_ping(os.urandom(4))
+                self._flush(proto)
+                if self._ping_timeout:
+                    self._set_timer("pong", self._ping_timeout)
+                elif self._ping_interval:
+                    self._set_timer("ping", self._ping_interval)
+        elif kind == "pong":
+            if self._read_paused:  # the pong may be waiting unread behind the app's backlog
+                self._set_timer("pong", self._ping_timeout or _CLOSE_TIMEOUT)
+                return
+            logger.info("closing websocket from %s: keepalive ping timeout", self.client_text())
+            proto.fail(1011, "keepalive ping timeout")
+            if self.session is not None:
+                self.session.on_close(1011, "keepalive ping timeout")
+            self._flush(proto)
+        elif kind == "close":
+            logger.info("closing websocket from %s: no answer to our close frame", self.client_text())
+            self._close_transport()
+
+    def _on_pong(self) -> None:
+        if self._timer_kind == "pong" and self._ping_interval:
+            self._set_timer("ping", self._ping_interval)
+
+    def _log(self, status: int) -> None:
+        if self._access_log:
+            access_logger.info('%s - "WebSocket %s" %d', self.client_text(), self.path, status)
