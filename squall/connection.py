@@ -348,6 +348,25 @@ class HTTP1Connection(asyncio.Protocol):
         self.flush()
         self._close()
 
+    # ------------------------------------------------------------------ protocol switch
+
+    @property
+    def scope_template(self) -> dict[str, Any]:
+        """The per-connection scope keys (scheme, client, server, root_path, state)."""
+        return self._template
+
+    def handover(self) -> bytes:
+        """Give up the transport to another protocol (an upgrade); return the bytes already read
+        past the request head. Timers, write waiters and the connection registry are released."""
+        self._closed = True
+        self._cancel_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        self._wake_drain(None)
+        self.server.connections.discard(self)
+        return self.proto.trailing_data
+
     # ------------------------------------------------------------------ shutdown, pausing, timers
 
     def shutdown(self) -> None:

@@ -116,14 +116,12 @@ def _upgrade(connection: HTTP1Connection, request: Request, *, counted: bool) ->
             _release(server)
         return
     config = server.config
-    server.connections.discard(connection)
     ws = WebSocketConnection(server, transport, connection.proto, request.stream_id)
     ws.path = request.raw_path.decode("ascii", "backslashreplace")
     ws.write_paused = connection.write_paused
-    connection.resume_writing()  # the old protocol's write timer and waiters are no longer ours
+    trailing = connection.handover()
     transport.set_protocol(ws)
     server.connections.add(cast(Any, ws))
-    trailing = connection.proto.trailing_data
     if trailing:
         ws.data_received(trailing)
     if counted:
@@ -147,7 +145,7 @@ def _upgrade(connection: HTTP1Connection, request: Request, *, counted: bool) ->
         if counted:
             _release(server)
         return
-    scope = build_scope(connection._template, request, config.app.root_path)
+    scope = build_scope(connection.scope_template, request, config.app.root_path)
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
     del scope["method"]
