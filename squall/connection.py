@@ -177,17 +177,9 @@ class HTTP1Connection(asyncio.Protocol):
             self._timer_kind = None  # a complete request is with the app: no deadline applies
 
     def eof_received(self) -> bool | None:
-        if self._lingering:
-            self.transport.close()  # type: ignore[union-attr]
-            return None
-        receiving = self.receiving
-        if receiving is not None:
-            receiving.on_disconnect()
-        if not self.proto.response_pending:
-            self._close()
-            return None
-        self.proto.close_after_response()
-        return True
+        # The client shut its sending side. Like uvicorn, take that as the client leaving: the
+        # transport closes and running apps get http.disconnect (a long poll must not hang).
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -349,6 +341,11 @@ class HTTP1Connection(asyncio.Protocol):
         self._close()
 
     # ------------------------------------------------------------------ protocol switch
+
+    @property
+    def idle(self) -> bool:
+        """True between requests (or before the first): nothing is owed to the client."""
+        return not self.proto.response_pending and not self.proto.head_in_progress
 
     @property
     def scope_template(self) -> dict[str, Any]:

@@ -359,6 +359,11 @@ class WebSocketConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ shutdown
 
+    @property
+    def idle(self) -> bool:
+        """A websocket session is never idle: it is closed with 1001 on shutdown, not dropped."""
+        return False
+
     def shutdown(self) -> None:
         """Graceful shutdown: close an open websocket with 1001 (going away)."""
         self._shutting_down = True

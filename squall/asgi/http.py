@@ -251,11 +251,15 @@ class HTTPCycle:
     def _app_failed(self, exc: Exception) -> None:
         if isinstance(exc, ASGIMessageError):
             logger.error("ASGI application sent an invalid message: %s", exc, exc_info=exc)
+            if self._state == _STARTED:
+                self._state = _START  # nothing reached the wire yet: a 500 can still be sent
         else:
             logger.error("Exception in ASGI application", exc_info=exc)
         self._respond_to_failure()
 
     def _app_returned(self) -> None:
+        if self._disconnected:
+            return  # the client left; an app that stops then has done nothing wrong
         if self._state == _START:
             logger.error("ASGI application returned without starting a response")
         elif self._state != _DONE:

@@ -141,6 +141,7 @@ class HTTP1Server:
         self.head_in_progress = False
         self.input_closed = False
         self._chunk_len = 0
+        self._closing = False
         self._manual_body = 0  # bytes of an unhonoured upgrade request's body still to pass on
         self._current: _Exchange | None = None
         self.trailing_data = b""
@@ -345,7 +346,7 @@ class HTTP1Server:
         current = self._current
         if current is not None:
             current.body_done = True
-            if not current.keep_alive:
+            if not current.keep_alive or self._closing:
                 self.input_closed = True
 
     def _on_parser_upgrade(self, rest: bytes) -> None:
@@ -496,7 +497,10 @@ class HTTP1Server:
         for exchange in self._outgoing:
             if not exchange.started:
                 exchange.keep_alive = False
-        self.input_closed = True
+        self._closing = True
+        current = self._current
+        if current is None or current.body_done or current not in self._outgoing:
+            self.input_closed = True  # else the body in flight is still read, then input stops
 
     @property
     def response_pending(self) -> bool:
