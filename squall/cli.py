@@ -12,8 +12,7 @@ import sys
 from typing import Any, NoReturn
 
 from squall import __version__, config
-from squall.listeners import BindError, bind
-from squall.loader import LoadError, load_app
+from squall.listeners import BindError, bind_all
 from squall.logs import configure
 
 logger = logging.getLogger("squall.error")
@@ -107,26 +106,28 @@ def load_config(argv: list[str] | None = None) -> tuple[config.Config, argparse.
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``squall`` command; returns the exit code."""
+    """Entry point of the ``squall`` command; returns the exit code.
+
+    The parent binds the sockets (or takes systemd's) and always runs the supervisor, even for
+    one worker: SIGHUP rolling reloads, recycling, health checks and crash restarts then work the
+    same at every ``--workers``; the cost is one small extra process. The app is imported in the
+    worker processes only.
+    """
     cfg, _ = load_config(argv)
     configure(cfg.runtime.log_level, cfg.runtime.access_log)
-    debug = cfg.runtime.log_level in ("debug", "trace")
     try:
-        app = load_app(cfg.app)
-    except LoadError as exc:
-        logger.debug("app loading failed", exc_info=exc if debug else None)
-        print(f"squall: error: {exc}", file=sys.stderr)
-        return 1
-    try:
-        sock = bind(cfg.socket)
+        sockets = bind_all(cfg.socket)
     except BindError as exc:
         print(f"squall: error: {exc}", file=sys.stderr)
         return 1
-    from squall.worker import run
+    from squall.supervisor import Supervisor
 
+    supervisor = Supervisor(cfg, sockets)
     try:
-        return run(cfg, app, sock)
-    except KeyboardInterrupt:  # pragma: no cover - signal arrived before handlers were installed
-        return 130
+        code = supervisor.run()
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
+    if supervisor.failure:
+        print(f"squall: error: {supervisor.failure}", file=sys.stderr)
+    return code

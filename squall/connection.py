@@ -139,9 +139,6 @@ class HTTP1Connection(asyncio.Protocol):
             "root_path": self._root_path,
             "state": self.server.lifespan_state,
         }
-        if self.server.shutting_down:
-            transport.close()
-            return
         self._update_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -231,6 +228,8 @@ class HTTP1Connection(asyncio.Protocol):
             expect_continue=event.expect_continue,
             access_log=self._access_log,
         )
+        if server.shutting_down:  # draining: serve it, say Connection: close, then close
+            self.proto.close_after_response()
         server.active_requests += 1
         self.cycles[event.stream_id] = cycle
         self.receiving = cycle

@@ -1,4 +1,5 @@
-"""Create the listening sockets: TCP (IPv4/IPv6), a Unix domain socket, or an inherited fd."""
+"""Create the listening sockets: TCP (IPv4/IPv6), a Unix domain socket, an inherited fd, or the
+sockets systemd passed (socket activation). The supervisor binds once; workers inherit them."""
 
 from __future__ import annotations
 
@@ -7,11 +8,21 @@ import os
 import socket
 import stat
 
+from squall import systemd
 from squall.config import SocketSettings
 
 
 class BindError(Exception):
     """A socket could not be bound; the text names the address."""
+
+
+def bind_all(settings: SocketSettings) -> list[socket.socket]:
+    """The sockets to serve on: systemd's (LISTEN_FDS) when socket-activated, else ``bind()``'s one."""
+    try:
+        activated = systemd.listen_fds()
+    except systemd.ActivationError as exc:
+        raise BindError(str(exc)) from None
+    return activated or [bind(settings)]
 
 
 def bind(settings: SocketSettings) -> socket.socket:

@@ -1,12 +1,19 @@
-"""One serving process: event loop, listener, lifespan, serve until told to stop, drain.
+"""One serving process: event loop, listeners, lifespan, serve until told to stop, drain.
 
 How it works
 ------------
-``serve()`` runs lifespan startup, starts the asyncio server on the already-bound socket, logs the
-URL and waits for SIGINT/SIGTERM (signal handlers only set a flag). Shutdown is graceful: stop
-accepting, close idle connections, let in-flight requests finish for up to
-``--timeout-graceful-shutdown`` (a second signal cuts the wait short), then cancel what is left
-and run lifespan shutdown.
+``serve()`` runs lifespan startup, starts an asyncio server on each already-bound socket, then
+waits for a stop signal (signal handlers only set a flag). Shutdown is graceful: stop accepting,
+close idle connections, let in-flight requests finish for up to ``--timeout-graceful-shutdown``
+(a second signal cuts the wait short), then cancel what is left and run lifespan shutdown.
+
+Under the supervisor (``run_supervised``) the worker also talks to the parent over a pipe: it
+says ``("ready",)`` once lifespan startup is done and it is accepting, or ``("failed", reason)``
+when the app cannot be imported or its startup fails; it answers each ``"ping"`` with
+``("pong", requests_served, rss_bytes)`` from the event loop (so a blocked loop fails the health
+check); and it drains when the pipe reaches EOF (the parent is gone). Signals there: SIGTERM
+drains, SIGQUIT stops at once; SIGINT/SIGHUP/SIGTTIN/SIGTTOU are ignored because a terminal sends
+them to the whole process group and only the parent decides what they mean.
 """
 
 from __future__ import annotations
@@ -14,11 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from email.utils import formatdate
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
 
 from squall import __version__
 from squall.asgi.lifespan import Lifespan, LifespanFailed
@@ -26,8 +37,17 @@ from squall.asgi.types import ASGIApp
 from squall.config import Config
 from squall.connection import HTTP1Connection, ServerState
 from squall.listeners import describe
+from squall.loader import LoadError, load_app
+from squall.logs import configure
+
+if TYPE_CHECKING:
+    from squall.supervisor import WorkerSpec
 
 logger = logging.getLogger("squall.error")
+
+# A draining worker keeps an idle connection this long for the request its client may already be
+# sending (answered, then closed) instead of closing it under that request.
+IDLE_GRACE = 1.0
 
 
 class DefaultHeaders:
@@ -64,12 +84,24 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 
 class Worker:
-    """Serve ``app`` on ``sock`` until a signal says stop."""
+    """Serve ``app`` on ``sock`` (one socket or several) until a signal says stop.
 
-    def __init__(self, config: Config, app: ASGIApp, sock: socket.socket) -> None:
+    ``channel`` is the pipe to the supervisor, when there is one.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        app: ASGIApp,
+        sock: socket.socket | Sequence[socket.socket],
+        channel: Connection | None = None,
+    ) -> None:
         self.config = config
         self.app = app
-        self.sock = sock
+        self.sockets = [sock] if isinstance(sock, socket.socket) else list(sock)
+        self.sock = self.sockets[0]
+        self.channel = channel
+        self.state: ServerState | None = None
         self.lifespan = Lifespan(app, config.app.lifespan)
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -82,16 +114,53 @@ class Worker:
         if self._signals > 1:
             self._force.set()
 
+    def handle_quit(self) -> None:
+        """SIGQUIT (supervised): stop at once, without waiting for in-flight requests."""
+        self._signals += 2
+        self._stop.set()
+        self._force.set()
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        handlers: dict[int, Callable[[], None]] = {signal.SIGTERM: self.handle_signal}
+        if self.channel is None:
+            handlers[signal.SIGINT] = self.handle_signal
+        else:
+            handlers[signal.SIGQUIT] = self.handle_quit
+        for sig, handler in handlers.items():
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, handler)
+
+    def _tell(self, message: tuple[Any, ...]) -> None:
+        if self.channel is not None:
+            with contextlib.suppress(OSError):
+                self.channel.send(message)
+
+    def _on_parent_message(self) -> None:
+        """The supervisor pinged (answer from the loop) or went away (drain and exit)."""
+        channel = self.channel
+        assert channel is not None
+        try:
+            while channel.poll():
+                if channel.recv() == "ping":
+                    served = self.state.total_requests if self.state is not None else 0
+                    channel.send(("pong", served, rss_bytes()))
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(channel.fileno())
+            if not self._stop.is_set():
+                logger.warning("The supervisor went away; shutting down")
+                self.handle_signal()
+
     async def serve(self) -> int:
         """Run until stopped; return the process exit code."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.handle_signal)
+        self._install_signal_handlers(loop)
+        if self.channel is not None:
+            loop.add_reader(self.channel.fileno(), self._on_parent_message)
         try:
             await self.lifespan.startup()
         except LifespanFailed as exc:
             logger.error("Application startup failed: %s", exc)
+            self._tell(("failed", f"application startup failed: {exc}"))
             return 3
         headers = DefaultHeaders(
             self.config.http.server_header, self.config.http.date_header, self.config.http.header
@@ -103,14 +172,23 @@ class Worker:
             headers.get,
             self.lifespan.state if self.lifespan.supported else {},
         )
+        self.state = state
         ticker = _every_second(loop, headers.refresh)
-        server = await loop.create_server(
-            lambda: HTTP1Connection(state), sock=self.sock, backlog=self.config.socket.backlog
-        )
-        logger.info("Squall %s running on %s (press CTRL+C to quit)", __version__, describe(self.sock))
+        servers = [
+            await loop.create_server(
+                lambda: HTTP1Connection(state), sock=sock, backlog=self.config.socket.backlog
+            )
+            for sock in self.sockets
+        ]
+        urls = " and ".join(describe(sock) for sock in self.sockets)
+        if self.channel is None:
+            logger.info("Squall %s running on %s (press CTRL+C to quit)", __version__, urls)
+        else:
+            logger.info("Worker serving %s", urls)
+            self._tell(("ready",))
         await self._stop.wait()
         logger.info("Shutting down")
-        await self._drain(server, state)
+        await self._drain(servers, state)
         ticker.cancel()
         try:
             await self.lifespan.shutdown()
@@ -120,14 +198,31 @@ class Worker:
         logger.info("Finished server process")
         return 0
 
-    async def _drain(self, server: asyncio.Server, state: ServerState) -> None:
-        state.shutting_down = True
-        server.close()
+    async def _drain(self, servers: list[asyncio.Server], state: ServerState) -> None:
+        """Stop accepting; let in-flight work finish (bounded); close idle connections.
+
+        In-flight requests finish and their responses say ``Connection: close``. An idle
+        connection is not closed at once: a busy keep-alive client, or one accepted a moment ago,
+        may have its next request on the wire, and closing under it drops that request. Idle
+        connections get ``IDLE_GRACE`` to send it; it is served with ``Connection: close``
+        (``shutting_down``). After that, idle connections are closed. This is what lets a rolling
+        restart lose nothing.
+        """
+        for server in servers:
+            server.close()
+        state.shutting_down = True  # from now on every response says Connection: close
         for connection in list(state.connections):
-            connection.shutdown()
+            if not _idle(connection):
+                connection.shutdown()
         timeout = self.config.runtime.timeout_graceful_shutdown
-        deadline = None if timeout is None else time.monotonic() + timeout
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        grace_end = now + min(IDLE_GRACE, timeout if timeout is not None else IDLE_GRACE)
         while (state.connections or state.active_requests) and not self._force.is_set():
+            if time.monotonic() >= grace_end:
+                for connection in list(state.connections):
+                    if _idle(connection):
+                        connection.shutdown()
             if deadline is not None and time.monotonic() >= deadline:
                 logger.warning(
                     "Graceful shutdown timed out; closing %d connection(s)", len(state.connections)
@@ -164,8 +259,49 @@ def _every_second(loop: asyncio.AbstractEventLoop, callback: Callable[[], None])
     return ticker  # type: ignore[return-value]
 
 
-def run(config: Config, app: ASGIApp, sock: socket.socket) -> int:
+def _idle(connection: Any) -> bool:
+    """True for a connection between requests (or before its first), with nothing owed to it."""
+    return bool(getattr(connection, "idle", False))
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """This process's resident set size (peak RSS where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def run(config: Config, app: ASGIApp, sock: socket.socket | Sequence[socket.socket]) -> int:
     """Serve in this process on a fresh event loop; return the exit code."""
     loop = new_event_loop(config.runtime.loop)
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
         return runner.run(Worker(config, app, sock).serve())
+
+
+def run_supervised(spec: WorkerSpec) -> int:
+    """A worker process started by the supervisor: import the app, serve, return the exit code."""
+    terminal = (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+    for sig in terminal:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, terminal)
+    config = spec.config
+    configure(config.runtime.log_level, config.runtime.access_log)
+    try:
+        app = load_app(config.app)
+    except LoadError as exc:
+        debug = config.runtime.log_level in ("debug", "trace")
+        logger.debug("app loading failed", exc_info=exc if debug else None)
+        with contextlib.suppress(OSError):
+            spec.channel.send(("failed", str(exc)))
+        return 1
+    loop = new_event_loop(config.runtime.loop)
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        return runner.run(Worker(config, app, spec.sockets, channel=spec.channel).serve())

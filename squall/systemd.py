@@ -1,0 +1,86 @@
+"""systemd integration without libsystemd: socket activation and ``sd_notify``.
+
+Socket activation (``sd_listen_fds(3)``): systemd binds the sockets of a ``.socket`` unit and
+starts the service with them open from fd 3 on, ``LISTEN_FDS=<count>`` and
+``LISTEN_PID=<pid of the service>``. The variables are removed from the environment once read,
+so worker processes never mistake them for their own.
+
+Notification (``sd_notify(3)``): datagrams such as ``READY=1`` to the unix socket named by
+``NOTIFY_SOCKET`` (a leading ``@`` means the abstract namespace). With ``WATCHDOG_USEC`` set the
+supervisor also sends ``WATCHDOG=1`` at half that interval. No asyncio here: the supervisor uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import MutableMapping
+
+LISTEN_FDS_START = 3
+_ACTIVATION_VARS = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+
+
+class ActivationError(Exception):
+    """LISTEN_FDS names something that is not a usable socket."""
+
+
+def listen_fds(environ: MutableMapping[str, str] | None = None) -> list[socket.socket]:
+    """The listening sockets systemd passed to this process; ``[]`` when not socket-activated.
+
+    Raises ActivationError when LISTEN_FDS is malformed or an fd is not a socket.
+    """
+    env = os.environ if environ is None else environ
+    count, pid = env.get("LISTEN_FDS"), env.get("LISTEN_PID")
+    for name in _ACTIVATION_VARS:
+        env.pop(name, None)
+    if not count or pid is None or pid.strip() != str(os.getpid()):
+        return []
+    try:
+        n = int(count)
+    except ValueError:
+        raise ActivationError(f"LISTEN_FDS: not a number: {count!r}") from None
+    sockets: list[socket.socket] = []
+    for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + n):
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError as exc:
+            for opened in sockets:
+                opened.detach()
+            raise ActivationError(f"LISTEN_FDS: fd {fd} is not a socket: {exc.strerror or exc}") from None
+        os.set_inheritable(fd, False)
+        sock.setblocking(False)
+        sockets.append(sock)
+    return sockets
+
+
+class Notifier:
+    """Send ``sd_notify`` states; does nothing when ``NOTIFY_SOCKET`` is unset."""
+
+    def __init__(self, address: str | None = None) -> None:
+        if address is None:
+            address = os.environ.pop("NOTIFY_SOCKET", None)
+        self.address = "\0" + address[1:] if address and address.startswith("@") else address
+        self.watchdog_interval = _watchdog_interval()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address)
+
+    def notify(self, state: str) -> None:
+        """Send one state string (``READY=1``, ``STOPPING=1``...); errors are ignored, as sd_notify does."""
+        if not self.address:
+            return
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(state.encode(), self.address)
+
+
+def _watchdog_interval() -> float | None:
+    """Half of ``WATCHDOG_USEC`` in seconds, when the watchdog is meant for this process."""
+    usec, pid = os.environ.pop("WATCHDOG_USEC", None), os.environ.pop("WATCHDOG_PID", None)
+    if not usec or (pid is not None and pid != str(os.getpid())):
+        return None
+    try:
+        return int(usec) / 2_000_000
+    except ValueError:
+        return None
