@@ -1,0 +1,1 @@
+"""Benchmark harness for squall (see bench/README.md)."""
