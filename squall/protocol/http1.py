@@ -157,7 +157,19 @@ class HTTP1Server:
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the peer; return the events they complete. Never raises."""
         events = self._events = []
-        self._feed(data)
+        if self._manual_body or self.input_closed or not data:
+            self._feed(data)
+            return events
+        self._chunk_len = len(data)  # the common case, inlined: one call less per request
+        try:
+            self._parser.feed_data(data)
+        except Exception as exc:
+            self._parse_error(exc, data)
+        else:
+            if self.head_in_progress:
+                self._head_bytes += len(data)
+                if self._head_bytes > self._max_head:
+                    self._reject(431, "request head too large")
         return events
 
     def _feed(self, data: bytes) -> None:
@@ -168,24 +180,31 @@ class HTTP1Server:
         self._chunk_len = len(data)
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self._on_parser_upgrade(data[exc.args[0] :])
-        except httptools.HttpParserCallbackError as exc:
-            reject = exc.__context__
-            if isinstance(reject, _Reject):
-                self._reject(reject.status, reject.detail)
-            else:  # pragma: no cover - our callbacks only raise _Reject
-                self._reject(400, f"parser callback failed: {reject!r}")
-        except httptools.HttpParserInvalidMethodError:
-            self._reject(*self._method_error(data))
-        except httptools.HttpParserError as exc:
-            if not self.input_closed:  # data after "Connection: close" is ignored, not an error
-                self._reject(400, f"malformed request: {exc}")
+        except Exception as exc:
+            self._parse_error(exc, data)
         else:
             if self.head_in_progress:
                 self._head_bytes += len(data)
                 if self._head_bytes > self._max_head:
                     self._reject(431, "request head too large")
+
+    def _parse_error(self, error: Exception, data: bytes) -> None:
+        """Turn what llhttp raised into an upgrade, a rejection, or nothing."""
+        if isinstance(error, httptools.HttpParserUpgrade):
+            self._on_parser_upgrade(data[error.args[0] :])
+        elif isinstance(error, httptools.HttpParserCallbackError):
+            reject = error.__context__
+            if isinstance(reject, _Reject):
+                self._reject(reject.status, reject.detail)
+            else:  # pragma: no cover - our callbacks only raise _Reject
+                self._reject(400, f"parser callback failed: {reject!r}")
+        elif isinstance(error, httptools.HttpParserInvalidMethodError):
+            self._reject(*self._method_error(data))
+        elif isinstance(error, httptools.HttpParserError):
+            if not self.input_closed:  # data after "Connection: close" is ignored, not an error
+                self._reject(400, f"malformed request: {error}")
+        else:  # pragma: no cover - not a parser error: a bug, let it show
+            raise error
 
     def _method_error(self, data: bytes) -> tuple[int, str]:
         method = data.lstrip(b"\r\n").split(b" ", 1)[0]
@@ -339,7 +358,12 @@ class HTTP1Server:
     def on_message_complete(self) -> None:
         if self._deferred_end:
             return
-        self._end_message()
+        self._events.append(EndBody(self._stream_id))
+        current = self._current
+        if current is not None:  # (the body of _end_message, inlined for the hot path)
+            current.body_done = True
+            if not current.keep_alive or self._closing:
+                self.input_closed = True
 
     def _end_message(self) -> None:
         self._events.append(EndBody(self._stream_id))
