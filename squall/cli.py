@@ -115,6 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     """
     cfg, _ = load_config(argv)
     configure(cfg.runtime.log_level, cfg.runtime.access_log)
+    from squall.tls import TLSConfigError, create_context
+
+    try:  # check key, certificate and password here, before any worker starts
+        create_context(cfg.tls, cfg.http2.http2)
+    except TLSConfigError as exc:
+        print(f"squall: error: {exc}", file=sys.stderr)
+        return 1
     try:
         sockets = bind_all(cfg.socket)
     except BindError as exc:

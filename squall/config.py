@@ -195,6 +195,65 @@ class WebSocketSettings:
     ws_per_message_deflate: bool = opt(True, "Negotiate permessage-deflate compression.", kind="bool")
 
 
+def cert_reqs(text: str) -> int:
+    """``--ssl-cert-reqs``: 0/none, 1/optional, 2/required (uvicorn takes the numbers)."""
+    names = {"none": 0, "optional": 1, "required": 2}
+    value = names.get(text.strip().lower())
+    if value is None:
+        value = int(text)
+        if value not in (0, 1, 2):
+            raise ValueError("must be 0 (none), 1 (optional) or 2 (required)")
+    return value
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    """TLS (uvicorn's flag names). Serving TLS needs at least --ssl-certfile."""
+
+    ssl_keyfile: str | None = opt(None, "TLS private key file (PEM).", metavar="PATH")
+    ssl_certfile: str | None = opt(None, "TLS certificate (chain) file (PEM); turns TLS on.", metavar="PATH")
+    ssl_keyfile_password: str | None = opt(
+        None, "Password of an encrypted --ssl-keyfile.", metavar="PASSWORD"
+    )
+    ssl_ca_certs: str | None = opt(
+        None, "CA certificates (PEM) to verify client certificates.", metavar="PATH"
+    )
+    ssl_cert_reqs: int = opt(
+        0, "Client certificates: 0 none, 1 optional, 2 required (mTLS).", parse=cert_reqs, metavar="{0,1,2}"
+    )
+    ssl_ciphers: str | None = opt(
+        None, "OpenSSL cipher list for TLS 1.2 (default: OpenSSL's secure set).", metavar="CIPHERS"
+    )
+
+
+@dataclass(frozen=True)
+class HTTP2Settings:
+    """HTTP/2: ALPN h2 over TLS, cleartext prior knowledge, Upgrade: h2c; and its defences."""
+
+    http2: bool = opt(True, "Serve HTTP/2 (ALPN h2, prior knowledge, h2c upgrade).", kind="bool")
+    h2_max_concurrent_streams: int = opt(
+        100, "Most concurrent streams (running requests) per HTTP/2 connection.", parse=positive_int
+    )
+    h2_max_header_list_size: int = opt(
+        65536, "Largest decoded request header list in bytes (HPACK bomb limit).", parse=positive_int
+    )
+    h2_initial_window_size: int = opt(
+        262144, "Per-stream receive window in bytes: request body buffered per stream.", parse=positive_int
+    )
+    h2_max_reset_rate: int = opt(
+        100, "Stream resets per second (burst twice that) before GOAWAY (rapid reset).", parse=positive_int
+    )
+    h2_max_control_rate: int = opt(
+        100, "PING/SETTINGS/empty frames per second (burst twice that) before GOAWAY.", parse=positive_int
+    )
+    h2_max_requests: int | None = opt(
+        None, "Streams served per HTTP/2 connection before a graceful GOAWAY.", parse=limit
+    )
+    h2_timeout_stalled: float | None = opt(
+        30.0, "Reset a stream whose response waits this many seconds on a zero window.", parse=timeout
+    )
+
+
 @dataclass(frozen=True)
 class ProcessSettings:
     """The process manager: workers, recycling, reload, systemd."""
@@ -249,6 +308,8 @@ class Config:
     socket: SocketSettings = field(default_factory=SocketSettings)
     http: HTTPSettings = field(default_factory=HTTPSettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    http2: HTTP2Settings = field(default_factory=HTTP2Settings)
     process: ProcessSettings = field(default_factory=ProcessSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
@@ -258,6 +319,8 @@ GROUP_TITLES = {
     "socket": "Socket binding",
     "http": "HTTP and limits",
     "websocket": "WebSockets",
+    "tls": "TLS",
+    "http2": "HTTP/2",
     "process": "Process manager",
     "runtime": "Runtime and logging",
 }

@@ -31,6 +31,8 @@ from squall.config import Config
 from squall.events import Body, EndBody, Event, Rejected, Request
 from squall.protocol.http1 import HTTP1Server
 
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # HTTP/2 prior knowledge starts with this
+
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
 
@@ -61,6 +63,12 @@ class ServerState:
         self.total_requests = 0
         self.shutting_down = False
         self.tasks_done: asyncio.Event | None = None
+        upgrades = {b"websocket"} if config.websocket.ws != "none" else set()
+        h2 = config.http2.http2 and not config.tls.ssl_certfile  # h2c is for cleartext only
+        if h2:
+            upgrades.add(b"h2c")
+        self.upgrades = frozenset(upgrades)
+        self.sniff_preface = h2
 
 
 def _address(value: Any) -> tuple[str, int | None] | None:
@@ -103,7 +111,7 @@ class HTTP1Connection(asyncio.Protocol):
             max_head_size=http.limit_request_head,
             max_headers=http.limit_request_headers,
             default_headers=server.default_headers,
-            upgrades=frozenset({b"websocket"}) if server.config.websocket.ws != "none" else frozenset(),
+            upgrades=server.upgrades,
         )
         self.send_event = self.proto.send  # Channel.send_event: frame now, write on flush()
         self.transport: asyncio.Transport | None = None
@@ -122,6 +130,11 @@ class HTTP1Connection(asyncio.Protocol):
         self._write_timer: asyncio.TimerHandle | None = None
         self._template: dict[str, Any] = {}
         self._lingering = False
+        # ``_intercept``: data_received must look at the input first — the HTTP/2 preface sniff on
+        # a connection's first bytes, or discarding input while lingering. One flag, so the
+        # per-read cost is the single check that was already there.
+        self._intercept = server.sniff_preface
+        self._sniffed = b""
         self._linger_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -129,21 +142,41 @@ class HTTP1Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
-        scheme = "https" if transport.get_extra_info("sslcontext") else "http"
+        tls = transport.get_extra_info("sslcontext")
         self._template = {
             "type": "http",
             "asgi": ASGI_VERSION,
-            "scheme": scheme,
+            "scheme": "https" if tls else "http",
             "server": _address(transport.get_extra_info("sockname")),
             "client": _address(transport.get_extra_info("peername")),
             "root_path": self._root_path,
             "state": self.server.lifespan_state,
         }
+        if tls is not None and self._tls_made(transport, tls):
+            return
         self._update_timer()
 
+    def _tls_made(self, transport: asyncio.BaseTransport, context: Any) -> bool:
+        """A TLS connection: add the ``tls`` extension; switch to HTTP/2 when ALPN chose h2."""
+        from squall.tls import tls_extension
+
+        self._intercept = False  # over TLS, ALPN decides the protocol
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:  # pragma: no cover - every TLS transport has one
+            return False
+        self._template["extensions"] = {"tls": tls_extension(ssl_object, context)}
+        if ssl_object.selected_alpn_protocol() == "h2" and self.server.config.http2.http2:
+            from squall.h2connection import take_over
+
+            take_over(self)
+            return True
+        return False
+
     def data_received(self, data: bytes) -> None:
-        if self._lingering:
-            return
+        if self._intercept:
+            data = self._intercepted(data)
+            if not data:
+                return
         if self._timer_kind == "idle":
             self._timer_kind = None
         events = self.proto.receive_data(data)
@@ -162,6 +195,26 @@ class HTTP1Connection(asyncio.Protocol):
             cycle.start()
         if not self._closed:
             self._after_input(bool(events))
+
+    def _intercepted(self, data: bytes) -> bytes:
+        """Lingering: drop the input. A connection's first bytes: hand the connection to HTTP/2 if
+        they are its preface (prior knowledge), else return them for HTTP/1.1."""
+        if self._lingering:
+            return b""
+        seen = self._sniffed + data if self._sniffed else data
+        size = min(len(seen), len(_PREFACE))
+        if seen[:size] == _PREFACE[:size]:
+            if size < len(_PREFACE):
+                self._sniffed = seen  # a prefix so far: wait for more
+                return b""
+            from squall.h2connection import take_over
+
+            self._intercept = False
+            take_over(self, seen)
+            return b""
+        self._intercept = False
+        self._sniffed = b""
+        return seen
 
     def _after_input(self, progressed: bool) -> None:
         proto = self.proto
@@ -209,10 +262,15 @@ class HTTP1Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ events
 
     def _on_request(self, event: Request, to_start: list[HTTPCycle]) -> None:
-        if event.upgrade == b"websocket":
-            from squall.wsconnection import upgrade_to_websocket
+        if event.upgrade is not None:
+            if event.upgrade == b"h2c":
+                from squall.h2connection import upgrade_h2c
 
-            upgrade_to_websocket(self, event)
+                upgrade_h2c(self, event)
+            else:
+                from squall.wsconnection import upgrade_to_websocket
+
+                upgrade_to_websocket(self, event)
             return
         server = self.server
         limit = self._http.limit_concurrency
@@ -385,7 +443,7 @@ class HTTP1Connection(asyncio.Protocol):
             # Lingering close: the client may still be sending a body we will not read. Closing
             # now would make the kernel answer with RST, which can destroy the response before
             # the client reads it; so send FIN, discard input for a moment, then close.
-            self._lingering = True
+            self._lingering = self._intercept = True
             self.receiving = None
             transport.write_eof()
             if self._paused:

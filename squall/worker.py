@@ -39,6 +39,7 @@ from squall.connection import HTTP1Connection, ServerState
 from squall.listeners import describe
 from squall.loader import LoadError, load_app
 from squall.logs import configure
+from squall.tls import TLSConfigError, create_context
 
 if TYPE_CHECKING:
     from squall.supervisor import WorkerSpec
@@ -173,14 +174,21 @@ class Worker:
             self.lifespan.state if self.lifespan.supported else {},
         )
         self.state = state
+        try:
+            context = create_context(self.config.tls, self.config.http2.http2)
+        except TLSConfigError as exc:
+            logger.error("%s", exc)
+            self._tell(("failed", str(exc)))
+            return 1
         ticker = _every_second(loop, headers.refresh)
         servers = [
             await loop.create_server(
-                lambda: HTTP1Connection(state), sock=sock, backlog=self.config.socket.backlog
+                lambda: HTTP1Connection(state), sock=sock, backlog=self.config.socket.backlog, ssl=context
             )
             for sock in self.sockets
         ]
-        urls = " and ".join(describe(sock) for sock in self.sockets)
+        scheme = "https" if context is not None else "http"
+        urls = " and ".join(describe(sock, scheme) for sock in self.sockets)
         if self.channel is None:
             logger.info("Squall %s running on %s (press CTRL+C to quit)", __version__, urls)
         else:

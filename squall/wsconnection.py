@@ -150,7 +150,7 @@ def _upgrade(connection: HTTP1Connection, request: Request, *, counted: bool) ->
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
     del scope["method"]
     scope["subprotocols"] = offer.subprotocols
-    scope["extensions"] = {"websocket.http.response": {}}
+    scope["extensions"] = {**scope.get("extensions", {}), "websocket.http.response": {}}
     if not counted:
         server.active_requests += 1
     ws.start(offer, scope)

@@ -26,7 +26,9 @@ def test_app_dir_is_searched_for_the_app(tmp_path: pathlib.Path, start_server: S
 
 def test_limit_request_line(start_server: StartServer) -> None:
     server = start_server("--limit-request-line", "100")
-    ok = rawhttp.exchange(server.host, server.port, b"GET /" + b"a" * 50 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    ok = rawhttp.exchange(
+        server.host, server.port, b"GET /" + b"a" * 50 + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
     assert ok.startswith(b"HTTP/1.1 200 ")
     long = rawhttp.exchange(server.host, server.port, b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
     assert long.startswith(b"HTTP/1.1 414 ")
@@ -35,7 +37,9 @@ def test_limit_request_line(start_server: StartServer) -> None:
 def test_limit_request_head(start_server: StartServer) -> None:
     server = start_server("--limit-request-head", "1000")
     ok = rawhttp.exchange(
-        server.host, server.port, b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"v" * 500 + b"\r\n\r\n"
+        server.host,
+        server.port,
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX: " + b"v" * 500 + b"\r\n\r\n",
     )
     assert ok.startswith(b"HTTP/1.1 200 ")
     big = rawhttp.exchange(
@@ -47,7 +51,9 @@ def test_limit_request_head(start_server: StartServer) -> None:
 def test_limits_can_be_turned_off(start_server: StartServer) -> None:
     server = start_server("--limit-request-line", "off", "--limit-request-head", "off")
     long = rawhttp.exchange(
-        server.host, server.port, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"
+        server.host,
+        server.port,
+        b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     )
     assert long.startswith(b"HTTP/1.1 200 ")
 

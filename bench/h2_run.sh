@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# h2load (nghttp2-client) against squall, hypercorn and granian, hello world over h2c prior knowledge.
+# One command: `bash bench/h2_run.sh`. Knobs: REQUESTS, CONNS, STREAMS, SERVERS, HYPERCORN, PYTHON.
+set -euo pipefail
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_ROOT"
+REQUESTS=${REQUESTS:-100000}
+CONNS=${CONNS:-64}
+STREAMS=${STREAMS:-10}
+PYTHON=${PYTHON:-python}
+HYPERCORN=${HYPERCORN:-hypercorn}  # a hypercorn executable (any venv)
+SERVERS=${SERVERS:-"squall hypercorn granian"}
+PORT=${PORT:-8765}
+command -v h2load >/dev/null || { echo "install nghttp2-client (h2load)" >&2; exit 1; }
+
+start() {
+    case $1 in
+        squall) "$PYTHON" -m squall bench.apps:hello --port "$PORT" --no-access-log --log-level warning ;;
+        hypercorn) "$HYPERCORN" bench.apps:hello --bind "127.0.0.1:$PORT" --log-level warning ;;
+        granian) "$PYTHON" -m granian --interface asgi --host 127.0.0.1 --port "$PORT" --http 2 \
+            --log-level warning bench.apps:hello ;;
+    esac
+}
+
+for server in $SERVERS; do
+    start "$server" >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        curl -s --http2-prior-knowledge "http://127.0.0.1:$PORT/" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    h2load -n "$((REQUESTS / 10))" -c "$CONNS" -m "$STREAMS" "http://127.0.0.1:$PORT/" >/dev/null 2>&1 || true
+    rps=$(h2load -n "$REQUESTS" -c "$CONNS" -m "$STREAMS" "http://127.0.0.1:$PORT/" 2>&1 |
+        awk '/^finished in/ {gsub(",", "", $4); print $4}')
+    echo "$server ${rps:-failed} req/s (h2load -n $REQUESTS -c $CONNS -m $STREAMS)"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+done

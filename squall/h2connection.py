@@ -1,0 +1,482 @@
+"""An HTTP/2 connection: one transport, one ``H2Server``, one ``HTTPCycle`` per stream.
+
+How it works
+------------
+``HTTP1Connection`` hands its transport over (``take_over``) when TLS ALPN selected ``h2``, when the
+first bytes of a cleartext connection are the HTTP/2 preface (prior knowledge), or after answering
+``Upgrade: h2c`` with 101 (``upgrade_h2c``; the upgrade request becomes stream 1). From then on
+``data_received`` feeds the sans-I/O ``H2Server`` and dispatches its events: each ``Request`` starts
+an ``HTTPCycle`` — the same ASGI cycle as HTTP/1.1, unchanged — whose ``Channel`` is a small
+per-stream object (``H2Stream``), so ``write_paused``/``drain()`` are per stream.
+
+Flow control. Outgoing: the protocol queues what the client's windows do not admit; a stream with
+queued bytes is ``write_paused`` and its app waits in ``drain()`` until a WINDOW_UPDATE lets the
+queue go. While the transport itself is paused (the client does not read) every stream is paused
+and reading stops too, so floods of frames that need answers (PING, SETTINGS) cannot grow our
+output without bound. Incoming: a stream's body is acknowledged to the client only when the app
+has read it (``body_consumed``), so the client can never send more than the windows allow.
+
+Timers (one handle, ``_timer``, re-armed lazily): close an idle connection (no streams) after
+``--timeout-keep-alive`` with GOAWAY; reset a stream whose response made no progress on a zero
+window for ``--h2-timeout-stalled``.
+
+Limits. At most ``--h2-max-concurrent-streams`` running cycles (also counting apps still running
+after their stream was reset: REFUSED_STREAM beyond, metered like resets); after
+``--h2-max-requests`` streams a graceful GOAWAY. Shutdown sends GOAWAY and lets open streams finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+from squall.asgi.http import HTTPCycle, build_scope
+from squall.asgi.types import ClientDisconnected
+from squall.events import Body, Data, EndBody, Event, Rejected, Request, Response
+from squall.protocol.http2 import (
+    CANCEL,
+    INTERNAL_ERROR,
+    NO_ERROR,
+    H2Server,
+    PeerGoingAway,
+    StreamReset,
+)
+
+if TYPE_CHECKING:
+    from squall.connection import HTTP1Connection, ServerState
+
+logger = logging.getLogger("squall.error")
+access_logger = logging.getLogger("squall.access")
+
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+
+
+class H2Stream:
+    """The ``Channel`` of one stream's ``HTTPCycle``."""
+
+    __slots__ = ("conn", "loop", "stream_id", "cycle", "write_paused", "unacked", "ack", "_waiter", "gone")
+
+    def __init__(self, conn: H2Connection, stream_id: int) -> None:
+        self.conn = conn
+        self.loop = conn.loop
+        self.stream_id = stream_id
+        self.cycle: HTTPCycle | None = None
+        self.write_paused = conn.write_paused
+        self.unacked = 0
+        self.ack = True  # False for an h2c upgrade body (not flow-controlled)
+        self._waiter: asyncio.Future[None] | None = None
+        self.gone = False
+
+    def send_event(self, event: Event) -> None:
+        self.conn.proto.send(event)
+
+    def flush(self) -> None:
+        conn = self.conn
+        conn.flush()
+        if not self.write_paused and conn.proto.pending(self.stream_id):
+            self.write_paused = True
+            conn.paused_streams.add(self)
+            conn.arm_stall_timer()
+
+    async def drain(self) -> None:
+        while self.write_paused:
+            if self.gone:
+                raise ClientDisconnected("stream reset")
+            waiter = self._waiter = self.loop.create_future()
+            await waiter
+        if self.gone:
+            raise ClientDisconnected("stream reset")
+
+    def wake(self, exc: Exception | None = None) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+
+    def body_consumed(self, cycle: HTTPCycle) -> None:
+        if self.unacked:
+            if self.ack:
+                self.conn.proto.acknowledge(self.stream_id, self.unacked)
+            self.unacked = 0
+            self.conn.flush()
+
+    def response_complete(self, cycle: HTTPCycle) -> None:
+        self.conn.response_complete(self)
+
+    def cycle_finished(self, cycle: HTTPCycle) -> None:
+        self.conn.stream_finished(self)
+
+    def abort(self) -> None:
+        self.conn.proto.reset(self.stream_id, INTERNAL_ERROR)
+        self.conn.flush()
+
+    def disconnect(self, exc: Exception) -> None:
+        """The stream is gone (reset, stalled, connection lost)."""
+        self.gone = True
+        self.write_paused = True
+        if self.cycle is not None:
+            self.cycle.on_disconnect()
+        self.wake(exc)
+
+
+class H2Connection(asyncio.Protocol):
+    """An asyncio protocol serving HTTP/2 on a transport taken over from ``HTTP1Connection``."""
+
+    def __init__(self, server: ServerState, transport: asyncio.Transport, template: dict[str, Any]) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport: asyncio.Transport | None = transport
+        config = server.config
+        h2c = config.http2
+        self._h2 = h2c
+        self._root_path = config.app.root_path
+        self._access_log = config.runtime.access_log and access_logger.isEnabledFor(logging.INFO)
+        self._template = template
+        self.proto = H2Server(
+            max_concurrent_streams=h2c.h2_max_concurrent_streams,
+            max_header_list_size=h2c.h2_max_header_list_size,
+            initial_window_size=h2c.h2_initial_window_size,
+            max_reset_rate=h2c.h2_max_reset_rate,
+            max_control_rate=h2c.h2_max_control_rate,
+            default_headers=server.default_headers,
+        )
+        self.streams: dict[int, H2Stream] = {}
+        self.paused_streams: set[H2Stream] = set()
+        self.write_paused = False
+        self.requests = 0
+        self._closed = False
+        self._peer_leaving = False
+        self._upgrade_body: tuple[H2Stream, int] | None = None
+        self._last_active = self.loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        self._stall_seen: dict[int, int] = {}
+        self._stall_timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ start
+
+    def start(self, initial: bytes = b"", upgrade: Request | None = None, settings: bytes = b"") -> None:
+        """Send the server preface, serve the h2c upgrade request (stream 1), feed ``initial``."""
+        self.server.connections.add(cast(Any, self))
+        if upgrade is None:
+            self.proto.initiate()
+        else:
+            self.proto.initiate_upgrade(settings)
+            self._start_upgrade_stream(upgrade)
+        self.flush()
+        self._arm_idle_timer()
+        if initial:
+            self.data_received(initial)
+
+    def _start_upgrade_stream(self, request: Request) -> None:
+        skip = {b"connection", b"upgrade", b"http2-settings", b"content-length", b"keep-alive"}
+        length = 0
+        for name, value in request.headers:
+            if name == b"content-length":
+                length = int(value)
+        headers = [(n, v) for n, v in request.headers if n not in skip]
+        if length:
+            headers.append((b"content-length", b"%d" % length))
+        stream1 = Request(1, request.method, request.raw_path, request.query_string, "2", headers)
+        stream = self._on_request(stream1)
+        if stream is None:  # pragma: no cover - a fresh connection always has room
+            return
+        stream.ack = False
+        if length:
+            self._upgrade_body = (stream, length)
+        else:
+            self._on_end_body(1)
+
+    # ------------------------------------------------------------------ asyncio callbacks
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        if self._upgrade_body is not None:
+            data = self._feed_upgrade_body(data)
+            if not data:
+                return
+        events = self.proto.receive_data(data)
+        for event in events:
+            kind = type(event)
+            if kind is Body:
+                self._on_body(event)  # type: ignore[arg-type]
+            elif kind is Request:
+                self._on_request(event)  # type: ignore[arg-type]
+            elif kind is EndBody:
+                self._on_end_body(event.stream_id)
+            elif kind is StreamReset:
+                self._on_reset(event.stream_id)
+            elif kind is PeerGoingAway:
+                self._peer_leaving = True
+            elif kind is Rejected:
+                self._on_rejected(event)  # type: ignore[arg-type]
+        self.flush()
+        if self.paused_streams:
+            self._wake_streams()
+        if self._peer_leaving and not self.streams:
+            self._close()
+
+    def _feed_upgrade_body(self, data: bytes) -> bytes:
+        assert self._upgrade_body is not None
+        stream, remaining = self._upgrade_body
+        take, rest = data[:remaining], data[remaining:]
+        remaining -= len(take)
+        self._upgrade_body = (stream, remaining) if remaining else None
+        if take and stream.cycle is not None:
+            stream.unacked += len(take)
+            stream.cycle.on_body(take)
+        if not remaining:
+            self._on_end_body(stream.stream_id)
+        return rest
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.server.connections.discard(cast(Any, self))
+        for handle in (self._timer, self._stall_timer):
+            if handle is not None:
+                handle.cancel()
+        gone = ClientDisconnected("client disconnected")
+        for stream in list(self.streams.values()):
+            stream.disconnect(gone)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        for stream in self.streams.values():
+            if not stream.write_paused:
+                stream.write_paused = True
+                self.paused_streams.add(stream)
+        if self.transport is not None:
+            self.transport.pause_reading()  # nothing more is read until the client reads
+        self.arm_stall_timer()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.transport is not None and not self._closed:
+            self.transport.resume_reading()
+        self._wake_streams()
+
+    # ------------------------------------------------------------------ events
+
+    def _on_request(self, event: Request) -> H2Stream | None:
+        sid = event.stream_id
+        server = self.server
+        if event.upgrade is not None or len(self.streams) >= self._h2.h2_max_concurrent_streams:
+            self.proto.refuse(sid)
+            return None
+        if self.proto.going_away and sid > self.proto.last_stream_id:
+            self.proto.refuse(sid)
+            return None
+        app = server.app
+        limit = server.config.http.limit_concurrency
+        if limit is not None and server.active_requests >= limit:
+            from squall.connection import service_unavailable
+
+            app = service_unavailable
+        stream = H2Stream(self, sid)
+        scope = build_scope(self._template, event, self._root_path)
+        cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
+        stream.cycle = cycle
+        self.streams[sid] = stream
+        server.active_requests += 1
+        self.requests += 1
+        max_requests = self._h2.h2_max_requests
+        if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
+            self.proto.graceful_shutdown()
+        cycle.start()
+        return stream
+
+    def _on_body(self, event: Body) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None or stream.cycle is None or stream.gone:
+            self.proto.acknowledge(event.stream_id, len(event.data))  # nobody will read it
+            return
+        stream.unacked += len(event.data)
+        stream.cycle.on_body(event.data)
+
+    def _on_end_body(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.cycle is not None:
+            stream.cycle.on_body_end()
+
+    def _on_reset(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            stream.disconnect(ClientDisconnected("stream reset"))
+
+    def _on_rejected(self, event: Rejected) -> None:
+        logger.info("closing HTTP/2 connection from %s: %s", self._client_text(), event.detail)
+        self.flush()
+        self._close()
+
+    def _client_text(self) -> str:
+        client = self._template.get("client")
+        return f"{client[0]}:{client[1]}" if client else "unix socket client"
+
+    # ------------------------------------------------------------------ for the streams
+
+    def flush(self) -> None:
+        """Write whatever the protocol has framed."""
+        data = self.proto.data_to_send()
+        if data and self.transport is not None and not self._closed:
+            self.transport.write(data)
+
+    def response_complete(self, stream: H2Stream) -> None:
+        self.flush()
+        self.server.total_requests += 1
+
+    def stream_finished(self, stream: H2Stream) -> None:
+        sid = stream.stream_id
+        if self.streams.pop(sid, None) is None:
+            return
+        self.paused_streams.discard(stream)
+        cycle = stream.cycle
+        if stream.unacked and stream.ack:
+            self.proto.acknowledge(sid, stream.unacked)  # the app left without reading it all
+            stream.unacked = 0
+        if cycle is not None and not cycle.body_done and not stream.gone and not self._closed:
+            self.proto.reset(sid, NO_ERROR)  # answered: the client may stop sending the body
+        server = self.server
+        server.active_requests -= 1
+        if server.shutting_down and server.tasks_done is not None and not server.active_requests:
+            server.tasks_done.set()
+        self.flush()
+        if not self.streams:
+            self._last_active = self.loop.time()
+            if self.proto.going_away or self._peer_leaving:
+                self._close()
+
+    def _wake_streams(self) -> None:
+        if self.write_paused:
+            return
+        pending = self.proto.pending
+        for stream in list(self.paused_streams):
+            if stream.gone or not pending(stream.stream_id):
+                self.paused_streams.discard(stream)
+                if not stream.gone:
+                    stream.write_paused = False
+                stream.wake()
+
+    # ------------------------------------------------------------------ shutdown and timers
+
+    @property
+    def idle(self) -> bool:
+        """True while no stream is open."""
+        return not self.streams
+
+    @property
+    def scope_template(self) -> dict[str, Any]:
+        return self._template
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: GOAWAY; open streams finish; then close."""
+        self.proto.graceful_shutdown()
+        self.flush()
+        if not self.streams:
+            self._close()
+
+    def _close(self) -> None:
+        if self._closed or self.transport is None:
+            return
+        self._closed = True
+        self.transport.close()
+
+    def _arm_idle_timer(self) -> None:
+        timeout = self.server.config.http.timeout_keep_alive
+        if timeout is not None:
+            self._timer = self.loop.call_at(self._last_active + timeout, self._on_idle_timer)
+
+    def _on_idle_timer(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        timeout = self.server.config.http.timeout_keep_alive or 0.0
+        if not self.streams and self.loop.time() >= self._last_active + timeout:
+            self.proto.close(NO_ERROR)
+            self.flush()
+            self._close()
+            return
+        if self.streams:
+            self._last_active = self.loop.time()
+        self._arm_idle_timer()
+
+    def arm_stall_timer(self) -> None:
+        timeout = self._h2.h2_timeout_stalled
+        if self._stall_timer is None and timeout is not None and not self._closed:
+            self._stall_seen = {sid: self.proto.pending(sid) for sid in self.proto.blocked_streams}
+            self._stall_timer = self.loop.call_later(timeout, self._on_stall_timer)
+
+    def _on_stall_timer(self) -> None:
+        self._stall_timer = None
+        if self._closed:
+            return
+        proto = self.proto
+        for sid in proto.blocked_streams:
+            if self._stall_seen.get(sid) == proto.pending(sid):
+                logger.info("resetting HTTP/2 stream %d from %s: zero window stall", sid, self._client_text())
+                proto.reset(sid, CANCEL)
+                stream = self.streams.get(sid)
+                if stream is not None:
+                    stream.disconnect(ClientDisconnected("flow-control window stalled"))
+        self.flush()
+        if proto.blocked_streams or self.write_paused:
+            self.arm_stall_timer()
+
+
+def take_over(connection: HTTP1Connection, initial: bytes = b"") -> H2Connection:
+    """Move ``connection``'s transport to a new HTTP/2 connection (ALPN h2 or prior knowledge)."""
+    transport = connection.transport
+    assert transport is not None
+    template = dict(connection.scope_template)
+    connection.handover()
+    h2conn = H2Connection(connection.server, transport, template)
+    transport.set_protocol(h2conn)
+    h2conn.start(initial)
+    return h2conn
+
+
+def upgrade_h2c(connection: HTTP1Connection, request: Request) -> None:
+    """Answer ``Upgrade: h2c`` with 101 and serve the request as stream 1 over HTTP/2."""
+    transport = connection.transport
+    settings = [v for n, v in request.headers if n == b"http2-settings"]
+    chunked = any(n == b"transfer-encoding" for n, _ in request.headers)
+    busy = connection.active is not None or bool(connection.pending)
+    if transport is None or len(settings) != 1 or chunked or busy:
+        _refuse_upgrade(connection, request, "h2c upgrade needs one HTTP2-Settings and no chunked body")
+        return
+    template = dict(connection.scope_template)
+    h2conn = H2Connection(connection.server, transport, template)
+    try:
+        h2conn.proto.initiate_upgrade(settings[0])
+    except ValueError as exc:
+        _refuse_upgrade(connection, request, str(exc))
+        return
+    trailing = connection.handover()
+    transport.write(_SWITCHING)
+    transport.set_protocol(h2conn)
+    h2conn.server.connections.add(cast(Any, h2conn))
+    h2conn._start_upgrade_stream(request)
+    h2conn.flush()
+    h2conn._arm_idle_timer()
+    if trailing:
+        h2conn.data_received(trailing)
+
+
+def _refuse_upgrade(connection: HTTP1Connection, request: Request, detail: str) -> None:
+    logger.info("rejected an h2c upgrade from %s: %s", connection.scope_template.get("client"), detail)
+    body = b"Bad Request\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close"),
+    ]
+    connection.send_event(Response(request.stream_id, 400, headers))
+    connection.send_event(Data(request.stream_id, body, True))
+    connection.abort()
