@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from squall.asgi.http import HTTPCycle, build_scope
+from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
 from squall.asgi.types import ASGI_VERSION, ASGIApp, ClientDisconnected, Message, Receive, Send
 from squall.config import Config
 from squall.events import Body, EndBody, Event, Rejected, Request
@@ -151,6 +151,7 @@ class HTTP1Connection(asyncio.Protocol):
             "client": _address(transport.get_extra_info("peername")),
             "root_path": self._root_path,
             "state": self.server.lifespan_state,
+            "extensions": dict(HTTP_EXTENSIONS),
         }
         if tls is not None and self._tls_made(transport, tls):
             return
@@ -164,7 +165,7 @@ class HTTP1Connection(asyncio.Protocol):
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is None:  # pragma: no cover - every TLS transport has one
             return False
-        self._template["extensions"] = {"tls": tls_extension(ssl_object, context)}
+        self._template["extensions"]["tls"] = tls_extension(ssl_object, context)
         if ssl_object.selected_alpn_protocol() == "h2" and self.server.config.http2.http2:
             from squall.h2connection import take_over
 

@@ -136,3 +136,13 @@ class Data(Event):
         self.stream_id = stream_id
         self.data = data
         self.end = end
+
+
+class Trailers(Event):
+    """Response trailers: they end the response after its last body chunk."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, stream_id: int, headers: Headers) -> None:
+        self.stream_id = stream_id
+        self.headers = headers

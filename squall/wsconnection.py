@@ -150,7 +150,10 @@ def _upgrade(connection: HTTP1Connection, request: Request, *, counted: bool) ->
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
     del scope["method"]
     scope["subprotocols"] = offer.subprotocols
-    scope["extensions"] = {**scope.get("extensions", {}), "websocket.http.response": {}}
+    extensions: dict[str, Any] = {"websocket.http.response": {}}
+    if "tls" in scope.get("extensions", {}):
+        extensions["tls"] = scope["extensions"]["tls"]
+    scope["extensions"] = extensions
     if not counted:
         server.active_requests += 1
     ws.start(offer, scope)

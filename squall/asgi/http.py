@@ -20,20 +20,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Protocol
 from urllib.parse import unquote
 
 from squall.asgi.running import start_task
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
-from squall.events import Data, Event, Headers, Informational, Request, Response
+from squall.events import Data, Event, Headers, Informational, Request, Response, Trailers
 from squall.grammar import BAD_FIELD_VALUE, TOKEN
 
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
 
-_START, _STARTED, _STREAMING, _DONE = range(4)
+_START, _STARTED, _STREAMING, _TRAILERS, _DONE = range(5)
+_PATH_CHUNK = 256 * 1024
+
+#: The ASGI extensions every HTTP scope advertises (asgiref docs/extensions.rst).
+HTTP_EXTENSIONS: dict[str, dict[str, Any]] = {
+    "http.response.early_hint": {},
+    "http.response.trailers": {},
+    "http.response.pathsend": {},
+}
 _NO_BODY_STATUS = frozenset((204, 304))
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _CONTROL_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
@@ -151,7 +160,7 @@ class HTTPCycle:
         "_bytes_sent",
         "_started_at",
         "_access_log",
-        "_on_done",
+        "_trailers",
     )
 
     def __init__(
@@ -183,7 +192,7 @@ class HTTPCycle:
         self._bytes_sent = 0
         self._access_log = access_log
         self._started_at = time.perf_counter() if access_log else 0.0
-        self._on_done: Callable[[], None] | None = None
+        self._trailers: Headers | None = None  # set when the app announced trailers
 
     # ------------------------------------------------------------ connection side
 
@@ -327,13 +336,9 @@ class HTTPCycle:
         except (KeyError, TypeError):
             raise ASGIMessageError(f"message must be a dict with a 'type' key: {message!r}") from None
         state = self._state
-        if state == _START:
-            if mtype != "http.response.start":
-                raise ASGIMessageError(f"expected 'http.response.start', got {mtype!r}")
+        if state == _START and mtype == "http.response.start":
             self._start_response(message)
-        elif state != _DONE:
-            if mtype != "http.response.body":
-                raise ASGIMessageError(f"expected 'http.response.body', got {mtype!r}")
+        elif state in (_STARTED, _STREAMING) and mtype == "http.response.body":
             body = message.get("body", b"")
             more = message.get("more_body", False)
             if type(body) is not bytes:
@@ -346,7 +351,80 @@ class HTTPCycle:
             if more and self._channel.write_paused:
                 await self._channel.drain()
         else:
+            await self._send_extension(mtype, message)
+
+    async def _send_extension(self, mtype: str, message: Message) -> None:
+        """The extension messages (early hints, trailers, pathsend), or a message out of order."""
+        state = self._state
+        if mtype == "http.response.early_hint" and state in (_START, _STARTED):
+            self._send_early_hint(message.get("links", ()))
+        elif mtype == "http.response.early_hint" and state != _DONE:
+            pass  # the head is on the wire already: too late for a hint, which may be ignored
+        elif mtype == "http.response.trailers" and state == _TRAILERS:
+            self._send_trailers(message)
+        elif mtype == "http.response.pathsend" and state == _STARTED:
+            await self._send_path(message.get("path"))
+        elif state == _DONE:
             raise ASGIMessageError(f"unexpected {mtype!r}: the response is already complete")
+        else:
+            expected = {
+                _START: "'http.response.start'",
+                _STARTED: "'http.response.body'",
+                _STREAMING: "'http.response.body'",
+                _TRAILERS: "'http.response.trailers'",
+            }[state]
+            raise ASGIMessageError(f"expected {expected}, got {mtype!r}")
+
+    def _send_early_hint(self, links: Any) -> None:
+        if isinstance(links, bytes | str) or not all(isinstance(link, bytes) for link in links):
+            raise ASGIMessageError("'links' of http.response.early_hint must be an iterable of bytes")
+        headers = validate_headers([(b"link", link) for link in links])
+        if headers:
+            self._channel.send_event(Informational(self.stream_id, 103, headers))
+            self._channel.flush()
+
+    def _send_trailers(self, message: Message) -> None:
+        more = message.get("more_trailers", False)
+        if type(more) is not bool:
+            raise ASGIMessageError(f"'more_trailers' must be a bool, got {type(more).__name__}")
+        trailers = self._trailers
+        assert trailers is not None
+        trailers.extend(validate_headers(message.get("headers", ())))
+        if more:
+            return
+        channel = self._channel
+        if self._client_takes_trailers():
+            channel.send_event(Trailers(self.stream_id, trailers))
+        else:  # RFC 9110 §6.5.1: only to a client that said "TE: trailers"
+            channel.send_event(Data(self.stream_id, b"", True))
+        self._complete()
+
+    def _client_takes_trailers(self) -> bool:
+        return any(name == b"te" and b"trailers" in value.lower() for name, value in self.scope["headers"])
+
+    async def _send_path(self, path: Any) -> None:
+        """``http.response.pathsend``: the body is the file at ``path``, read off the event loop."""
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise ASGIMessageError(f"'path' of http.response.pathsend must be an absolute str, got {path!r}")
+        loop = self._channel.loop
+        try:
+            handle = await loop.run_in_executor(None, open, path, "rb")
+        except OSError as exc:
+            raise ASGIMessageError(f"http.response.pathsend: cannot open {path!r}: {exc.strerror}") from None
+        with handle:
+            left = os.fstat(handle.fileno()).st_size
+            if self._remaining is None and self._status not in _NO_BODY_STATUS:
+                self._headers.append((b"content-length", b"%d" % left))
+                self._remaining = left if self.scope["method"] != "HEAD" else None
+            while True:
+                chunk = await loop.run_in_executor(None, handle.read, _PATH_CHUNK)
+                left -= len(chunk)
+                more = bool(chunk) and left > 0
+                self._send_body(chunk, more)
+                if not more:
+                    return
+                if self._channel.write_paused:
+                    await self._channel.drain()
 
     def _start_response(self, message: Message) -> None:
         status = message.get("status")
@@ -360,6 +438,11 @@ class HTTPCycle:
                 self._remaining = int(value)
                 if status in _NO_BODY_STATUS or self.scope["method"] == "HEAD":
                     self._remaining = None
+        trailers = message.get("trailers", False)
+        if type(trailers) is not bool:
+            raise ASGIMessageError(f"'trailers' must be a bool, got {type(trailers).__name__}")
+        if trailers:
+            self._trailers = []
         self._status = status
         self._headers = headers
         self._state = _STARTED
@@ -370,10 +453,12 @@ class HTTPCycle:
             remaining = self._count_down(remaining, len(body), more)
         channel = self._channel
         sid = self.stream_id
+        trailers = self._trailers is not None
         if self._state == _STARTED:
             headers = self._headers
             if (
                 not more
+                and not trailers
                 and remaining is None
                 and self._status not in _NO_BODY_STATUS
                 and (body or self.scope["method"] != "HEAD")
@@ -381,13 +466,19 @@ class HTTPCycle:
                 headers.append((b"content-length", b"%d" % len(body)))
             channel.send_event(Response(sid, self._status, headers))
             self._state = _STREAMING
-        channel.send_event(Data(sid, body, not more))
         self._bytes_sent += len(body)
-        if more:
+        if more or trailers:
+            channel.send_event(Data(sid, body, False))
             channel.flush()
+            if not more:
+                self._state = _TRAILERS  # the app sends http.response.trailers next
             return
+        channel.send_event(Data(sid, body, True))
+        self._complete()
+
+    def _complete(self) -> None:
         self._state = _DONE
-        channel.response_complete(self)
+        self._channel.response_complete(self)
         if self._access_log:
             self._log_access()
         if self._waiter is not None:

@@ -39,6 +39,7 @@ from squall.events import (
     Rejected,
     Request,
     Response,
+    Trailers,
 )
 from squall.grammar import TOKEN
 
@@ -433,6 +434,8 @@ class HTTP1Server:
             self._send_response(exchange, event)
         elif type(event) is Informational:
             self._send_informational(exchange, event)
+        elif type(event) is Trailers:
+            self._send_trailers(exchange, event)
         else:
             raise LocalProtocolError(f"cannot send {type(event).__name__} over HTTP/1.1")
 
@@ -506,15 +509,27 @@ class HTTP1Server:
         if event.end:
             if exchange.chunked:
                 self._output.append(b"0\r\n\r\n")
-            self._outgoing.popleft()
-            if not exchange.body_done:  # unread request body: the connection cannot be reused
-                exchange.keep_alive = False
-            if not exchange.keep_alive:
-                self.keep_alive = False
-                self.input_closed = True
-            elif not self._outgoing and self._pending_error is not None:
-                self._output.append(self._pending_error)
-                self._pending_error = None
+            self._finish(exchange)
+
+    def _send_trailers(self, exchange: _Exchange, event: Trailers) -> None:
+        """End a response with trailer fields; only chunked framing can carry them (else dropped)."""
+        if not exchange.started:
+            raise LocalProtocolError("trailers before response start")
+        if exchange.chunked:
+            fields = b"".join(name + b": " + value + b"\r\n" for name, value in event.headers)
+            self._output.append(b"0\r\n" + fields + b"\r\n")
+        self._finish(exchange)
+
+    def _finish(self, exchange: _Exchange) -> None:
+        self._outgoing.popleft()
+        if not exchange.body_done:  # unread request body: the connection cannot be reused
+            exchange.keep_alive = False
+        if not exchange.keep_alive:
+            self.keep_alive = False
+            self.input_closed = True
+        elif not self._outgoing and self._pending_error is not None:
+            self._output.append(self._pending_error)
+            self._pending_error = None
 
     def close_after_response(self) -> None:
         """Graceful shutdown: the responses in flight say ``Connection: close``."""

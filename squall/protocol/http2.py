@@ -45,7 +45,18 @@ import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
-from squall.events import Body, Data, EndBody, Event, Headers, Informational, Rejected, Request, Response
+from squall.events import (
+    Body,
+    Data,
+    EndBody,
+    Event,
+    Headers,
+    Informational,
+    Rejected,
+    Request,
+    Response,
+    Trailers,
+)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
@@ -88,16 +99,6 @@ class PeerGoingAway(Event):
     def __init__(self, stream_id: int, error_code: int) -> None:
         self.stream_id = stream_id
         self.error_code = error_code
-
-
-class Trailers(Event):
-    """Response trailers: ends the stream after its body."""
-
-    __slots__ = ("headers",)
-
-    def __init__(self, stream_id: int, headers: Headers) -> None:
-        self.stream_id = stream_id
-        self.headers = headers
 
 
 class TokenBucket:

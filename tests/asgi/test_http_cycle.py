@@ -254,3 +254,88 @@ async def test_message_after_completion_is_an_error(caplog: pytest.LogCaptureFix
 
     await run(app)
     assert "already complete" in caplog.text
+
+
+def make_scope_with(headers: list[tuple[bytes, bytes]], method: str = "GET") -> dict[str, Any]:
+    request = Request(1, method, b"/", b"", "1.1", [(b"host", b"h"), *headers])
+    return dict(build_scope({"type": "http", "client": None}, request, ""))
+
+
+async def run_scope(app: Any, scope: dict[str, Any]) -> FakeChannel:
+    channel = FakeChannel()
+    cycle = HTTPCycle(channel, app, scope, 1, access_log=False)
+    cycle.start()
+    cycle.on_body_end()
+    await asyncio.wait_for(channel.finished.wait(), 5)
+    return channel
+
+
+async def test_early_hint_before_the_head_leaves() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.early_hint", "links": [b"</a.css>; rel=preload"]})
+        await send(start())
+        await send({"type": "http.response.early_hint", "links": [b"</b.js>; rel=preload"]})
+        await send(body(b"x", more=True))
+        await send({"type": "http.response.early_hint", "links": [b"</late>"]})  # ignored
+        await send(body())
+
+    channel = await run(app)
+    hints = [e for e in channel.sent if isinstance(e, Informational)]
+    assert [h.status for h in hints] == [103, 103]
+    assert hints[0].headers == [(b"link", b"</a.css>; rel=preload")]
+    assert channel.sent.index(hints[1]) < next(
+        i for i, e in enumerate(channel.sent) if isinstance(e, Response)
+    )
+
+
+@pytest.mark.parametrize("te", [True, False])
+async def test_trailers_only_to_a_client_that_takes_them(te: bool) -> None:
+    from squall.events import Trailers
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+        await send(body(b"data"))
+        await send({"type": "http.response.trailers", "headers": [(b"x-a", b"1")], "more_trailers": True})
+        await send({"type": "http.response.trailers", "headers": [(b"x-b", b"2")]})
+
+    channel = await run_scope(app, make_scope_with([(b"te", b"trailers")] if te else []))
+    response = channel.sent[0]
+    assert isinstance(response, Response) and not any(n == b"content-length" for n, _ in response.headers)
+    assert isinstance(channel.sent[1], Data) and not channel.sent[1].end
+    last = channel.sent[-1]
+    if te:
+        assert isinstance(last, Trailers) and last.headers == [(b"x-a", b"1"), (b"x-b", b"2")]
+    else:
+        assert isinstance(last, Data) and last.end and last.data == b""
+    assert channel.completed
+
+
+async def test_pathsend_streams_the_file_with_its_length(tmp_path: Any) -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB: several chunks
+    path = tmp_path / "file.bin"
+    path.write_bytes(payload)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert "http.response.pathsend" in scope["extensions"]
+        await send(start())
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    scope = make_scope_with([])
+    scope["extensions"] = {"http.response.pathsend": {}}
+    channel = await run_scope(app, scope)
+    response = channel.sent[0]
+    assert (
+        isinstance(response, Response) and (b"content-length", str(len(payload)).encode()) in response.headers
+    )
+    data = [e for e in channel.sent if isinstance(e, Data)]
+    assert b"".join(e.data for e in data) == payload and data[-1].end and len(data) > 1
+
+
+async def test_pathsend_of_a_missing_file_is_a_500(caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(start())
+        await send({"type": "http.response.pathsend", "path": "/nonexistent/squall-test"})
+
+    channel = await run(app)
+    assert isinstance(channel.sent[0], Response) and channel.sent[0].status == 500
+    assert "cannot open" in caplog.text

@@ -376,3 +376,33 @@ def test_continue_and_error_after_pipelined_response() -> None:
     assert proto.data_to_send() == b""  # the 400 waits for the first response
     out = respond(proto, 1, 200, [(b"content-length", b"0")])
     assert out.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 400 " in out
+
+
+def test_trailers_end_a_chunked_response() -> None:
+    from squall.events import Trailers
+
+    peer, raw = client_request(headers=[("TE", "trailers")])
+    proto = server()
+    proto.receive_data(raw)
+    proto.send(Response(1, 200, [(b"trailer", b"x-checksum")]))
+    proto.send(Data(1, b"abc", False))
+    proto.send(Trailers(1, [(b"x-checksum", b"42")]))
+    out = proto.data_to_send()
+    assert out.endswith(b"0\r\nx-checksum: 42\r\n\r\n")
+    events = client_events(peer, out)
+    end = events[-1]
+    assert isinstance(end, h11.EndOfMessage) and (b"x-checksum", b"42") in end.headers
+    assert not proto.response_pending and proto.keep_alive
+
+
+def test_trailers_are_dropped_when_the_framing_cannot_carry_them() -> None:
+    from squall.events import Trailers
+
+    proto = server()
+    proto.receive_data(client_request()[1])
+    proto.send(Response(1, 200, [(b"content-length", b"3")]))
+    proto.send(Data(1, b"abc", False))
+    proto.send(Trailers(1, [(b"x-checksum", b"42")]))
+    out = proto.data_to_send()
+    assert out.endswith(b"\r\n\r\nabc") and b"x-checksum" not in out
+    assert not proto.response_pending
