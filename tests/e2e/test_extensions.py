@@ -102,3 +102,17 @@ def test_starlette_file_response(start_server: StartServer, tmp_path: pathlib.Pa
         response = client.get("/download", params={"path": str(path)})
     assert response.status_code == 200
     assert response.content == path.read_bytes()
+
+
+def test_trailers_and_early_hints_over_http2(ext_server: Server) -> None:
+    from .h2util import H2Client
+
+    client = H2Client(ext_server.port)
+    trailers_sid = client.request("/trailers", headers=[(b"te", b"trailers")])
+    hint_sid = client.request("/hint")
+    trailers, hint = client.wait(trailers_sid), client.wait(hint_sid)
+    client.close()
+    assert trailers.body == b"part one, part two"
+    assert (b"x-checksum", b"abc123") in trailers.trailers
+    assert hint.informational and (b"link", b"</style.css>; rel=preload; as=style") in hint.informational[0]
+    assert hint.status == 200 and hint.body == b"hinted"
