@@ -137,6 +137,19 @@ def _validate_slowly(headers: Iterable[Any]) -> Headers:
     return checked
 
 
+def response_body(message: Message) -> tuple[bytes, bool]:
+    """``body`` and ``more_body`` of a response body message, checked. Raises ASGIMessageError."""
+    body = message.get("body", b"")
+    more = message.get("more_body", False)
+    if type(body) is not bytes:
+        if not isinstance(body, bytearray | memoryview):
+            raise ASGIMessageError(f"'body' must be bytes, got {type(body).__name__}")
+        body = bytes(body)
+    if type(more) is not bool:
+        raise ASGIMessageError(f"'more_body' must be a bool, got {type(more).__name__}")
+    return body, more
+
+
 class HTTPCycle:
     """One request/response exchange between a connection and the application."""
 
@@ -339,14 +352,7 @@ class HTTPCycle:
         if state == _START and mtype == "http.response.start":
             self._start_response(message)
         elif state in (_STARTED, _STREAMING) and mtype == "http.response.body":
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
-            if type(body) is not bytes:
-                if not isinstance(body, bytearray | memoryview):
-                    raise ASGIMessageError(f"'body' must be bytes, got {type(body).__name__}")
-                body = bytes(body)
-            if type(more) is not bool:
-                raise ASGIMessageError(f"'more_body' must be a bool, got {type(more).__name__}")
+            body, more = response_body(message)
             self._send_body(body, more)
             if more and self._channel.write_paused:
                 await self._channel.drain()

@@ -158,19 +158,7 @@ class HTTP1Server:
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the peer; return the events they complete. Never raises."""
         events = self._events = []
-        if self._manual_body or self.input_closed or not data:
-            self._feed(data)
-            return events
-        self._chunk_len = len(data)  # the common case, inlined: one call less per request
-        try:
-            self._parser.feed_data(data)
-        except Exception as exc:
-            self._parse_error(exc, data)
-        else:
-            if self.head_in_progress:
-                self._head_bytes += len(data)
-                if self._head_bytes > self._max_head:
-                    self._reject(431, "request head too large")
+        self._feed(data)
         return events
 
     def _feed(self, data: bytes) -> None:
