@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse parser, one group per settings section."""
     parser = _Parser(
         prog="squall",
-        description="Serve an ASGI (or WSGI) application over HTTP/1.1.",
+        description="Serve an ASGI (or WSGI) application over HTTP/1.1, HTTP/2 and WebSockets.",
         epilog="Every option can also be set as SQUALL_<OPTION> in the environment "
         "(e.g. SQUALL_PORT=9000) or in a TOML file given with --config.",
     )
