@@ -7,7 +7,9 @@ first bytes of a cleartext connection are the HTTP/2 preface (prior knowledge), 
 ``Upgrade: h2c`` with 101 (``upgrade_h2c``; the upgrade request becomes stream 1). From then on
 ``data_received`` feeds the sans-I/O ``H2Server`` and dispatches its events: each ``Request`` starts
 an ``HTTPCycle`` — the same ASGI cycle as HTTP/1.1, unchanged — whose ``Channel`` is a small
-per-stream object (``H2Stream``), so ``write_paused``/``drain()`` are per stream.
+per-stream object (``H2Stream``), so ``write_paused``/``drain()`` are per stream. An extended
+CONNECT with ``:protocol websocket`` (RFC 8441; advertised unless ``--ws none``) starts an
+``H2WebSocket`` instead (``squall.h2websocket``): a websocket session on that stream.
 
 Flow control. Outgoing: the protocol queues what the client's windows do not admit; a stream with
 queued bytes is ``write_paused`` and its app waits in ``drain()`` until a WINDOW_UPDATE lets the
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from squall.asgi.http import HTTPCycle, build_scope
 from squall.asgi.types import ClientDisconnected
@@ -45,11 +47,22 @@ from squall.protocol.http2 import (
 
 if TYPE_CHECKING:
     from squall.connection import HTTP1Connection, ServerState
+    from squall.h2websocket import H2WebSocket
 
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
 
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+
+
+class StreamCycle(Protocol):
+    """What a stream hands its incoming DATA to: an ``HTTPCycle``, or an ``H2WebSocket``."""
+
+    @property
+    def body_done(self) -> bool: ...
+    def on_body(self, data: bytes) -> None: ...
+    def on_body_end(self) -> None: ...
+    def on_disconnect(self) -> None: ...
 
 
 class H2Stream:
@@ -61,7 +74,7 @@ class H2Stream:
         self.conn = conn
         self.loop = conn.loop
         self.stream_id = stream_id
-        self.cycle: HTTPCycle | None = None
+        self.cycle: StreamCycle | None = None
         self.write_paused = conn.write_paused
         self.unacked = 0
         self.ack = True  # False for an h2c upgrade body (not flow-controlled)
@@ -143,8 +156,11 @@ class H2Connection(asyncio.Protocol):
             initial_window_size=h2c.h2_initial_window_size,
             max_reset_rate=h2c.h2_max_reset_rate,
             max_control_rate=h2c.h2_max_control_rate,
+            enable_connect_protocol=config.websocket.ws != "none",
             default_headers=server.default_headers,
         )
+        self._websocket = config.websocket.ws != "none"
+        self.websockets: set[H2WebSocket] = set()
         self.streams: dict[int, H2Stream] = {}
         self.paused_streams: set[H2Stream] = set()
         self.write_paused = False
@@ -268,12 +284,17 @@ class H2Connection(asyncio.Protocol):
     def _on_request(self, event: Request) -> H2Stream | None:
         sid = event.stream_id
         server = self.server
-        if event.upgrade is not None or len(self.streams) >= self._h2.h2_max_concurrent_streams:
+        upgrade = event.upgrade
+        if (upgrade is not None and (upgrade != b"websocket" or not self._websocket)) or len(
+            self.streams
+        ) >= self._h2.h2_max_concurrent_streams:
             self.proto.refuse(sid)
             return None
         if self.proto.going_away and sid > self.proto.last_stream_id:
             self.proto.refuse(sid)
             return None
+        if upgrade is not None:
+            return self._start_websocket(event)
         app = server.app
         limit = server.config.http.limit_concurrency
         if limit is not None and server.active_requests >= limit:
@@ -291,6 +312,21 @@ class H2Connection(asyncio.Protocol):
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
             self.proto.graceful_shutdown()
         cycle.start()
+        return stream
+
+    def _start_websocket(self, event: Request) -> H2Stream:
+        from squall.h2websocket import H2WebSocket
+
+        server = self.server
+        stream = H2WebSocket(self, event.stream_id)
+        self.streams[event.stream_id] = stream
+        self.websockets.add(stream)
+        server.active_requests += 1
+        self.requests += 1
+        max_requests = self._h2.h2_max_requests
+        if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
+            self.proto.graceful_shutdown()
+        stream.start(event, self._template, self._root_path)
         return stream
 
     def _on_body(self, event: Body) -> None:
@@ -316,6 +352,13 @@ class H2Connection(asyncio.Protocol):
         self.flush()
         self._close()
 
+    @property
+    def access_log(self) -> bool:
+        return self._access_log
+
+    def client_text(self) -> str:
+        return self._client_text()
+
     def _client_text(self) -> str:
         client = self._template.get("client")
         return f"{client[0]}:{client[1]}" if client else "unix socket client"
@@ -336,6 +379,8 @@ class H2Connection(asyncio.Protocol):
         sid = stream.stream_id
         if self.streams.pop(sid, None) is None:
             return
+        if self.websockets:
+            self.websockets.discard(stream)
         self.paused_streams.discard(stream)
         cycle = stream.cycle
         if stream.unacked and stream.ack:
@@ -378,6 +423,8 @@ class H2Connection(asyncio.Protocol):
     def shutdown(self) -> None:
         """Graceful shutdown: GOAWAY; open streams finish; then close."""
         self.proto.graceful_shutdown()
+        for websocket in list(self.websockets):
+            websocket.shutdown()
         self.flush()
         if not self.streams:
             self._close()

@@ -145,7 +145,15 @@ def _upgrade(connection: HTTP1Connection, request: Request, *, counted: bool) ->
         if counted:
             _release(server)
         return
-    scope = build_scope(connection.scope_template, request, config.app.root_path)
+    scope = websocket_scope(connection.scope_template, request, config.app.root_path, offer)
+    if not counted:
+        server.active_requests += 1
+    ws.start(offer, scope)
+
+
+def websocket_scope(template: dict[str, Any], request: Request, root_path: str, offer: Offer) -> Scope:
+    """The ``websocket`` scope of a valid handshake (HTTP/1.1 upgrade or HTTP/2 extended CONNECT)."""
+    scope = build_scope(template, request, root_path)
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
     del scope["method"]
@@ -154,9 +162,7 @@ def _upgrade(connection: HTTP1Connection, request: Request, *, counted: bool) ->
     if "tls" in scope.get("extensions", {}):
         extensions["tls"] = scope["extensions"]["tls"]
     scope["extensions"] = extensions
-    if not counted:
-        server.active_requests += 1
-    ws.start(offer, scope)
+    return scope
 
 
 def _release(server: ServerState) -> None:

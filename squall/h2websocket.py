@@ -1,0 +1,315 @@
+"""A WebSocket over one HTTP/2 stream: RFC 8441 extended CONNECT.
+
+How it works
+------------
+When ``--ws`` is not ``none`` the HTTP/2 server advertises ``SETTINGS_ENABLE_CONNECT_PROTOCOL``.
+A ``HEADERS`` frame with ``:method CONNECT`` and ``:protocol websocket`` becomes a ``Request``
+whose ``upgrade`` is ``websocket``; ``H2Connection`` hands it to ``H2WebSocket.start`` instead of
+starting an ``HTTPCycle``. ``H2WebSocket`` is the stream's ``H2Stream`` (so the connection's flow
+control, pausing, resets and bookkeeping apply unchanged) and, at the same time, the ``Channel``
+of the same ``WebSocketSession`` that serves HTTP/1.1 upgrades, and the stream's "cycle" (it takes
+the stream's DATA).
+
+The websocket framing (``squall.protocol.websocket``) is the same as over TCP; its bytes travel
+as DATA frames on the stream. ``websocket.accept`` sends a ``200`` HEADERS (no
+Sec-WebSocket-Accept on HTTP/2); a close before accept sends ``403``, a denial response its own
+status, each ending the stream. When the closing handshake is complete (the framing's
+``eof_sent``) the stream is ended with an empty DATA frame carrying END_STREAM. A stream reset or
+a lost connection is ``websocket.disconnect`` 1006.
+
+Flow control. Outgoing messages queue in the stream's window: ``send()`` waits in ``drain()``
+until the client opens it. Incoming DATA is acknowledged (the window reopens) while the app has
+fewer than ``--ws-max-queue`` unread messages, otherwise when it has read them; before the accept
+nothing is acknowledged, so the stream window bounds what the client can send early.
+
+The stream is finished (``H2Connection.stream_finished``) when both the app has returned and the
+stream is over (ended by us, reset, or the close handshake timed out).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from squall.asgi.types import ClientDisconnected
+from squall.asgi.websocket import WebSocketSession
+from squall.events import Data, Headers, Request, Response
+from squall.h2connection import H2Stream
+from squall.protocol.http2 import CANCEL
+from squall.protocol.websocket import (
+    CloseReceived,
+    HandshakeError,
+    Offer,
+    WebSocketServer,
+    check_handshake,
+)
+from squall.wsconnection import websocket_scope
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from squall.h2connection import H2Connection
+
+logger = logging.getLogger("squall.error")
+access_logger = logging.getLogger("squall.access")
+
+_CLOSE_TIMEOUT = 10.0
+_TEXT = b"text/plain; charset=utf-8"
+
+
+class H2WebSocket(H2Stream):
+    """One WebSocket session on one HTTP/2 stream. See the module docstring."""
+
+    __slots__ = (
+        "body_done",
+        "session",
+        "ws",
+        "path",
+        "_offer",
+        "_early",
+        "_ended",
+        "_app_done",
+        "_timer",
+        "_max_size",
+        "_max_queue",
+    )
+
+    def __init__(self, conn: H2Connection, stream_id: int) -> None:
+        super().__init__(conn, stream_id)
+        settings = conn.server.config.websocket
+        self._max_size = settings.ws_max_size
+        self._max_queue = settings.ws_max_queue
+        self.cycle = self
+        self.body_done = False
+        self.session: WebSocketSession | None = None
+        self.ws: WebSocketServer | None = None
+        self.path = ""
+        self._offer: Offer | None = None
+        self._early: list[bytes] = []
+        self._ended = False  # we ended the stream (END_STREAM or RST_STREAM)
+        self._app_done = True  # until the app is started
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ start
+
+    def start(self, request: Request, template: dict[str, Any], root_path: str) -> None:
+        """Check the handshake and run the application (or answer with an HTTP error)."""
+        conn = self.conn
+        server = conn.server
+        config = server.config
+        self.path = request.raw_path.decode("ascii", "backslashreplace")
+        try:
+            offer = check_handshake(
+                request.method,
+                request.http_version,
+                request.headers,
+                deflate=config.websocket.ws_per_message_deflate,
+                extended_connect=True,
+            )
+        except HandshakeError as exc:
+            logger.info("rejected a websocket handshake from %s: %s", conn.client_text(), exc.detail)
+            body = exc.detail.encode("utf-8", "replace") + b"\n"
+            self.respond(exc.status, [*exc.headers, (b"content-type", _TEXT)], body, False)
+            return
+        limit = config.http.limit_concurrency
+        if server.shutting_down or (limit is not None and server.active_requests > limit):
+            self.respond(503, [(b"content-type", _TEXT)], b"", False)
+            return
+        self._offer = offer
+        scope = websocket_scope(template, request, root_path, offer)
+        self._app_done = False
+        session = self.session = WebSocketSession(self, server.app, scope)
+        session.start()
+
+    # ------------------------------------------------------------------ the stream's "cycle"
+
+    def on_body(self, data: bytes) -> None:
+        ws = self.ws
+        if ws is None:
+            self._early.append(data)  # not acknowledged: the stream window bounds it
+            return
+        session = self.session
+        assert session is not None
+        for event in ws.receive_data(data):
+            kind = type(event)
+            if kind is str or kind is bytes:
+                session.on_message(event)  # type: ignore[arg-type]
+            elif kind is CloseReceived:
+                session.on_close(event.code, event.reason)  # type: ignore[union-attr]
+        if session.queued < self._max_queue:
+            self._acknowledge()
+        self._flush_ws(ws)
+
+    def on_body_end(self) -> None:
+        self.body_done = True
+        ws = self.ws
+        if ws is not None:
+            ws.receive_eof()
+            self._flush_ws(ws)
+            if not self._ended:  # the client ended its side without a close handshake
+                self._end_stream()
+        if self.session is not None:
+            self.session.on_close(1006, "")
+        self._maybe_finished()
+
+    def on_disconnect(self) -> None:
+        self._ended = True
+        self._cancel_timer()
+        if self.session is not None:
+            self.session.on_close(1006, "")
+        self._maybe_finished()
+
+    # ------------------------------------------------------------------ Channel (for WebSocketSession)
+
+    def accept(self, subprotocol: str | None, headers: Headers) -> None:
+        offer = self._offer
+        assert offer is not None
+        if self._ended:
+            return
+        proto = self.conn.proto
+        proto.send(Response(self.stream_id, 200, [*offer.response_headers(subprotocol), *headers]))
+        proto.send(Data(self.stream_id, b"", False))  # the head leaves now
+        ws = self.ws = WebSocketServer(offer.extensions, self._max_size)
+        self.flush()
+        self._log(200)
+        if self.conn.server.shutting_down:
+            self.close(1001, "server shutting down")
+        early, self._early = self._early, []
+        for chunk in early:
+            if ws.open:
+                self.on_body(chunk)
+
+    def send_message(self, data: str | bytes) -> None:
+        ws = self.ws
+        if ws is None or self._ended or self.gone:
+            raise ClientDisconnected("websocket client disconnected")
+        try:
+            if type(data) is str:
+                ws.send_text(data)
+            else:
+                ws.send_bytes(data)  # type: ignore[arg-type]
+        except Exception as exc:  # websockets' InvalidState: a close is under way
+            raise ClientDisconnected("websocket is closing") from exc
+        self._flush_ws(ws)
+
+    def close(self, code: int, reason: str) -> None:
+        ws = self.ws
+        if ws is None or self._ended:
+            return
+        if ws.open:
+            ws.send_close(code, reason)
+            self._cancel_timer()
+            self._timer = self.loop.call_later(_CLOSE_TIMEOUT, self._on_close_timeout)
+        self._flush_ws(ws)
+
+    def respond(self, status: int, headers: Headers, body: bytes, more: bool) -> None:
+        if self._ended:
+            return
+        if not more and not any(name == b"content-length" for name, _ in headers):
+            headers = [*headers, (b"content-length", b"%d" % len(body))]
+        proto = self.conn.proto
+        proto.send(Response(self.stream_id, status, headers))
+        proto.send(Data(self.stream_id, body, not more))
+        self._ended = not more
+        self.flush()
+        self._log(status)
+        if not more:
+            self._maybe_finished()
+
+    def respond_body(self, body: bytes, more: bool) -> None:
+        if self._ended:
+            return
+        self.conn.proto.send(Data(self.stream_id, body, not more))
+        self._ended = not more
+        self.flush()
+        if not more:
+            self._maybe_finished()
+
+    def message_consumed(self) -> None:
+        if self.ws is not None:
+            self._acknowledge()
+
+    def abort(self) -> None:
+        if not self._ended:
+            self._ended = True
+            super().abort()
+        self._maybe_finished()
+
+    def session_finished(self, session: WebSocketSession) -> None:
+        self._app_done = True
+        self.conn.server.total_requests += 1
+        if self.ws is None and not self._ended:  # the app left without any answer
+            self._reset(CANCEL)
+        self._maybe_finished()
+
+    # ------------------------------------------------------------------ shutdown
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close an open websocket with 1001 (going away)."""
+        ws = self.ws
+        if ws is not None and ws.open:
+            self.close(1001, "server shutting down")
+
+    # ------------------------------------------------------------------ internals
+
+    def _flush_ws(self, ws: WebSocketServer) -> None:
+        if self._ended or self.gone:
+            ws.take_output()
+            return
+        output = ws.take_output()
+        send = self.conn.proto.send
+        sid = self.stream_id
+        for chunk in output:
+            send(Data(sid, chunk, False))
+        if ws.eof_sent:
+            self._end_stream()
+        else:
+            self.flush()
+
+    def _end_stream(self) -> None:
+        self._cancel_timer()
+        self._ended = True
+        self.conn.proto.send(Data(self.stream_id, b"", True))
+        self.flush()
+        session = self.session
+        ws = self.ws
+        if session is not None:
+            close = ws.close_sent if ws is not None else None
+            code, reason = (1006, "") if close is None else close
+            session.on_close(code, reason)
+        self._maybe_finished()
+
+    def _acknowledge(self) -> None:
+        if self.unacked:
+            self.conn.proto.acknowledge(self.stream_id, self.unacked)
+            self.unacked = 0
+            self.conn.flush()
+
+    def _reset(self, code: int) -> None:
+        self._ended = True
+        self._cancel_timer()
+        self.conn.proto.reset(self.stream_id, code)
+        self.conn.flush()
+
+    def _on_close_timeout(self) -> None:
+        self._timer = None
+        if not self._ended:
+            logger.info("closing websocket from %s: no answer to our close frame", self.conn.client_text())
+            self._reset(CANCEL)
+            if self.session is not None:
+                self.session.on_close(1006, "")
+            self._maybe_finished()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _maybe_finished(self) -> None:
+        if self._app_done and (self._ended or self.gone):
+            self._cancel_timer()
+            self.conn.stream_finished(self)
+
+    def _log(self, status: int) -> None:
+        if self.conn.access_log:
+            access_logger.info('%s - "WebSocket %s" %d', self.conn.client_text(), self.path, status)
