@@ -29,6 +29,7 @@ from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
 from squall.asgi.types import ASGI_VERSION, ASGIApp, ClientDisconnected, Message, Receive, Send
 from squall.config import Config
 from squall.events import Body, EndBody, Event, Rejected, Request
+from squall.flow import DrainWaiters
 from squall.protocol.http1 import HTTP1Server
 
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # HTTP/2 prior knowledge starts with this
@@ -120,7 +121,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.active: HTTPCycle | None = None
         self.receiving: HTTPCycle | None = None
         self.write_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain = DrainWaiters()
         self._paused = 0
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
@@ -245,7 +246,7 @@ class HTTP1Connection(asyncio.Protocol):
         for cycle in self.pending:
             self._forget(cycle)
         self.pending.clear()
-        self._wake_drain(ClientDisconnected("client disconnected"))
+        self._drain.wake(ClientDisconnected("client disconnected"))
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -258,7 +259,7 @@ class HTTP1Connection(asyncio.Protocol):
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
-        self._wake_drain(None)
+        self._drain.wake(None)
 
     # ------------------------------------------------------------------ events
 
@@ -346,18 +347,7 @@ class HTTP1Connection(asyncio.Protocol):
         if self._closed:
             raise ClientDisconnected("client disconnected")
         if self.write_paused:
-            waiter = self.loop.create_future()
-            self._drain_waiters.append(waiter)
-            await waiter
-
-    def _wake_drain(self, exc: Exception | None) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                if exc is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(exc)
+            await self._drain.wait(self.loop)
 
     def body_consumed(self, cycle: HTTPCycle) -> None:
         """The app read its buffered body: reading may resume."""
@@ -418,7 +408,7 @@ class HTTP1Connection(asyncio.Protocol):
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
-        self._wake_drain(None)
+        self._drain.wake(None)
         self.server.connections.discard(self)
         return self.proto.trailing_data
 

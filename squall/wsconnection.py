@@ -43,6 +43,7 @@ from squall.asgi.http import build_scope
 from squall.asgi.types import ClientDisconnected, Scope
 from squall.asgi.websocket import WebSocketSession
 from squall.events import Data, Headers, Request, Response
+from squall.flow import DrainWaiters
 from squall.protocol.http1 import STATUS_LINES, HTTP1Server
 from squall.protocol.websocket import (
     CloseReceived,
@@ -191,7 +192,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.proto: WebSocketServer | None = None
         self.session: WebSocketSession | None = None
         self.write_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain = DrainWaiters()
         self._early = bytearray()  # bytes received before the accept
         self._read_paused = False
         self._closed = False
@@ -260,14 +261,14 @@ class WebSocketConnection(asyncio.Protocol):
         self._cancel_timer()
         if self.session is not None:
             self.session.on_close(1006, "")
-        self._wake_drain(ClientDisconnected("websocket client disconnected"))
+        self._drain.wake(ClientDisconnected("websocket client disconnected"))
 
     def pause_writing(self) -> None:
         self.write_paused = True
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self._wake_drain(None)
+        self._drain.wake(None)
 
     # ------------------------------------------------------------------ Channel (for WebSocketSession)
 
@@ -346,9 +347,7 @@ class WebSocketConnection(asyncio.Protocol):
         if self._closed:
             raise ClientDisconnected("websocket client disconnected")
         if self.write_paused:
-            waiter = self.loop.create_future()
-            self._drain_waiters.append(waiter)
-            await waiter
+            await self._drain.wait(self.loop)
 
     def message_consumed(self) -> None:
         """The app read every queued message: reading may resume."""
@@ -413,15 +412,6 @@ class WebSocketConnection(asyncio.Protocol):
             code = 1006 if close is None else close[0]
             self.session.on_close(code, "" if close is None else close[1])
         self._set_timer("abort", _CLOSE_TIMEOUT)
-
-    def _wake_drain(self, exc: Exception | None) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                if exc is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(exc)
 
     def _pause_reading(self) -> None:
         if not self._read_paused and self.transport is not None and not self._closed:
