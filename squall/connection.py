@@ -111,6 +111,7 @@ class HTTP1Connection(asyncio.Protocol):
             max_request_line=http.limit_request_line,
             max_head_size=http.limit_request_head,
             max_headers=http.limit_request_headers,
+            max_body_size=http.limit_request_body,
             default_headers=server.default_headers,
             upgrades=server.upgrades,
         )

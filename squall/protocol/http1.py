@@ -125,12 +125,15 @@ class HTTP1Server:
         max_request_line: int | None = 8190,
         max_head_size: int | None = 65536,
         max_headers: int | None = 100,
+        max_body_size: int | None = 1 << 30,
         upgrades: frozenset[bytes] = frozenset(),
         default_headers: Callable[[], bytes] = lambda: b"",
     ) -> None:
         self._max_line = max_request_line or (1 << 62)
         self._max_head = max_head_size or (1 << 62)
         self._max_headers = max_headers or (1 << 62)
+        self._max_body = max_body_size or (1 << 62)
+        self._body_bytes = 0
         self._upgrades = upgrades
         self._default_headers = default_headers
         self._parser = httptools.HttpRequestParser(self)
@@ -218,6 +221,7 @@ class HTTP1Server:
         self._headers = []
         self._special = []
         self._head_bytes = 0
+        self._body_bytes = 0
         self._deferred_end = False
 
     def on_url(self, url: bytes) -> None:
@@ -280,6 +284,9 @@ class HTTP1Server:
             fields.setdefault(name, []).append(value)
         self._check_host(version, fields.get(b"host", []))
         chunked = self._check_transfer_encoding(version, fields)
+        lengths = fields.get(b"content-length")
+        if lengths and lengths[0].isdigit() and int(lengths[0]) > self._max_body:
+            raise _Reject(413, "request body too large")
         expect_continue = False
         for expect in fields.get(b"expect", []):
             if expect.lower() != b"100-continue":
@@ -342,6 +349,9 @@ class HTTP1Server:
         return parsed.path or b"/", parsed.query or b""
 
     def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self._max_body:  # a chunked body that keeps going
+            raise _Reject(413, "request body too large")
         self._events.append(Body(self._stream_id, body))
 
     def on_message_complete(self) -> None:

@@ -80,3 +80,12 @@ def test_config_file(tmp_path: pathlib.Path, start_server: StartServer) -> None:
         response = client.get("/")
     assert response.headers["x-from-file"] == "yes"
     assert "server" not in response.headers
+
+
+def test_limit_request_body(start_server: StartServer) -> None:
+    server = start_server("--limit-request-body", "1000")
+    with server.client() as client:
+        assert client.post("/echo", content=b"x" * 1000).status_code == 200
+        assert client.post("/echo", content=b"x" * 1001).status_code == 413
+        chunked = client.post("/echo", content=iter([b"x" * 600, b"x" * 600]))
+        assert chunked.status_code == 413

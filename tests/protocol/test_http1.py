@@ -406,3 +406,22 @@ def test_trailers_are_dropped_when_the_framing_cannot_carry_them() -> None:
     out = proto.data_to_send()
     assert out.endswith(b"\r\n\r\nabc") and b"x-checksum" not in out
     assert not proto.response_pending
+
+
+def test_body_over_the_limit_is_413() -> None:
+    declared = server(max_body_size=100).receive_data(
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n"
+    )
+    assert not any(isinstance(e, Request) for e in declared)
+    assert isinstance(declared[-1], Rejected) and declared[-1].status == 413
+    proto = server(max_body_size=100)
+    events = proto.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+    events += proto.receive_data(b"40\r\n" + b"x" * 64 + b"\r\n")
+    events += proto.receive_data(b"40\r\n" + b"x" * 64 + b"\r\n")
+    assert isinstance(events[0], Request)
+    assert isinstance(events[-1], Rejected) and events[-1].status == 413
+    assert proto.data_to_send().startswith(b"HTTP/1.1 413 ")
+    at_limit = server(max_body_size=100).receive_data(
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+    )
+    assert isinstance(at_limit[-1], EndBody)
