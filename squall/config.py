@@ -153,7 +153,9 @@ class HTTPSettings:
     )
     limit_request_headers: int | None = opt(100, "Most header fields in a request (431 beyond).", parse=limit)
     limit_request_body: int | None = opt(
-        1 << 30, "Largest request body in bytes (413 beyond; HTTP/1.1).", parse=limit
+        1 << 30,
+        "Largest request body in bytes (413 beyond; on HTTP/2 a body growing past it resets the stream).",
+        parse=limit,
     )
     limit_concurrency: int | None = opt(
         4096, "Most concurrent connections and requests before answering 503.", parse=limit

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
@@ -80,21 +80,26 @@ def _address(value: Any) -> tuple[str, int | None] | None:
     return None
 
 
-async def service_unavailable(scope: Any, receive: Receive, send: Send) -> None:
-    """The stand-in app answering requests over ``--limit-concurrency``."""
-    body = b"Service Unavailable\n"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def _status_app(status: int, text: bytes) -> Callable[[Any, Receive, Send], Awaitable[None]]:
+    """A stand-in app that answers ``status`` and closes the connection (HTTP/1.1)."""
+    body = text + b"\n"
+
+    async def answer(scope: Any, receive: Receive, send: Send) -> None:
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return answer
+
+
+#: Answers requests over ``--limit-concurrency``.
+service_unavailable = _status_app(503, b"Service Unavailable")
+#: Answers HTTP/2 requests whose declared body is over ``--limit-request-body``.
+payload_too_large = _status_app(413, b"Content Too Large")
 
 
 class HTTP1Connection(asyncio.Protocol):

@@ -68,7 +68,18 @@ class StreamCycle(Protocol):
 class H2Stream:
     """The ``Channel`` of one stream's ``HTTPCycle``."""
 
-    __slots__ = ("conn", "loop", "stream_id", "cycle", "write_paused", "unacked", "ack", "_waiter", "gone")
+    __slots__ = (
+        "conn",
+        "loop",
+        "stream_id",
+        "cycle",
+        "write_paused",
+        "unacked",
+        "received",
+        "ack",
+        "_waiter",
+        "gone",
+    )
 
     def __init__(self, conn: H2Connection, stream_id: int) -> None:
         self.conn = conn
@@ -77,6 +88,7 @@ class H2Stream:
         self.cycle: StreamCycle | None = None
         self.write_paused = conn.write_paused
         self.unacked = 0
+        self.received = 0
         self.ack = True  # False for an h2c upgrade body (not flow-controlled)
         self._waiter: asyncio.Future[None] | None = None
         self.gone = False
@@ -148,6 +160,7 @@ class H2Connection(asyncio.Protocol):
         h2c = config.http2
         self._h2 = h2c
         self._root_path = config.app.root_path
+        self._max_body = config.http.limit_request_body
         self._access_log = config.runtime.access_log and access_logger.isEnabledFor(logging.INFO)
         self._template = template
         self.proto = H2Server(
@@ -301,6 +314,10 @@ class H2Connection(asyncio.Protocol):
             from squall.connection import service_unavailable
 
             app = service_unavailable
+        elif self._declared_too_large(event):
+            from squall.connection import payload_too_large
+
+            app = payload_too_large
         stream = H2Stream(self, sid)
         scope = build_scope(self._template, event, self._root_path)
         cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
@@ -313,6 +330,13 @@ class H2Connection(asyncio.Protocol):
             self.proto.graceful_shutdown()
         cycle.start()
         return stream
+
+    def _declared_too_large(self, event: Request) -> bool:
+        limit = self._max_body
+        for name, value in event.headers:
+            if name == b"content-length":
+                return limit is not None and value.isdigit() and int(value) > limit
+        return False
 
     def _start_websocket(self, event: Request) -> H2Stream:
         from squall.h2websocket import H2WebSocket
@@ -335,6 +359,11 @@ class H2Connection(asyncio.Protocol):
             self.proto.acknowledge(event.stream_id, len(event.data))  # nobody will read it
             return
         stream.unacked += len(event.data)
+        stream.received += len(event.data)
+        if self._max_body is not None and stream.received > self._max_body:
+            self.proto.reset(event.stream_id)  # CANCEL: the body went past --limit-request-body
+            stream.disconnect(ClientDisconnected("request body too large"))
+            return
         stream.cycle.on_body(event.data)
 
     def _on_end_body(self, stream_id: int) -> None:

@@ -302,3 +302,16 @@ def test_bad_preface_settings_on_h2c_upgrade_rejected(server: Server) -> None:
     data = sock.recv(65536)
     sock.close()
     assert data.startswith(b"HTTP/1.1 400")
+
+
+def test_limit_request_body_over_http2(start_server: StartServer) -> None:
+    server = start_server("--limit-request-body", "1000")
+    client = H2Client(server.port)
+    declared = client.request("/echo", method="POST", headers=[(b"content-length", b"5000")], end=False)
+    assert client.wait(declared).status == 413
+    streamed = client.request("/echo", method="POST", end=False)
+    client.send_body(streamed, b"x" * 600, end=False)
+    client.send_body(streamed, b"x" * 600, end=True)
+    reply = client.wait(streamed)
+    client.close()
+    assert reply.reset == h2.errors.ErrorCodes.CANCEL
