@@ -29,6 +29,7 @@ stream is over (ended by us, reset, or the close handshake timed out).
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from squall.asgi.types import ClientDisconnected
@@ -40,6 +41,7 @@ from squall.protocol.websocket import (
     CloseReceived,
     HandshakeError,
     Offer,
+    PongReceived,
     WebSocketServer,
     check_handshake,
 )
@@ -72,6 +74,9 @@ class H2WebSocket(H2Stream):
         "_timer",
         "_max_size",
         "_max_queue",
+        "_ping",
+        "_ping_interval",
+        "_ping_timeout",
     )
 
     def __init__(self, conn: H2Connection, stream_id: int) -> None:
@@ -79,6 +84,9 @@ class H2WebSocket(H2Stream):
         settings = conn.server.config.websocket
         self._max_size = settings.ws_max_size
         self._max_queue = settings.ws_max_queue
+        self._ping_interval = settings.ws_ping_interval
+        self._ping_timeout = settings.ws_ping_timeout
+        self._ping: asyncio.TimerHandle | None = None  # next keepalive ping, or the pong deadline
         self.cycle = self
         self.body_done = False
         self.session: WebSocketSession | None = None
@@ -136,6 +144,8 @@ class H2WebSocket(H2Stream):
                 session.on_message(event)  # type: ignore[arg-type]
             elif kind is CloseReceived:
                 session.on_close(event.code, event.reason)  # type: ignore[union-attr]
+            elif kind is PongReceived:
+                self._on_pong()
         if session.queued < self._max_queue:
             self._acknowledge()
         self._flush_ws(ws)
@@ -172,6 +182,8 @@ class H2WebSocket(H2Stream):
         ws = self.ws = WebSocketServer(offer.extensions, self._max_size)
         self.flush()
         self._log(200)
+        if self._ping_interval:
+            self._ping = self.loop.call_later(self._ping_interval, self._send_ping)
         if self.conn.server.shutting_down:
             self.close(1001, "server shutting down")
         early, self._early = self._early, []
@@ -304,6 +316,42 @@ class H2WebSocket(H2Stream):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._ping is not None:
+            self._ping.cancel()
+            self._ping = None
+
+    # ------------------------------------------------------------------ keepalive (--ws-ping-*)
+
+    def _send_ping(self) -> None:
+        self._ping = None
+        ws = self.ws
+        if ws is None or not ws.open or self._ended or self.gone:
+            return
+        ws.send_ping(os.urandom(4))
+        self._flush_ws(ws)
+        if self._ping_timeout:
+            self._ping = self.loop.call_later(self._ping_timeout, self._on_ping_timeout)
+        elif self._ping_interval:
+            self._ping = self.loop.call_later(self._ping_interval, self._send_ping)
+
+    def _on_pong(self) -> None:
+        if self._ping is not None:
+            self._ping.cancel()
+            self._ping = None
+        if self._ping_interval:
+            self._ping = self.loop.call_later(self._ping_interval, self._send_ping)
+
+    def _on_ping_timeout(self) -> None:
+        self._ping = None
+        ws = self.ws
+        if ws is None or not ws.open or self._ended:
+            return
+        logger.info("closing websocket stream %d: keepalive ping timeout", self.stream_id)
+        ws.fail(1011, "keepalive ping timeout")
+        if self.session is not None:
+            self.session.on_close(1011, "keepalive ping timeout")
+        self._flush_ws(ws)
+        self._timer = self.loop.call_later(_CLOSE_TIMEOUT, self._on_close_timeout)
 
     def _maybe_finished(self) -> None:
         if self._app_done and (self._ended or self.gone):

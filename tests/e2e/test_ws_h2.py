@@ -255,3 +255,20 @@ def test_shutdown_closes_with_1001(start_server: StartServer) -> None:
     assert ws.reply.ended
     assert server.wait_exit() == 0
     client.close()
+
+
+def test_keepalive_ping_closes_a_silent_peer(start_server: StartServer) -> None:
+    server = start_server("--ws-ping-interval", "0.2", "--ws-ping-timeout", "1", app=APP)
+    client = H2Client(server.port)
+    ws = WsStream(client, "/echo")
+    assert ws.wait_head().status == 200
+    ping = ws.recv()
+    assert ping.opcode == Opcode.PING
+    ws.send(Frame(Opcode.PONG, ping.data))  # answered: the session stays up and pings again
+    ws.send(Frame(Opcode.TEXT, b"still here"))
+    frames = [ws.recv(), ws.recv()]
+    assert any(f.opcode == Opcode.TEXT and f.data == b"still here" for f in frames)
+    assert any(f.opcode == Opcode.PING for f in frames)
+    close = ws.recv()  # this time no pong: the server gives up after --ws-ping-timeout
+    assert close.opcode == CLOSE and Close.parse(close.data).code == 1011
+    client.close()
