@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from squall.asgi.running import start_task
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
 from squall.events import Data, Event, Headers, Informational, Request, Response, Trailers
 from squall.grammar import BAD_FIELD_VALUE, TOKEN
@@ -231,7 +230,10 @@ class HTTPCycle:
 
     def start(self) -> None:
         """Start the application for this request."""
-        self.task = start_task(self._channel.loop, self._run())
+        # An ordinary task, measured: 3.12's eager_start was slower with uvloop (hello world 19.9k
+        # against 29.2k req/s), and stepping the coroutine without a task would break anyio cancel
+        # scopes, asyncio.timeout and current_task().
+        self.task = self._channel.loop.create_task(self._run())
 
     def on_body(self, data: bytes) -> None:
         """A request body chunk arrived."""

@@ -29,7 +29,6 @@ from collections import deque
 from typing import Any, Protocol
 
 from squall.asgi.http import validate_headers
-from squall.asgi.running import start_task
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
 from squall.events import Headers
 from squall.grammar import TOKEN
@@ -122,7 +121,7 @@ class WebSocketSession:
 
     def start(self) -> None:
         """Start the application."""
-        self.task = start_task(self._channel.loop, self._run())
+        self.task = self._channel.loop.create_task(self._run())
 
     def on_message(self, data: str | bytes) -> None:
         """A complete message arrived."""
