@@ -32,10 +32,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol, cast
+from urllib.parse import quote
 
 from squall.asgi.http import HTTPCycle, build_scope
 from squall.asgi.types import ClientDisconnected
-from squall.events import Body, Data, EndBody, Event, Rejected, Request, Response
+from squall.events import Body, Data, EndBody, Event, Headers, Rejected, Request, Response
 from squall.protocol.http2 import (
     CANCEL,
     INTERNAL_ERROR,
@@ -122,6 +123,22 @@ class H2Stream:
                     waiter.set_result(None)
                 else:
                     waiter.set_exception(exc)
+
+    def push(self, path: str, headers: Headers) -> None:
+        """``http.response.push``: promise ``path`` to the client and serve it as a request."""
+        cycle = self.cycle
+        if not isinstance(cycle, HTTPCycle) or self.gone:
+            return
+        conn = self.conn
+        scope = cycle.scope
+        authority = next((v for n, v in scope["headers"] if n == b"host"), b"")
+        scheme = b"https" if scope["scheme"] == "https" else b"http"
+        request = conn.proto.push(self.stream_id, quote(path).encode("ascii"), headers, authority, scheme)
+        if request is not None:
+            stream = conn.serve(request)
+            if stream is not None and stream.cycle is not None:
+                stream.cycle.on_body_end()
+            conn.flush()
 
     def body_consumed(self, cycle: HTTPCycle) -> None:
         if self.unacked:
@@ -294,6 +311,10 @@ class H2Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ events
 
+    def serve(self, request: Request) -> H2Stream | None:
+        """Serve a request the server made itself (a pushed stream) as if the client sent it."""
+        return self._on_request(request)
+
     def _on_request(self, event: Request) -> H2Stream | None:
         sid = event.stream_id
         server = self.server
@@ -320,6 +341,8 @@ class H2Connection(asyncio.Protocol):
             app = payload_too_large
         stream = H2Stream(self, sid)
         scope = build_scope(self._template, event, self._root_path)
+        if self.proto.push_enabled:
+            scope["extensions"] = {**scope["extensions"], "http.response.push": {}}
         cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
         stream.cycle = cycle
         self.streams[sid] = stream

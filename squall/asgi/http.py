@@ -372,6 +372,8 @@ class HTTPCycle:
             self._send_trailers(message)
         elif mtype == "http.response.pathsend" and state == _STARTED:
             await self._send_path(message.get("path"))
+        elif mtype == "http.response.push" and state in (_STARTED, _STREAMING):
+            self._push(message)
         elif state == _DONE:
             raise ASGIMessageError(f"unexpected {mtype!r}: the response is already complete")
         else:
@@ -406,6 +408,18 @@ class HTTPCycle:
         else:  # RFC 9110 §6.5.1: only to a client that said "TE: trailers"
             channel.send_event(Data(self.stream_id, b"", True))
         self._complete()
+
+    def _push(self, message: Message) -> None:
+        """``http.response.push``: only HTTP/2 channels whose client allows push can; else ignored."""
+        path = message.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ASGIMessageError(
+                f"'path' of http.response.push must be a str starting with '/', got {path!r}"
+            )
+        headers = validate_headers(message.get("headers", ()))
+        push = getattr(self._channel, "push", None)
+        if push is not None and "http.response.push" in self.scope.get("extensions", {}):
+            push(path, headers)
 
     def _client_takes_trailers(self) -> bool:
         return any(name == b"te" and b"trailers" in value.lower() for name, value in self.scope["headers"])

@@ -478,6 +478,28 @@ class H2Server:
             out.chunks.clear()
             out.size = 0
 
+    @property
+    def push_enabled(self) -> bool:
+        """The client allows server push (its SETTINGS_ENABLE_PUSH) and we are not going away."""
+        return bool(self._conn.remote_settings.enable_push) and not self.going_away and not self.closed
+
+    def push(
+        self, stream_id: int, path: bytes, headers: Headers, authority: bytes, scheme: bytes
+    ) -> Request | None:
+        """Promise a GET of ``path`` on ``stream_id`` (PUSH_PROMISE); return the promised stream's
+        request, or None when push is off, the stream is gone, or the client's stream limit is hit."""
+        if not self.push_enabled:
+            return None
+        fields = [(n, v) for n, v in headers if n[:1] != b":" and n not in _CONNECTION_HEADERS]
+        head = [(b":method", b"GET"), (b":path", path), (b":scheme", scheme), (b":authority", authority)]
+        try:
+            promised = self._conn.get_next_available_stream_id()
+            self._conn.push_stream(stream_id, promised, [*head, *fields])
+        except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+            return None
+        raw_path, _, query = path.partition(b"?")
+        return Request(promised, "GET", raw_path, query, "2", [(b"host", authority), *fields])
+
     def pending(self, stream_id: int) -> int:
         """Response bytes queued on ``stream_id`` waiting for flow-control window."""
         out = self._blocked.get(stream_id)

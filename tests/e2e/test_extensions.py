@@ -39,6 +39,17 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"part one, ", "more_body": True})
         await send({"type": "http.response.body", "body": b"part two"})
         await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc123")]})
+    elif path == "/push":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if "http.response.push" in scope.get("extensions", {}):
+            await send(
+                {"type": "http.response.push", "path": "/pushed", "headers": [(b"accept", b"text/plain")]}
+            )
+        await send({"type": "http.response.body", "body": b"parent"})
+    elif path == "/pushed":
+        accept = dict(scope["headers"]).get(b"accept", b"")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"pushed, accept=" + accept})
     elif path == "/file":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.pathsend", "path": scope["query_string"].decode()})
@@ -116,3 +127,26 @@ def test_trailers_and_early_hints_over_http2(ext_server: Server) -> None:
     assert (b"x-checksum", b"abc123") in trailers.trailers
     assert hint.informational and (b"link", b"</style.css>; rel=preload; as=style") in hint.informational[0]
     assert hint.status == 200 and hint.body == b"hinted"
+
+
+@pytest.mark.parametrize("client_allows_push", [True, False])
+def test_server_push_over_http2(ext_server: Server, client_allows_push: bool) -> None:
+    import h2.events
+    import h2.settings
+
+    from .h2util import H2Client
+
+    client = H2Client(ext_server.port)
+    client.conn.update_settings({h2.settings.SettingCodes.ENABLE_PUSH: int(client_allows_push)})
+    client.flush()
+    parent = client.wait(client.request("/push"))
+    assert parent.status == 200 and parent.body == b"parent"
+    promised = [e for e in client.events if isinstance(e, h2.events.PushedStreamReceived)]
+    if not client_allows_push:
+        assert not promised
+        client.close()
+        return
+    assert len(promised) == 1 and (b":path", b"/pushed") in promised[0].headers
+    pushed = client.wait(promised[0].pushed_stream_id)
+    client.close()
+    assert pushed.status == 200 and pushed.body == b"pushed, accept=text/plain"
