@@ -209,16 +209,6 @@ class HTTPCycle:
     # ------------------------------------------------------------ connection side
 
     @property
-    def response_started(self) -> bool:
-        """True once the application sent ``http.response.start``."""
-        return self._state != _START
-
-    @property
-    def response_done(self) -> bool:
-        """True once the last body chunk was sent."""
-        return self._state == _DONE
-
-    @property
     def body_done(self) -> bool:
         """True once the whole request body has arrived."""
         return self._body_done
