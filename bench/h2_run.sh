@@ -11,7 +11,15 @@ PYTHON=${PYTHON:-python}
 HYPERCORN=${HYPERCORN:-hypercorn}  # a hypercorn executable (any venv)
 SERVERS=${SERVERS:-"squall hypercorn granian"}
 PORT=${PORT:-8765}
-command -v h2load >/dev/null || { echo "install nghttp2-client (h2load)" >&2; exit 1; }
+# Install what is missing: h2load (Debian's nghttp2-client), granian, and hypercorn in a throwaway venv.
+command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
+"$PYTHON" -c 'import squall' 2>/dev/null || "$PYTHON" -m pip install -q -e "$REPO_ROOT"
+"$PYTHON" -c 'import granian' 2>/dev/null || "$PYTHON" -m pip install -q granian || SERVERS=${SERVERS/granian/}
+if [[ $SERVERS == *hypercorn* ]] && ! command -v "$HYPERCORN" >/dev/null; then
+    venv=${TMPDIR:-/tmp}/squall-bench-hypercorn
+    [[ -x $venv/bin/hypercorn ]] || { "$PYTHON" -m venv "$venv" && "$venv/bin/pip" install -q hypercorn; }
+    HYPERCORN=$venv/bin/hypercorn
+fi
 
 start() {
     case $1 in

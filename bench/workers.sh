@@ -25,6 +25,7 @@ for knob in DURATION CONNS READY_TIMEOUT; do
     [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive integer, got '${!knob}'"
 done
 PYTHON_BIN=$(command -v "$PYTHON") || die "python interpreter '$PYTHON' not found"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 command -v curl >/dev/null || die "curl not found"
 

@@ -23,6 +23,8 @@ log() { printf '[ws-bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 command -v taskset >/dev/null || die "taskset (util-linux) is required"
+"$PYTHON" -c 'import squall' 2>/dev/null || "$PYTHON" -m pip install -q -e "$REPO_ROOT"
+"$PYTHON" -c 'import uvicorn, uvloop, websockets' 2>/dev/null || "$PYTHON" -m pip install -q "uvicorn[standard]==0.38.0"
 "$PYTHON" -c 'import uvicorn, uvloop, websockets' 2>/dev/null || die "needs uvicorn, uvloop and websockets installed"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/squall-ws-bench.XXXXXX")
