@@ -23,17 +23,22 @@ fi
 
 start() {
     case $1 in
-        squall) "$PYTHON" -m squall bench.apps:hello --port "$PORT" --no-access-log --log-level warning ;;
-        hypercorn) "$HYPERCORN" bench.apps:hello --bind "127.0.0.1:$PORT" --log-level warning ;;
-        granian) "$PYTHON" -m granian --interface asgi --host 127.0.0.1 --port "$PORT" --http 2 \
+        squall) exec "$PYTHON" -m squall bench.apps:hello --port "$PORT" --no-access-log --log-level warning ;;
+        hypercorn) exec "$HYPERCORN" bench.apps:hello --bind "127.0.0.1:$PORT" --log-level warning ;;
+        granian) exec "$PYTHON" -m granian --interface asgi --host 127.0.0.1 --port "$PORT" --http 2 \
             --log-level warning bench.apps:hello ;;
     esac
 }
 
 for server in $SERVERS; do
+    if curl -s --http2-prior-knowledge "http://127.0.0.1:$PORT/" >/dev/null 2>&1; then
+        echo "port $PORT is already served by something else: set PORT" >&2
+        exit 1
+    fi
     start "$server" >/dev/null 2>&1 &
-    pid=$!
+    pid=$!  # start() execs the server, so this is the server's own pid
     for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || { echo "$server exited before answering" >&2; exit 1; }
         curl -s --http2-prior-knowledge "http://127.0.0.1:$PORT/" >/dev/null 2>&1 && break
         sleep 0.1
     done
