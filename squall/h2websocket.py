@@ -45,7 +45,7 @@ from squall.protocol.websocket import (
     WebSocketServer,
     check_handshake,
 )
-from squall.wsconnection import websocket_scope
+from squall.wsconnection import CLOSE_TIMEOUT, TEXT_PLAIN, websocket_scope
 
 if TYPE_CHECKING:
     import asyncio
@@ -54,9 +54,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
-
-_CLOSE_TIMEOUT = 10.0
-_TEXT = b"text/plain; charset=utf-8"
 
 
 class H2WebSocket(H2Stream):
@@ -117,11 +114,11 @@ class H2WebSocket(H2Stream):
         except HandshakeError as exc:
             logger.info("rejected a websocket handshake from %s: %s", conn.client_text(), exc.detail)
             body = exc.detail.encode("utf-8", "replace") + b"\n"
-            self.respond(exc.status, [*exc.headers, (b"content-type", _TEXT)], body, False)
+            self.respond(exc.status, [*exc.headers, (b"content-type", TEXT_PLAIN)], body, False)
             return
         limit = config.http.limit_concurrency
         if server.shutting_down or (limit is not None and server.active_requests > limit):
-            self.respond(503, [(b"content-type", _TEXT)], b"", False)
+            self.respond(503, [(b"content-type", TEXT_PLAIN)], b"", False)
             return
         self._offer = offer
         scope = websocket_scope(template, request, root_path, offer)
@@ -211,7 +208,7 @@ class H2WebSocket(H2Stream):
         if ws.open:
             ws.send_close(code, reason)
             self._cancel_timer()
-            self._timer = self.loop.call_later(_CLOSE_TIMEOUT, self._on_close_timeout)
+            self._timer = self.loop.call_later(CLOSE_TIMEOUT, self._on_close_timeout)
         self._flush_ws(ws)
 
     def respond(self, status: int, headers: Headers, body: bytes, more: bool) -> None:
@@ -351,7 +348,7 @@ class H2WebSocket(H2Stream):
         if self.session is not None:
             self.session.on_close(1011, "keepalive ping timeout")
         self._flush_ws(ws)
-        self._timer = self.loop.call_later(_CLOSE_TIMEOUT, self._on_close_timeout)
+        self._timer = self.loop.call_later(CLOSE_TIMEOUT, self._on_close_timeout)
 
     def _maybe_finished(self) -> None:
         if self._app_done and (self._ended or self.gone):

@@ -25,8 +25,8 @@ resumes when it has read them all. Writing: ``pause_writing`` makes ``send()`` w
 
 Timers (``_timer``, one slot): the keepalive ping every ``--ws-ping-interval``, then its deadline
 (``--ws-ping-timeout``, close 1011 when missed; not while reading is paused, when the pong may be
-sitting unread); after we send a close frame, ``_CLOSE_TIMEOUT`` for the peer's answer; after we
-close the transport, ``_CLOSE_TIMEOUT`` before aborting it (a peer that does not read).
+sitting unread); after we send a close frame, ``CLOSE_TIMEOUT`` for the peer's answer; after we
+close the transport, ``CLOSE_TIMEOUT`` before aborting it (a peer that does not read).
 
 Shutdown. ``shutdown()`` (the worker's graceful drain) closes an open websocket with 1001; the
 session counts in ``server.active_requests`` while its app runs, like an HTTP request.
@@ -60,9 +60,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
 
-_CLOSE_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 10.0
 _HANDSHAKE_BUFFER = 64 * 1024  # bytes kept before the accept; reading pauses beyond
-_TEXT = b"text/plain; charset=utf-8"
+TEXT_PLAIN = b"text/plain; charset=utf-8"
 
 
 def upgrade_to_websocket(connection: HTTP1Connection, request: Request) -> None:
@@ -213,7 +213,7 @@ class WebSocketConnection(asyncio.Protocol):
     def reject(self, status: int, headers: Headers, detail: str) -> None:
         """Answer the handshake with an HTTP error and close."""
         body = detail.encode("utf-8", "replace") + b"\n" if status == 400 else b""
-        headers = [*headers, (b"content-type", _TEXT)]
+        headers = [*headers, (b"content-type", TEXT_PLAIN)]
         self.respond(status, headers, body, False)
 
     def client_text(self) -> str:
@@ -315,7 +315,7 @@ class WebSocketConnection(asyncio.Protocol):
             return
         if proto.open:
             proto.send_close(code, reason)
-            self._set_timer("close", _CLOSE_TIMEOUT)
+            self._set_timer("close", CLOSE_TIMEOUT)
         self._flush(proto)
 
     def respond(self, status: int, headers: Headers, body: bytes, more: bool) -> None:
@@ -411,7 +411,7 @@ class WebSocketConnection(asyncio.Protocol):
             close = self.proto.close_sent if self.proto is not None else None
             code = 1006 if close is None else close[0]
             self.session.on_close(code, "" if close is None else close[1])
-        self._set_timer("abort", _CLOSE_TIMEOUT)
+        self._set_timer("abort", CLOSE_TIMEOUT)
 
     def _pause_reading(self) -> None:
         if not self._read_paused and self.transport is not None and not self._closed:
@@ -454,7 +454,7 @@ class WebSocketConnection(asyncio.Protocol):
                     self._set_timer("ping", self._ping_interval)
         elif kind == "pong":
             if self._read_paused:  # the pong may be waiting unread behind the app's backlog
-                self._set_timer("pong", self._ping_timeout or _CLOSE_TIMEOUT)
+                self._set_timer("pong", self._ping_timeout or CLOSE_TIMEOUT)
                 return
             logger.info("closing websocket from %s: keepalive ping timeout", self.client_text())
             proto.fail(1011, "keepalive ping timeout")

@@ -28,7 +28,7 @@ import logging
 from collections import deque
 from typing import Any, Protocol
 
-from squall.asgi.http import validate_headers
+from squall.asgi.http import response_body, validate_headers
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
 from squall.events import Headers
 from squall.grammar import TOKEN
@@ -235,7 +235,7 @@ class WebSocketSession:
         elif state == _RESPONDING:
             if mtype != "websocket.http.response.body":
                 raise ASGIMessageError(f"expected 'websocket.http.response.body', got {mtype!r}")
-            body, more = _body(message)
+            body, more = response_body(message)
             if not more:
                 self._state = _CLOSED
             self._channel.respond_body(body, more)
@@ -305,15 +305,3 @@ def _payload(message: Message) -> str | bytes:
             raise ASGIMessageError(f"'bytes' must be bytes, got {type(data).__name__}")
         data = bytes(data)
     return data
-
-
-def _body(message: Message) -> tuple[bytes, bool]:
-    body = message.get("body", b"")
-    more = message.get("more_body", False)
-    if type(body) is not bytes:
-        if not isinstance(body, bytearray | memoryview):
-            raise ASGIMessageError(f"'body' must be bytes, got {type(body).__name__}")
-        body = bytes(body)
-    if type(more) is not bool:
-        raise ASGIMessageError(f"'more_body' must be a bool, got {type(more).__name__}")
-    return body, more
