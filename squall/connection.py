@@ -72,12 +72,18 @@ class ServerState:
         self.sniff_preface = h2
 
 
-def _address(value: Any) -> tuple[str, int | None] | None:
+def address_of(value: Any) -> tuple[str, int | None] | None:
+    """A socket address as ASGI's ``client``/``server``: ``(host, port)``, ``(path, None)`` or None."""
     if isinstance(value, tuple | list) and len(value) >= 2:
         return (str(value[0]), int(value[1]))
     if isinstance(value, str | bytes) and value:
         return (value if isinstance(value, str) else value.decode(), None)
     return None
+
+
+def describe_client(client: tuple[str, int | None] | None) -> str:
+    """How the logs name a client: ``host:port``, or a Unix socket client."""
+    return f"{client[0]}:{client[1]}" if client and client[1] is not None else "unix socket client"
 
 
 def _status_app(status: int, text: bytes) -> Callable[[Any, Receive, Send], Awaitable[None]]:
@@ -154,8 +160,8 @@ class HTTP1Connection(asyncio.Protocol):
             "type": "http",
             "asgi": ASGI_VERSION,
             "scheme": "https" if tls else "http",
-            "server": _address(transport.get_extra_info("sockname")),
-            "client": _address(transport.get_extra_info("peername")),
+            "server": address_of(transport.get_extra_info("sockname")),
+            "client": address_of(transport.get_extra_info("peername")),
             "root_path": self._root_path,
             "state": self.server.lifespan_state,
             "extensions": dict(HTTP_EXTENSIONS),
@@ -334,8 +340,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.flush()
 
     def _client_text(self) -> str:
-        client = self._template.get("client")
-        return f"{client[0]}:{client[1]}" if client else "unix socket client"
+        return describe_client(self._template.get("client"))
 
     # ------------------------------------------------------------------ Channel (for HTTPCycle)
 

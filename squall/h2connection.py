@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 from squall.asgi.http import HTTPCycle, build_scope
 from squall.asgi.types import ClientDisconnected
+from squall.connection import describe_client
 from squall.events import Body, Data, EndBody, Event, Headers, Rejected, Request, Response
 from squall.protocol.http2 import (
     CANCEL,
@@ -400,7 +401,7 @@ class H2Connection(asyncio.Protocol):
             stream.disconnect(ClientDisconnected("stream reset"))
 
     def _on_rejected(self, event: Rejected) -> None:
-        logger.info("closing HTTP/2 connection from %s: %s", self._client_text(), event.detail)
+        logger.info("closing HTTP/2 connection from %s: %s", self.client_text(), event.detail)
         self.flush()
         self._close()
 
@@ -409,11 +410,8 @@ class H2Connection(asyncio.Protocol):
         return self._access_log
 
     def client_text(self) -> str:
-        return self._client_text()
-
-    def _client_text(self) -> str:
-        client = self._template.get("client")
-        return f"{client[0]}:{client[1]}" if client else "unix socket client"
+        """The client as the logs name it."""
+        return describe_client(self._template.get("client"))
 
     # ------------------------------------------------------------------ for the streams
 
@@ -519,7 +517,7 @@ class H2Connection(asyncio.Protocol):
         proto = self.proto
         for sid in proto.blocked_streams:
             if self._stall_seen.get(sid) == proto.pending(sid):
-                logger.info("resetting HTTP/2 stream %d from %s: zero window stall", sid, self._client_text())
+                logger.info("resetting HTTP/2 stream %d from %s: zero window stall", sid, self.client_text())
                 proto.reset(sid, CANCEL)
                 stream = self.streams.get(sid)
                 if stream is not None:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 from squall.asgi.http import build_scope
 from squall.asgi.types import ClientDisconnected, Scope
 from squall.asgi.websocket import WebSocketSession
+from squall.connection import address_of, describe_client
 from squall.events import Data, Headers, Request, Response
 from squall.flow import DrainWaiters
 from squall.protocol.http1 import STATUS_LINES, HTTP1Server
@@ -217,11 +218,9 @@ class WebSocketConnection(asyncio.Protocol):
         self.respond(status, headers, body, False)
 
     def client_text(self) -> str:
+        """The client as the logs name it."""
         transport = self.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
-        if isinstance(peer, tuple | list) and len(peer) >= 2:
-            return f"{peer[0]}:{peer[1]}"
-        return "unix socket client"
+        return describe_client(address_of(transport.get_extra_info("peername")) if transport else None)
 
     # ------------------------------------------------------------------ asyncio callbacks
 
