@@ -1,49 +1,71 @@
-"""HTTP/2 server protocol, sans-I/O, over the ``h2`` library.
+"""HTTP/2 server protocol (RFC 9113), sans-I/O: squall's own frame layer, HPACK by ``hpack``.
 
 How it works
 ------------
-Incoming. ``receive_data(bytes)`` feeds h2 and turns its events into the shared vocabulary
-(``squall.events``): a request head becomes ``Request`` (``http_version`` ``"2"``, pseudo-headers
-removed, ``:authority`` → ``host``, split ``cookie`` fields joined with ``"; "``), DATA becomes
-``Body``, the end of the stream ``EndBody``. Two facts have no HTTP/1.1 counterpart and are defined
-here: ``StreamReset`` (the client cancelled a stream) and ``PeerGoingAway`` (the client sent
-GOAWAY). A connection error (a protocol violation, or a flood limit below) queues GOAWAY and
-emits ``Rejected`` with stream id 0: flush, then close — the same meaning as over HTTP/1.1.
+Why not the ``h2`` library: it was the floor. Per hello-world request its frame objects, per-frame
+state machine, header validation generators and HPACK coding cost ~85 µs of CPU, several times
+what the rest of squall spends on a request (``bench/h2_profile.py`` has the numbers). This module
+keeps every rule h2 enforced for a server, and adds caches where requests repeat.
+
+Incoming. ``receive_data(bytes)`` checks the client preface, then cuts frames (9-byte header,
+payload) and dispatches on the type (``_FRAMES``). The first frame must be SETTINGS. Each frame
+is checked against RFC 9113 §6 (stream id 0 or not, length, flags, padding); a violation of the
+connection's rules queues GOAWAY with the RFC's error code and emits ``Rejected`` with stream id 0
+(flush, then close — the same meaning as over HTTP/1.1); a violation confined to one stream resets
+that stream (RST_STREAM), and is metered like a client reset so that provoking resets cannot be
+free (MadeYouReset).
+
+A header block (HEADERS, then CONTINUATION frames until END_HEADERS, nothing in between) is always
+HPACK-decoded, even for a stream that will be refused, so that the dynamic table stays in step with
+the client's. A new stream's block is checked (§8.2, §8.3: lower-case token names, no CR/LF/NUL
+and no surrounding whitespace in values, no connection-specific fields, TE only "trailers", known
+pseudo-headers once each and before the regular fields, :method/:scheme/:path present and :path
+not empty, extended CONNECT with :protocol, :authority or Host present and agreeing,
+Content-Length digits) and becomes ``Request`` (``http_version`` ``"2"``, pseudo-headers removed,
+``:authority`` → ``host``, split ``cookie`` fields joined with ``"; "``); a malformed one resets
+the stream with PROTOCOL_ERROR. The checked result of a block that did not change the HPACK table
+is cached by the block's bytes (``hpackblocks``): h2load, browsers on a primed table and any
+client repeating a request send the same bytes again, and skip decoding and checking.
+
+Streams. ``_Stream`` keeps the two halves of RFC 9113 §5.1's state: ``remote_open`` (the client
+may still send: open, half-closed (local)) and ``local_open`` (we may still send); a stream
+leaves ``_streams`` when both are closed or it is reset. A stream id at or below the highest one
+seen and not in ``_streams`` is closed: DATA on it is a stream error STREAM_CLOSED (and HEADERS a
+connection error), except on streams we reset ourselves, whose late frames are ignored (§5.1).
+Above the highest, it is idle: only HEADERS and PRIORITY may name it.
 
 Outgoing. ``send(Response)`` holds the head until the first ``Data`` so that a body-less response
 leaves as one HEADERS frame with END_STREAM; ``send(Data)`` queues the body on the stream and frames
-as much as the connection and stream windows allow (``_pump``). The rest waits in the stream's
-queue until the client opens its window (WINDOW_UPDATE, SETTINGS); ``pending(stream_id)`` tells the
-connection how much is queued so that the application's ``send()`` can wait instead of piling up
-data. ``Trailers`` end the stream with a HEADERS frame after the queued body; ``Informational``
-sends a 1xx head (103 Early Hints).
+as much as the connection and stream windows allow (``_pump``). The rest waits until the client
+opens its window (WINDOW_UPDATE, SETTINGS); ``pending(stream_id)`` tells the connection how much is
+queued so that the application's ``send()`` can wait instead of piling up data. ``Trailers`` end
+the stream with a HEADERS frame after the queued body; ``Informational`` sends a 1xx head.
 
 Flow control for request bodies is explicit: received DATA is acknowledged (``acknowledge``) only
 when the application has read it, so a stream buffers at most its window and a connection at most
-the connection window, however slow the application.
+the connection window, however slow the application. WINDOW_UPDATE goes out once half a window
+has been consumed.
 
-Defences. h2 enforces the frame grammar, the header list size (``max_header_list_size``, the HPACK
-bomb), the number of open streams (``max_concurrent_streams``) and a CONTINUATION backlog. On top:
-stream resets by the client (rapid reset, CVE-2023-44487) and control frames (PING, SETTINGS,
-empty DATA: the 2019 flood CVEs) are each metered by a token bucket; past it the connection gets
-GOAWAY ENHANCE_YOUR_CALM.
+Defences. The header list size (``max_header_list_size``, the HPACK bomb: GOAWAY
+ENHANCE_YOUR_CALM), open streams beyond ``max_concurrent_streams`` (REFUSED_STREAM, metered), a
+header block of more than 64 CONTINUATION frames or longer than the header list limit (GOAWAY
+ENHANCE_YOUR_CALM). Stream resets by the client (rapid reset, CVE-2023-44487) and by us because
+of the client, and control frames (PING, SETTINGS, empty DATA: the 2019 flood CVEs) are each
+metered by a token bucket; past it the connection gets GOAWAY ENHANCE_YOUR_CALM.
 """
 
 from __future__ import annotations
 
-import contextlib
+import base64
+import binascii
+import re
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import NamedTuple
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
-from hyperframe.frame import GoAwayFrame
+import hpack
 
 from squall.events import (
     Body,
@@ -57,32 +79,77 @@ from squall.events import (
     Response,
     Trailers,
 )
+from squall.protocol.hpackblocks import TABLE_SIZE_ZERO, BlockDecoder, encode
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
-PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
-INTERNAL_ERROR = h2.errors.ErrorCodes.INTERNAL_ERROR
-REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
-CANCEL = h2.errors.ErrorCodes.CANCEL
-ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 
-# Response headers that are meaningless (and forbidden) in HTTP/2 (RFC 9113 §8.2.2).
+# Error codes (RFC 9113 §7).
+NO_ERROR = 0x0
+PROTOCOL_ERROR = 0x1
+INTERNAL_ERROR = 0x2
+FLOW_CONTROL_ERROR = 0x3
+STREAM_CLOSED = 0x5
+FRAME_SIZE_ERROR = 0x6
+REFUSED_STREAM = 0x7
+CANCEL = 0x8
+COMPRESSION_ERROR = 0x9
+ENHANCE_YOUR_CALM = 0xB
+
+# Frame types and flags (RFC 9113 §6).
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE = range(6)
+PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(6, 10)
+END_STREAM = ACK = 0x1
+END_HEADERS = 0x4
+PADDED = 0x8
+PRIORITY_FLAG = 0x20
+
+# Settings (RFC 9113 §6.5.2, RFC 8441).
+HEADER_TABLE_SIZE = 0x1
+ENABLE_PUSH = 0x2
+MAX_CONCURRENT_STREAMS = 0x3
+INITIAL_WINDOW_SIZE = 0x4
+MAX_FRAME_SIZE = 0x5
+MAX_HEADER_LIST_SIZE = 0x6
+ENABLE_CONNECT_PROTOCOL = 0x8
+
+MAX_WINDOW = 2**31 - 1
+DEFAULT_WINDOW = 65535
+FRAME_SIZE = 16384  # our SETTINGS_MAX_FRAME_SIZE: the default, never changed
+MAX_CONTINUATIONS = 64
+_FRAME_HEAD = struct.Struct(">BHBBL")
+_SETTING = struct.Struct(">HL")
+
+# Fields that are meaningless (and forbidden) in HTTP/2 (RFC 9113 §8.2.2).
 _CONNECTION_HEADERS = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
+_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
+_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")  # a token, lower case (RFC 9113 §8.2.1)
+_BAD_VALUE = re.compile(rb"[\0\r\n]|^[ \t]|[ \t]\Z")
 _STATUS = {code: str(code).encode() for code in range(100, 600)}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")}
+_REQUEST_CACHE_MAX = 32
+_CACHEABLE_BLOCK = 512  # longer blocks are not cached (nor blocks decoding to more than this x 16)
 
 
 class LocalProtocolError(Exception):
     """An outgoing event that cannot be sent (unknown stream, wrong order)."""
 
 
+class _ConnectionError(Exception):
+    """Raised inside frame handlers: GOAWAY with ``code``."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
 # --- HTTP/2-only facts (the shared ones live in squall.events) --------------------------------------
 
 
 class StreamReset(Event):
-    """The client reset a stream (RST_STREAM): its request is abandoned."""
+    """A stream is gone: the client reset it (RST_STREAM), or we did because of a protocol error in
+    what the client sent on it. Its request is abandoned."""
 
     __slots__ = ("error_code",)
 
@@ -121,18 +188,144 @@ class TokenBucket:
         return self.tokens >= 0
 
 
-class _Outbound:
-    """A stream's response as far as it is not framed yet."""
+class _Stream:
+    """One open stream: its state, its windows, and its response as far as it is not framed yet."""
 
-    __slots__ = ("head", "chunks", "size", "end", "trailers", "done")
+    __slots__ = (
+        "sid",
+        "remote_open",
+        "local_open",
+        "send_window",
+        "recv_window",
+        "unacked",
+        "expected",
+        "received",
+        "response",
+        "head",
+        "chunks",
+        "size",
+        "end",
+        "trailers",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, sid: int, send_window: int, recv_window: int) -> None:
+        self.sid = sid
+        self.remote_open = True
+        self.local_open = True
+        self.send_window = send_window
+        self.recv_window = recv_window
+        self.unacked = 0  # body bytes read by the app, not yet announced in a WINDOW_UPDATE
+        self.expected: int | None = None  # the request's Content-Length
+        self.received = 0
+        self.response = False  # a response was started
         self.head: list[tuple[bytes, bytes]] | None = None
         self.chunks: deque[bytes] = deque()
         self.size = 0
         self.end = False
         self.trailers: Headers | None = None
-        self.done = False
+
+
+def _frame(kind: int, flags: int, sid: int, payload: bytes) -> bytes:
+    return _FRAME_HEAD.pack(len(payload) >> 16, len(payload) & 0xFFFF, kind, flags, sid) + payload
+
+
+def _strip_padding(payload: bytes) -> bytes:
+    """The payload of a PADDED frame without its padding. Raises _ConnectionError (§6.1)."""
+    if not payload or payload[0] >= len(payload):
+        raise _ConnectionError(PROTOCOL_ERROR, "padding longer than the frame")
+    return payload[1 : len(payload) - payload[0]]
+
+
+def parse_settings(payload: bytes) -> dict[int, int]:
+    """The settings of a SETTINGS payload, checked (§6.5.2). Raises _ConnectionError."""
+    if len(payload) % 6:
+        raise _ConnectionError(FRAME_SIZE_ERROR, "SETTINGS length not a multiple of 6")
+    settings = dict(_SETTING.iter_unpack(payload))
+    for key in (ENABLE_PUSH, ENABLE_CONNECT_PROTOCOL):
+        if settings.get(key, 0) > 1:
+            raise _ConnectionError(PROTOCOL_ERROR, f"setting {key} must be 0 or 1")
+    if settings.get(INITIAL_WINDOW_SIZE, 0) > MAX_WINDOW:
+        raise _ConnectionError(FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE too large")
+    if not FRAME_SIZE <= settings.get(MAX_FRAME_SIZE, FRAME_SIZE) <= 2**24 - 1:
+        raise _ConnectionError(PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range")
+    return settings
+
+
+class _RequestHead(NamedTuple):
+    """A checked request header block, as cached by its bytes."""
+
+    method: str
+    raw_path: bytes
+    query: bytes
+    headers: Headers
+    protocol: bytes | None
+    length: int | None
+
+
+def parse_request(fields: list[tuple[bytes, bytes]]) -> _RequestHead | str:
+    """Check a request header block (RFC 9113 §8.2, §8.3); the request, or why it is malformed."""
+    pseudo: dict[bytes, bytes] = {}
+    headers: Headers = []
+    cookies: list[bytes] = []
+    host = length = None
+    bad_value = _BAD_VALUE.search
+    for name, value in fields:
+        if bad_value(value):
+            return f"invalid value in field {name!r}"
+        if name[:1] == b":":
+            if headers or cookies or host is not None:
+                return f"pseudo-header {name!r} after a regular field"
+            if name not in _PSEUDO or name in pseudo:
+                return f"unknown or repeated pseudo-header {name!r}"
+            pseudo[name] = value
+            continue
+        if not _NAME.fullmatch(name):
+            return f"invalid field name {name!r}"
+        if name in _CONNECTION_HEADERS or (name == b"te" and value.lower() != b"trailers"):
+            return f"connection-specific field {name!r}"
+        if name == b"cookie":
+            cookies.append(value)
+            continue
+        if name == b"host":
+            if host is not None:
+                return "more than one Host"
+            host = value
+        elif name == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                return "invalid Content-Length"
+            length = int(value)
+        headers.append((name, value))
+    return _request_head(pseudo, headers, cookies, host, length)
+
+
+def _request_head(
+    pseudo: dict[bytes, bytes], headers: Headers, cookies: list[bytes], host: bytes | None, length: int | None
+) -> _RequestHead | str:
+    method = pseudo.get(b":method")
+    path = pseudo.get(b":path")
+    protocol = pseudo.get(b":protocol")
+    authority = pseudo.get(b":authority")
+    if method is None:
+        return "no :method"
+    if method == b"CONNECT" and protocol is None:
+        return "CONNECT (a tunnel) is not served"
+    if protocol is not None and method != b"CONNECT":
+        return ":protocol without CONNECT"
+    if b":scheme" not in pseudo or not path:
+        return "no :scheme, or no or an empty :path"
+    if authority is None and host is None:
+        return "neither :authority nor Host"
+    if authority is not None:
+        if host is not None:
+            if host != authority:
+                return ":authority and Host differ"
+            headers = [item for item in headers if item[0] != b"host"]
+        headers.insert(0, (b"host", authority))
+    if cookies:
+        headers.append((b"cookie", b"; ".join(cookies)))
+    raw_path, _, query = path.partition(b"?")
+    name = _METHODS.get(method) or method.decode("ascii", "replace")
+    return _RequestHead(name, raw_path, query, headers, protocol.lower() if protocol else None, length)
 
 
 class H2Server:
@@ -155,30 +348,43 @@ class H2Server:
         default_headers: Callable[[], bytes] = lambda: b"",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        config = h2.config.H2Configuration(
-            client_side=False,
-            header_encoding=None,
-            validate_outbound_headers=False,  # the ASGI layer validated them
-            normalize_outbound_headers=False,
-            validate_inbound_headers=True,
-        )
-        self._conn = h2.connection.H2Connection(config=config)
-        self._settings: dict[Any, int] = {
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
-            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window_size,
+        self._settings = {
+            MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+            INITIAL_WINDOW_SIZE: initial_window_size,
+            MAX_HEADER_LIST_SIZE: max_header_list_size,
         }
         if enable_connect_protocol:
-            self._settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
-        self._conn.local_settings = h2.settings.Settings(client=False, initial_values=self._settings)
-        self._conn.decoder.max_header_list_size = max_header_list_size
-        self._connection_window = max(connection_window_size or 4 * initial_window_size, 65535)
+            self._settings[ENABLE_CONNECT_PROTOCOL] = 1
         self._max_streams = max_concurrent_streams
+        self._max_block = max_header_list_size + 1024
+        self._stream_window = initial_window_size
+        self._connection_window = max(connection_window_size or 4 * initial_window_size, DEFAULT_WINDOW)
+        self._decoder = BlockDecoder(max_header_list_size)
+        self._generation = 0
+        self._requests: dict[bytes, _RequestHead | str] = {}
+        self._table_update = TABLE_SIZE_ZERO  # leads our first header block
         self._default_headers = default_headers
         self._defaults_block = b"\0"
         self._defaults: list[tuple[bytes, bytes]] = []
-        self._out: dict[int, _Outbound] = {}
-        self._blocked: dict[int, _Outbound] = {}  # streams with data waiting for window
+        self._streams: dict[int, _Stream] = {}
+        self._blocked: dict[int, _Stream] = {}  # streams with data waiting for window
+        self._reset_by_us: dict[int, None] = {}  # recently: their late frames are ignored
+        self._inbound = 0  # open client-initiated streams
+        self._outbound = 0  # open pushed streams
+        self._highest_in = 0
+        self._next_push = 2
+        self._peer_push = True
+        self._peer_max_streams = MAX_WINDOW
+        self._peer_window = DEFAULT_WINDOW  # the client's SETTINGS_INITIAL_WINDOW_SIZE
+        self._peer_frame = FRAME_SIZE
+        self._send_window = DEFAULT_WINDOW
+        self._recv_window = DEFAULT_WINDOW
+        self._recv_unacked = 0
+        self._state = 0  # 0: expecting the preface, 1: expecting SETTINGS, 2: open
+        self._buffer = b""
+        self._block: list[bytes] | None = None  # a header block waiting for CONTINUATION
+        self._block_sid = 0
+        self._block_flags = 0
         self._resets = TokenBucket(max_reset_rate, 2 * max_reset_rate, clock)
         self._control = TokenBucket(max_control_rate, 2 * max_control_rate, clock)
         self._output: list[bytes] = []
@@ -191,24 +397,26 @@ class H2Server:
 
     def initiate(self) -> None:
         """Queue the server preface (SETTINGS) and open the connection window."""
-        self._conn.initiate_connection()
-        self._open_connection_window()
+        payload = b"".join(_SETTING.pack(key, value) for key, value in self._settings.items())
+        self._output.append(_frame(SETTINGS, 0, 0, payload))
+        extra = self._connection_window - DEFAULT_WINDOW
+        if extra > 0:
+            self._output.append(_frame(WINDOW_UPDATE, 0, 0, extra.to_bytes(4, "big")))
+            self._recv_window += extra
 
     def initiate_upgrade(self, settings_header: bytes) -> None:
         """After ``101`` to ``Upgrade: h2c``: apply the client's HTTP2-Settings (base64url) and queue
         the preface; stream 1 is the upgrade request, half-closed by the client.
         Raises ValueError for a malformed settings header."""
         try:
-            self._conn.initiate_upgrade_connection(settings_header)
-        except Exception as exc:  # binascii.Error, h2 errors: all mean a bad header
+            payload = base64.urlsafe_b64decode(settings_header + b"=" * (-len(settings_header) % 4))
+            self._apply_settings(parse_settings(payload))
+        except (binascii.Error, ValueError, _ConnectionError) as exc:
             raise ValueError(f"bad HTTP2-Settings: {exc}") from None
-        self._open_connection_window()
+        self.initiate()
+        stream = self._open(1)
+        stream.remote_open = False
         self.last_stream_id = 1
-
-    def _open_connection_window(self) -> None:
-        extra = self._connection_window - 65535
-        if extra > 0:
-            self._conn.increment_flow_control_window(extra)
 
     # ---------------------------------------------------------------- incoming
 
@@ -217,19 +425,50 @@ class H2Server:
         events = self._events = []
         if self.closed:
             return events
+        if self._buffer:
+            data = self._buffer + data
         try:
-            h2_events = self._conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:  # h2 has queued GOAWAY
-            self._fail(f"protocol error: {exc}")
-            return events
-        handlers = _HANDLERS
-        for h2_event in h2_events:
-            handler = handlers.get(type(h2_event))
-            if handler is not None:
-                handler(self, h2_event)
-                if self.closed:
-                    break
+            self._buffer = self._frames(data)
+        except _ConnectionError as exc:
+            self._fail(f"protocol error: {exc}", exc.code)
         return events
+
+    def _frames(self, data: bytes) -> bytes:
+        """Handle every complete frame of ``data``; return the incomplete rest."""
+        pos = 0
+        if self._state == 0:
+            if len(data) < 24:
+                if not PREFACE.startswith(data):
+                    raise _ConnectionError(PROTOCOL_ERROR, "not the HTTP/2 preface")
+                return data
+            if data[:24] != PREFACE:
+                raise _ConnectionError(PROTOCOL_ERROR, "not the HTTP/2 preface")
+            self._state = 1
+            pos = 24
+        end = len(data)
+        unpack = _FRAME_HEAD.unpack_from
+        handlers = _FRAMES
+        while end - pos >= 9:
+            high, low, kind, flags, sid = unpack(data, pos)
+            length = high << 16 | low
+            if length > FRAME_SIZE:
+                raise _ConnectionError(FRAME_SIZE_ERROR, f"a frame of {length} bytes")
+            if end - pos - 9 < length:
+                break
+            payload = data[pos + 9 : pos + 9 + length]
+            pos += 9 + length
+            sid &= 0x7FFFFFFF
+            if self._block is not None and kind != CONTINUATION:
+                raise _ConnectionError(PROTOCOL_ERROR, "a header block interrupted")
+            if self._state == 1:
+                if kind != SETTINGS or flags & ACK:
+                    raise _ConnectionError(PROTOCOL_ERROR, "the preface is not followed by SETTINGS")
+                self._state = 2
+            if kind < 10:
+                handlers[kind](self, flags, sid, payload)
+                if self.closed:
+                    return b""
+        return data[pos:]
 
     def _fail(self, detail: str, code: int | None = None) -> None:
         if code is not None:
@@ -237,108 +476,297 @@ class H2Server:
         self.closed = True
         self._events.append(Rejected(0, 400, detail))
 
-    def _on_request(self, event: h2.events.RequestReceived) -> None:
-        sid = event.stream_id
-        if self.going_away and sid > self.last_stream_id:
-            self._refuse(sid)
-            return
-        method = path = authority = protocol = None
-        headers: Headers = []
-        cookies: list[bytes] = []
-        has_host = False
-        for name, value in event.headers:
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-                    headers.append((b"host", value))
-                elif name == b":protocol":
-                    protocol = value
-            elif name == b"cookie":
-                cookies.append(value)
-            else:
-                has_host = has_host or name == b"host"
-                headers.append((name, value))
-        if has_host and authority is not None:  # :authority wins (RFC 9113 §8.3.1)
-            headers = [h for i, h in enumerate(headers) if h[0] != b"host" or h[1] is authority]
-        if cookies:
-            headers.append((b"cookie", b"; ".join(cookies)))
-        if (
-            method is None
-            or (path is None and protocol is None)
-            or (method == b"CONNECT" and protocol is None)
-        ):
-            self.reset(sid, PROTOCOL_ERROR)  # plain CONNECT (a tunnel) is not served
-            return
-        raw_path, _, query = (path or b"/").partition(b"?")
-        self.last_stream_id = max(self.last_stream_id, sid)
-        self._events.append(
-            Request(
-                sid,
-                _METHODS.get(method) or method.decode("ascii", "replace"),
-                raw_path,
-                query,
-                "2",
-                headers,
-                False,
-                protocol.lower() if protocol is not None else None,
-            )
-        )
-        if event.stream_ended is not None:
-            self._events.append(EndBody(sid))
+    def _idle(self, sid: int) -> bool:
+        """True for a stream id the client has not used yet (nor we, for even ones)."""
+        return sid > self._highest_in if sid & 1 else sid >= self._next_push
 
-    def _on_data(self, event: h2.events.DataReceived) -> None:
-        data = event.data or b""
-        sid = event.stream_id
-        padding = (event.flow_controlled_length or 0) - len(data)
-        if padding:
-            self._conn.acknowledge_received_data(padding, sid)
+    # --- HEADERS, CONTINUATION
+
+    def _on_headers(self, flags: int, sid: int, payload: bytes) -> None:
+        if not sid:
+            raise _ConnectionError(PROTOCOL_ERROR, "HEADERS on stream 0")
+        if flags & PADDED:
+            payload = _strip_padding(payload)
+        if flags & PRIORITY_FLAG:
+            if len(payload) < 5:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "HEADERS too short for its priority")
+            if int.from_bytes(payload[:4], "big") & 0x7FFFFFFF == sid:
+                flags |= PADDED  # reused below as "depends on itself": reset once decoded
+            else:
+                flags &= ~PADDED
+            payload = payload[5:]
+        else:
+            flags &= ~PADDED
+        if flags & END_HEADERS:
+            self._on_block(flags, sid, payload)
+        else:
+            self._block, self._block_sid, self._block_flags = [payload], sid, flags
+
+    def _on_continuation(self, flags: int, sid: int, payload: bytes) -> None:
+        block = self._block
+        if block is None or sid != self._block_sid:
+            raise _ConnectionError(PROTOCOL_ERROR, "CONTINUATION without a header block to continue")
+        block.append(payload)
+        if len(block) > MAX_CONTINUATIONS or sum(map(len, block)) > self._max_block:
+            raise _ConnectionError(ENHANCE_YOUR_CALM, "header block too long (CONTINUATION flood)")
+        if flags & END_HEADERS:
+            self._block = None
+            self._on_block(self._block_flags, sid, b"".join(block))
+
+    def _on_block(self, flags: int, sid: int, block: bytes) -> None:
+        """A complete header block: a new request, or trailers."""
+        stream = self._streams.get(sid)
+        if stream is None and sid & 1 and sid > self._highest_in:
+            head = self._requests.get(block)
+            if head is None:
+                head = self._decode_request(block)
+            self._highest_in = sid
+            self._on_request(flags, sid, head)
+            return
+        fields = self._decode(block)
+        if stream is None:
+            if not sid & 1:
+                raise _ConnectionError(PROTOCOL_ERROR, f"HEADERS on even stream {sid}")
+            if sid not in self._reset_by_us:
+                raise _ConnectionError(STREAM_CLOSED, f"HEADERS on closed stream {sid}")
+        elif not stream.remote_open:
+            self._stream_error(sid, STREAM_CLOSED)
+        elif not flags & END_STREAM or any(name[:1] == b":" for name, _ in fields):
+            self._stream_error(sid, PROTOCOL_ERROR)  # trailers must end the stream, without pseudo-headers
+        else:
+            self._on_end(stream)  # request trailers are not passed on
+
+    def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        decoder = self._decoder
+        try:
+            fields = decoder.decode(block)
+        except hpack.OversizedHeaderListError:
+            raise _ConnectionError(ENHANCE_YOUR_CALM, "header list too large") from None
+        except hpack.HPACKError as exc:
+            raise _ConnectionError(COMPRESSION_ERROR, f"HPACK: {exc}") from None
+        finally:
+            if decoder.generation != self._generation:
+                self._generation = decoder.generation
+                self._requests.clear()
+        return fields
+
+    def _decode_request(self, block: bytes) -> _RequestHead | str:
+        generation = self._decoder.generation
+        fields = self._decode(block)
+        head = parse_request(fields)
+        if (
+            generation == self._generation
+            and len(block) <= _CACHEABLE_BLOCK
+            and sum(len(n) + len(v) for n, v in fields) <= 16 * _CACHEABLE_BLOCK
+        ):
+            if len(self._requests) >= _REQUEST_CACHE_MAX:
+                self._requests.clear()
+            self._requests[block] = head
+        return head
+
+    def _on_request(self, flags: int, sid: int, head: _RequestHead | str) -> None:
+        if flags & PADDED:  # the stream depends on itself (§5.3.1)
+            self._stream_error(sid, PROTOCOL_ERROR, new=True)
+            return
+        if (self.going_away and sid > self.last_stream_id) or self._inbound >= self._max_streams:
+            self._stream_error(sid, REFUSED_STREAM, new=True)
+            return
+        if type(head) is str:
+            self._stream_error(sid, PROTOCOL_ERROR, new=True)
+            return
+        assert isinstance(head, _RequestHead)
+        stream = self._open(sid)
+        stream.expected = head.length
+        self.last_stream_id = sid
+        method, raw_path, query, headers, protocol, _ = head
+        self._events.append(Request(sid, method, raw_path, query, "2", list(headers), False, protocol))
+        if flags & END_STREAM:
+            self._on_end(stream)
+
+    def _open(self, sid: int) -> _Stream:
+        stream = self._streams[sid] = _Stream(sid, self._peer_window, self._stream_window)
+        if sid & 1:
+            self._inbound += 1
+            self._highest_in = max(self._highest_in, sid)
+        else:
+            self._outbound += 1
+        return stream
+
+    def _on_end(self, stream: _Stream) -> None:
+        """The client ended the stream (END_STREAM)."""
+        if stream.expected is not None and stream.expected != stream.received:
+            self._stream_error(stream.sid, PROTOCOL_ERROR)  # body shorter than Content-Length
+            return
+        stream.remote_open = False
+        self._events.append(EndBody(stream.sid))
+        if not stream.local_open:
+            self._close(stream)
+
+    # --- DATA
+
+    def _on_data(self, flags: int, sid: int, payload: bytes) -> None:
+        if not sid:
+            raise _ConnectionError(PROTOCOL_ERROR, "DATA on stream 0")
+        size = len(payload)
+        data = _strip_padding(payload) if flags & PADDED else payload
+        self._recv_window -= size
+        if self._recv_window < 0:
+            raise _ConnectionError(FLOW_CONTROL_ERROR, "DATA beyond the connection window")
+        stream = self._streams.get(sid)
+        if stream is None or not stream.remote_open:
+            if self._idle(sid):
+                raise _ConnectionError(PROTOCOL_ERROR, f"DATA on idle stream {sid}")
+            self._consumed(None, size)  # nobody will read it
+            if stream is not None or sid not in self._reset_by_us:
+                self._stream_error(sid, STREAM_CLOSED)
+            return
+        stream.recv_window -= size
+        if stream.recv_window < 0:
+            raise _ConnectionError(FLOW_CONTROL_ERROR, f"DATA beyond the window of stream {sid}")
+        if size != len(data):
+            self._consumed(stream, size - len(data))  # padding: nobody will read it
+        stream.received += len(data)
+        if stream.expected is not None and stream.received > stream.expected:
+            self._consumed(None, len(data))
+            self._stream_error(sid, PROTOCOL_ERROR)  # body longer than Content-Length
+            return
         if data:
             self._events.append(Body(sid, data))
-        elif event.stream_ended is None and not self._control.take():
-            self._fail("empty DATA frame flood", ENHANCE_YOUR_CALM)
-            return
-        if event.stream_ended is not None:
-            self._events.append(EndBody(sid))
+        elif not flags & END_STREAM and not self._control.take():
+            raise _ConnectionError(ENHANCE_YOUR_CALM, "empty DATA frame flood")
+        if flags & END_STREAM:
+            self._on_end(stream)
 
-    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
-        pass  # reported with the RequestReceived/DataReceived it came with (see stream_ended)
+    def _consumed(self, stream: _Stream | None, size: int) -> None:
+        """``size`` received bytes are done with: give the window back, in WINDOW_UPDATEs of at least
+        half a window."""
+        if stream is not None:
+            stream.unacked += size
+            if stream.unacked >= self._stream_window >> 1:
+                stream.recv_window += stream.unacked
+                self._output.append(_frame(WINDOW_UPDATE, 0, stream.sid, stream.unacked.to_bytes(4, "big")))
+                stream.unacked = 0
+        self._recv_unacked += size
+        if self._recv_unacked >= self._connection_window >> 1:
+            self._recv_window += self._recv_unacked
+            self._output.append(_frame(WINDOW_UPDATE, 0, 0, self._recv_unacked.to_bytes(4, "big")))
+            self._recv_unacked = 0
 
-    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
-        self._events.append(EndBody(event.stream_id))  # request trailers are not passed on
+    # --- control frames
 
-    def _on_reset(self, event: h2.events.StreamReset) -> None:
-        sid = event.stream_id
-        self._drop(sid)
-        self._events.append(StreamReset(sid, int(event.error_code or 0)))
-        if not self._resets.take():
-            self._fail("too many stream resets (rapid reset)", ENHANCE_YOUR_CALM)
-
-    def _on_window(self, event: h2.events.WindowUpdated) -> None:
-        sid = event.stream_id
-        if sid:
-            out = self._blocked.get(sid)
-            if out is not None:
-                self._pump(sid, out)
+    def _on_priority(self, flags: int, sid: int, payload: bytes) -> None:
+        if not sid:
+            raise _ConnectionError(PROTOCOL_ERROR, "PRIORITY on stream 0")
+        if len(payload) != 5:
+            code, detail = FRAME_SIZE_ERROR, "PRIORITY of the wrong length"
+        elif int.from_bytes(payload[:4], "big") & 0x7FFFFFFF == sid:
+            code, detail = PROTOCOL_ERROR, "a stream depending on itself"
         else:
-            self._pump_all()
-
-    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
-        if not self._control.take():
-            self._fail("SETTINGS flood", ENHANCE_YOUR_CALM)
             return
-        if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
+        if sid not in self._streams:
+            raise _ConnectionError(code, detail)  # no stream to reset
+        self._stream_error(sid, code)
+
+    def _on_rst_stream(self, flags: int, sid: int, payload: bytes) -> None:
+        if not sid:
+            raise _ConnectionError(PROTOCOL_ERROR, "RST_STREAM on stream 0")
+        if len(payload) != 4:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "RST_STREAM of the wrong length")
+        stream = self._streams.get(sid)
+        if stream is None:
+            if self._idle(sid):
+                raise _ConnectionError(PROTOCOL_ERROR, f"RST_STREAM on idle stream {sid}")
+            return  # closed already
+        self._close(stream)
+        self._events.append(StreamReset(sid, int.from_bytes(payload, "big")))
+        if not self._resets.take():
+            raise _ConnectionError(ENHANCE_YOUR_CALM, "too many stream resets (rapid reset)")
+
+    def _on_settings(self, flags: int, sid: int, payload: bytes) -> None:
+        if sid:
+            raise _ConnectionError(PROTOCOL_ERROR, "SETTINGS on a stream")
+        if flags & ACK:
+            if payload:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+            return
+        settings = parse_settings(payload)
+        if not self._control.take():
+            raise _ConnectionError(ENHANCE_YOUR_CALM, "SETTINGS flood")
+        self._output.append(_frame(SETTINGS, ACK, 0, b""))
+        self._apply_settings(settings)
+
+    def _apply_settings(self, settings: dict[int, int]) -> None:
+        self._peer_push = bool(settings.get(ENABLE_PUSH, self._peer_push))
+        self._peer_max_streams = settings.get(MAX_CONCURRENT_STREAMS, self._peer_max_streams)
+        self._peer_frame = settings.get(MAX_FRAME_SIZE, self._peer_frame)
+        window = settings.get(INITIAL_WINDOW_SIZE)
+        if window is not None and window != self._peer_window:
+            delta = window - self._peer_window
+            self._peer_window = window
+            for stream in self._streams.values():
+                stream.send_window += delta
+                if stream.send_window > MAX_WINDOW:
+                    raise _ConnectionError(FLOW_CONTROL_ERROR, "a stream window past 2^31-1")
             self._pump_all()
 
-    def _on_ping(self, event: h2.events.PingReceived) -> None:
-        if not self._control.take():
-            self._fail("PING flood", ENHANCE_YOUR_CALM)
+    def _on_push_promise(self, flags: int, sid: int, payload: bytes) -> None:
+        raise _ConnectionError(PROTOCOL_ERROR, "PUSH_PROMISE from a client")
 
-    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
-        self._events.append(PeerGoingAway(0, int(event.error_code or 0)))
+    def _on_ping(self, flags: int, sid: int, payload: bytes) -> None:
+        if sid:
+            raise _ConnectionError(PROTOCOL_ERROR, "PING on a stream")
+        if len(payload) != 8:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "PING of the wrong length")
+        if flags & ACK:
+            return
+        if not self._control.take():
+            raise _ConnectionError(ENHANCE_YOUR_CALM, "PING flood")
+        self._output.append(_frame(PING, ACK, 0, payload))
+
+    def _on_goaway(self, flags: int, sid: int, payload: bytes) -> None:
+        if sid:
+            raise _ConnectionError(PROTOCOL_ERROR, "GOAWAY on a stream")
+        if len(payload) < 8:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "GOAWAY too short")
+        self._events.append(PeerGoingAway(0, int.from_bytes(payload[4:8], "big")))
+
+    def _on_window_update(self, flags: int, sid: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "WINDOW_UPDATE of the wrong length")
+        increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
+        if not sid:
+            if not increment:
+                raise _ConnectionError(PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
+            self._send_window += increment
+            if self._send_window > MAX_WINDOW:
+                raise _ConnectionError(FLOW_CONTROL_ERROR, "connection window past 2^31-1")
+            self._pump_all()
+            return
+        stream = self._streams.get(sid)
+        if stream is None:
+            if self._idle(sid):
+                raise _ConnectionError(PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {sid}")
+            return  # closed: a late update is fine (§6.9)
+        if not increment:
+            self._stream_error(sid, PROTOCOL_ERROR)
+            return
+        stream.send_window += increment
+        if stream.send_window > MAX_WINDOW:
+            self._stream_error(sid, FLOW_CONTROL_ERROR)
+        elif sid in self._blocked:
+            self._pump(stream)
+
+    def _stream_error(self, sid: int, code: int, new: bool = False) -> None:
+        """Reset ``sid`` because of what the client sent on it; metered like the client's resets.
+        ``new``: the stream was never opened (it becomes closed)."""
+        stream = self._streams.get(sid)
+        self.reset(sid, code)
+        if stream is not None:
+            self._events.append(StreamReset(sid, code))
+        elif new or not self._idle(sid):
+            self._send_reset(sid, code)
+        if not self._resets.take():
+            raise _ConnectionError(ENHANCE_YOUR_CALM, "too many stream errors")
 
     # ---------------------------------------------------------------- outgoing
 
@@ -347,45 +775,33 @@ class H2Server:
         stream the client has reset are dropped silently."""
         sid = event.stream_id
         kind = type(event)
+        stream = self._streams.get(sid)
+        if stream is None or not stream.local_open:
+            if stream is None and self._idle(sid):
+                raise LocalProtocolError(f"no request on stream {sid}")
+            if kind is not Data or stream is None:
+                return  # the stream is gone
+            raise LocalProtocolError(f"the response on stream {sid} is complete")
         if kind is Data:
-            out = self._out.get(sid)
-            if out is None:
-                if sid in self._out or self._gone(sid):
-                    return
+            if not stream.response:
                 raise LocalProtocolError(f"no response started on stream {sid}")
-            self._send_data(sid, out, event)  # type: ignore[arg-type]
+            self._send_data(stream, event)  # type: ignore[arg-type]
         elif kind is Response:
-            if sid in self._out:
+            if stream.response:
                 raise LocalProtocolError(f"a response was already started on stream {sid}")
-            if self._gone(sid):
-                return
-            out = self._out[sid] = _Outbound()
-            out.head = self._head(event.status, event.headers)  # type: ignore[attr-defined]
+            stream.response = True
+            stream.head = self._head(event.status, event.headers)  # type: ignore[attr-defined]
         elif kind is Informational:
-            if sid in self._out or self._gone(sid):
-                return
-            head = [(b":status", _STATUS[event.status]), *event.headers]  # type: ignore[attr-defined]
-            with contextlib.suppress(h2.exceptions.StreamClosedError):
-                self._conn.send_headers(sid, head)
+            if not stream.response:
+                head = [(b":status", _STATUS[event.status]), *event.headers]  # type: ignore[attr-defined]
+                self._send_headers(sid, head, 0)
         elif kind is Trailers:
-            out = self._out.get(sid)
-            if out is None:
-                return
-            out.trailers = [(n, v) for n, v in event.headers if n not in _CONNECTION_HEADERS]  # type: ignore[attr-defined]
-            out.end = True
-            self._pump(sid, out)
+            if stream.response:
+                stream.trailers = [(n, v) for n, v in event.headers if n not in _CONNECTION_HEADERS]  # type: ignore[attr-defined]
+                stream.end = True
+                self._pump(stream)
         else:
             raise LocalProtocolError(f"cannot send {kind.__name__} over HTTP/2")
-
-    def _gone(self, sid: int) -> bool:
-        """True when the stream was reset or closed (the event is moot)."""
-        try:
-            stream = self._conn._get_stream_by_id(sid)
-        except h2.exceptions.StreamClosedError:
-            return True
-        except h2.exceptions.NoSuchStreamError:
-            raise LocalProtocolError(f"no request on stream {sid}") from None
-        return bool(stream.closed)
 
     def _head(self, status: int, headers: Headers) -> list[tuple[bytes, bytes]]:
         block = self._default_headers()
@@ -405,105 +821,140 @@ class H2Server:
         head.extend(item for item in self._defaults if item[0] not in seen)
         return head
 
-    def _send_data(self, sid: int, out: _Outbound, event: Data) -> None:
-        if out.end:
-            raise LocalProtocolError(f"the response on stream {sid} is complete")
+    def _send_headers(self, sid: int, fields: list[tuple[bytes, bytes]], flags: int) -> None:
+        """Frame a header block: HEADERS, then CONTINUATION frames if it is larger than a frame."""
+        block = encode(fields)
+        if self._table_update:
+            block = self._table_update + block
+            self._table_update = b""
+        self._output_block(HEADERS, flags, sid, block)
+
+    def _output_block(self, kind: int, flags: int, sid: int, block: bytes) -> None:
+        limit = self._peer_frame
+        if len(block) <= limit:
+            self._output.append(_frame(kind, flags | END_HEADERS, sid, block))
+            return
+        self._output.append(_frame(kind, flags, sid, block[:limit]))
+        for start in range(limit, len(block), limit):
+            flags = END_HEADERS if start + limit >= len(block) else 0
+            self._output.append(_frame(CONTINUATION, flags, sid, block[start : start + limit]))
+
+    def _send_data(self, stream: _Stream, event: Data) -> None:
+        if stream.end:
+            raise LocalProtocolError(f"the response on stream {stream.sid} is complete")
         data = event.data
         if data:
-            out.chunks.append(data)
-            out.size += len(data)
+            stream.chunks.append(data)
+            stream.size += len(data)
         if event.end:
-            out.end = True
-        if out.head is not None and not out.size and out.end and out.trailers is None:
-            head, out.head = out.head, None
-            self._conn.send_headers(sid, head, end_stream=True)
-            self._finish(sid, out)
+            stream.end = True
+        if stream.head is not None and not stream.size and stream.end and stream.trailers is None:
+            head, stream.head = stream.head, None
+            self._send_headers(stream.sid, head, END_STREAM)
+            self._local_end(stream)
             return
-        self._pump(sid, out)
+        self._pump(stream)
 
-    def _pump(self, sid: int, out: _Outbound) -> None:
-        """Frame as much of ``out`` as the windows allow."""
-        conn = self._conn
-        try:
-            if out.head is not None:
-                head, out.head = out.head, None
-                conn.send_headers(sid, head)
-            chunks = out.chunks
-            if chunks:
-                window = conn.local_flow_control_window(sid)
-                frame = conn.max_outbound_frame_size
-                while chunks and window > 0:
-                    chunk = chunks[0]
-                    size = len(chunk)
-                    if size > window or size > frame:
-                        take = min(window, frame)
-                        chunks[0] = chunk[take:]
-                        chunk = chunk[:take]
-                        size = take
-                    else:
-                        chunks.popleft()
-                    window -= size
-                    out.size -= size
-                    last = not chunks and out.end and out.trailers is None
-                    conn.send_data(sid, chunk, end_stream=last)
-                    if last:
-                        self._finish(sid, out)
-                        return
-            if chunks:
-                self._blocked[sid] = out
+    def _pump(self, stream: _Stream) -> None:
+        """Frame as much of ``stream``'s response as the windows allow."""
+        sid = stream.sid
+        if stream.head is not None:
+            head, stream.head = stream.head, None
+            self._send_headers(sid, head, 0)
+        chunks = stream.chunks
+        output = self._output
+        while chunks:
+            window = min(self._send_window, stream.send_window, self._peer_frame)
+            if window <= 0:
+                self._blocked[sid] = stream
                 return
-            self._blocked.pop(sid, None)
-            if out.end:
-                if out.trailers is not None:
-                    conn.send_headers(sid, out.trailers, end_stream=True)
-                else:
-                    conn.send_data(sid, b"", end_stream=True)
-                self._finish(sid, out)
-        except h2.exceptions.StreamClosedError:
-            self._drop(sid)
-
-    def _finish(self, sid: int, out: _Outbound) -> None:
-        out.done = True
+            chunk = chunks[0]
+            size = len(chunk)
+            if size > window:
+                chunks[0] = chunk[window:]
+                chunk = chunk[:window]
+                size = window
+            else:
+                chunks.popleft()
+            self._send_window -= size
+            stream.send_window -= size
+            stream.size -= size
+            last = not chunks and stream.end and stream.trailers is None
+            output.append(_frame(DATA, END_STREAM if last else 0, sid, chunk))
+            if last:
+                self._local_end(stream)
+                return
         self._blocked.pop(sid, None)
-        self._out.pop(sid, None)
+        if stream.end:
+            if stream.trailers is not None:
+                self._send_headers(sid, stream.trailers, END_STREAM)
+            else:
+                output.append(_frame(DATA, END_STREAM, sid, b""))
+            self._local_end(stream)
+
+    def _local_end(self, stream: _Stream) -> None:
+        """We sent END_STREAM."""
+        stream.local_open = False
+        self._blocked.pop(stream.sid, None)
+        if not stream.remote_open:
+            self._close(stream)
+
+    def _close(self, stream: _Stream) -> None:
+        sid = stream.sid
+        if self._streams.pop(sid, None) is None:
+            return
+        self._blocked.pop(sid, None)
+        stream.chunks.clear()
+        stream.size = 0
+        stream.local_open = stream.remote_open = False
+        if sid & 1:
+            self._inbound -= 1
+        else:
+            self._outbound -= 1
 
     def _pump_all(self) -> None:
-        for sid, out in list(self._blocked.items()):
-            self._pump(sid, out)
+        for stream in list(self._blocked.values()):
+            self._pump(stream)
 
-    def _drop(self, sid: int) -> None:
-        self._blocked.pop(sid, None)
-        out = self._out.pop(sid, None)
-        if out is not None:
-            out.chunks.clear()
-            out.size = 0
+    def _send_reset(self, sid: int, code: int) -> None:
+        self._output.append(_frame(RST_STREAM, 0, sid, code.to_bytes(4, "big")))
+        reset = self._reset_by_us
+        reset[sid] = None
+        if len(reset) > 1024:
+            del reset[next(iter(reset))]
 
     @property
     def push_enabled(self) -> bool:
         """The client allows server push (its SETTINGS_ENABLE_PUSH) and we are not going away."""
-        return bool(self._conn.remote_settings.enable_push) and not self.going_away and not self.closed
+        return self._peer_push and not self.going_away and not self.closed
 
     def push(
         self, stream_id: int, path: bytes, headers: Headers, authority: bytes, scheme: bytes
     ) -> Request | None:
         """Promise a GET of ``path`` on ``stream_id`` (PUSH_PROMISE); return the promised stream's
         request, or None when push is off, the stream is gone, or the client's stream limit is hit."""
-        if not self.push_enabled:
+        parent = self._streams.get(stream_id)
+        if not self.push_enabled or parent is None or not parent.local_open:
+            return None
+        if self._outbound >= self._peer_max_streams:
             return None
         fields = [(n, v) for n, v in headers if n[:1] != b":" and n not in _CONNECTION_HEADERS]
         head = [(b":method", b"GET"), (b":path", path), (b":scheme", scheme), (b":authority", authority)]
-        try:
-            promised = self._conn.get_next_available_stream_id()
-            self._conn.push_stream(stream_id, promised, [*head, *fields])
-        except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
-            return None
+        promised = self._next_push
+        self._next_push += 2
+        block = encode([*head, *fields])
+        if self._table_update:
+            block = self._table_update + block
+            self._table_update = b""
+        self._output_block(PUSH_PROMISE, 0, stream_id, promised.to_bytes(4, "big") + block)
+        self._open(promised).remote_open = False
         raw_path, _, query = path.partition(b"?")
         return Request(promised, "GET", raw_path, query, "2", [(b"host", authority), *fields])
 
     def pending(self, stream_id: int) -> int:
         """Response bytes queued on ``stream_id`` waiting for flow-control window."""
-        out = self._blocked.get(stream_id)
-        return out.size if out is not None else 0
+        stream = self._blocked.get(stream_id)
+        return stream.size if stream is not None else 0
 
     @property
     def blocked_streams(self) -> list[int]:
@@ -513,28 +964,25 @@ class H2Server:
     def acknowledge(self, stream_id: int, size: int) -> None:
         """The application has read ``size`` body bytes of ``stream_id``: the client may send more."""
         if size and not self.closed:
-            self._conn.acknowledge_received_data(size, stream_id)
+            self._consumed(self._streams.get(stream_id), size)
 
     def reset(self, stream_id: int, code: int = CANCEL) -> None:
         """Reset a stream (RST_STREAM); its queued output is dropped."""
-        self._drop(stream_id)
-        with contextlib.suppress(h2.exceptions.StreamClosedError):
-            self._conn.reset_stream(stream_id, code)
-
-    def _refuse(self, stream_id: int) -> None:
-        self.reset(stream_id, REFUSED_STREAM)
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            self._close(stream)
+            self._send_reset(stream_id, code)
 
     def refuse(self, stream_id: int) -> None:
         """Refuse a stream the connection cannot serve (REFUSED_STREAM: safe to retry); counted like
         a client reset, so a client that keeps opening streams past the limit gets GOAWAY."""
-        self._refuse(stream_id)
+        self.reset(stream_id, REFUSED_STREAM)  # unless the client has reset it meanwhile
         if not self._resets.take() and not self.closed:
             self._fail("too many refused streams", ENHANCE_YOUR_CALM)
 
     def graceful_shutdown(self) -> None:
         """GOAWAY(NO_ERROR) naming the last stream served; open streams may finish."""
         if not self.going_away and not self.closed:
-            self.going_away = True
             self._goaway(NO_ERROR, b"")
 
     def close(self, code: int = NO_ERROR, detail: bytes = b"") -> None:
@@ -544,40 +992,34 @@ class H2Server:
             self.closed = True
 
     def _goaway(self, code: int, detail: bytes) -> None:
-        # Framed by hand: h2's close_connection() would refuse all further frames, including the
-        # DATA of streams we let finish after a graceful GOAWAY.
         self.going_away = True
-        pending = self._conn.data_to_send()
-        if pending:
-            self._output.append(pending)
-        frame = GoAwayFrame(
-            0, last_stream_id=self.last_stream_id, error_code=int(code), additional_data=detail
-        )
-        self._output.append(frame.serialize())
+        payload = self.last_stream_id.to_bytes(4, "big") + int(code).to_bytes(4, "big") + detail
+        self._output.append(_frame(GOAWAY, 0, 0, payload))
 
     @property
     def open_streams(self) -> int:
-        """Streams h2 counts as open (either direction)."""
-        return int(self._conn.open_inbound_streams)
+        """Open client-initiated streams (either direction)."""
+        return self._inbound
 
     def data_to_send(self) -> bytes:
         """Everything framed since the last call."""
-        data = self._conn.data_to_send()
-        if self._output:
-            self._output.append(data)
-            data = b"".join(self._output)
-            self._output.clear()
+        output = self._output
+        if not output:
+            return b""
+        data = output[0] if len(output) == 1 else b"".join(output)
+        output.clear()
         return data
 
 
-_HANDLERS: dict[type, Callable[[H2Server, Any], None]] = {
-    h2.events.RequestReceived: H2Server._on_request,
-    h2.events.DataReceived: H2Server._on_data,
-    h2.events.StreamEnded: H2Server._on_stream_ended,
-    h2.events.TrailersReceived: H2Server._on_trailers,
-    h2.events.StreamReset: H2Server._on_reset,
-    h2.events.WindowUpdated: H2Server._on_window,
-    h2.events.RemoteSettingsChanged: H2Server._on_settings,
-    h2.events.PingReceived: H2Server._on_ping,
-    h2.events.ConnectionTerminated: H2Server._on_goaway,
-}
+_FRAMES: tuple[Callable[[H2Server, int, int, bytes], None], ...] = (
+    H2Server._on_data,
+    H2Server._on_headers,
+    H2Server._on_priority,
+    H2Server._on_rst_stream,
+    H2Server._on_settings,
+    H2Server._on_push_promise,
+    H2Server._on_ping,
+    H2Server._on_goaway,
+    H2Server._on_window_update,
+    H2Server._on_continuation,
+)

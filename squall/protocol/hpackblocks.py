@@ -1,0 +1,84 @@
+"""HPACK header blocks for the HTTP/2 server, over the ``hpack`` library, with caches for the
+blocks that repeat.
+
+How it works
+------------
+Encoding. squall's encoder keeps its dynamic table at size 0: the first block it sends on a
+connection starts with a dynamic table size update to 0 (``TABLE_SIZE_ZERO``), after which both
+ends' tables stay empty. A field then always encodes to the same bytes (a static table index, or a
+literal), so ``encode`` joins bytes cached per field, shared by every connection. The price is that
+repeated response fields (``server``, ``date``) go out as literals instead of one-byte indexes.
+
+Decoding. ``BlockDecoder`` runs ``hpack``'s decoder and says whether the block changed the dynamic
+table (an entry added, evicted, or the size updated). A block that did not — every field is an
+index or a literal without indexing, which is what a client sends once its table is primed —
+decodes to the same fields for as long as the table stays as it is. The caller may cache what it
+derives from such a block, keyed by the block's bytes, and must drop that cache whenever
+``generation`` moves (a decoded block changed the table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import hpack
+
+Field = tuple[bytes, bytes]
+
+#: A dynamic table size update to 0: the first bytes of the first block squall sends.
+TABLE_SIZE_ZERO = b"\x20"
+
+_FIELDS: dict[Field, bytes] = {}
+_FIELDS_MAX = 4096
+_FIELD_MAX_SIZE = 1024  # longer fields are encoded every time, not kept
+_ENCODER = hpack.Encoder()
+_ENCODER.header_table_size = 0
+_ENCODER.encode([])  # the size update: TABLE_SIZE_ZERO, sent by each connection itself
+
+
+def encode(fields: Iterable[Field]) -> bytes:
+    """The HPACK block of ``fields`` for a decoder whose dynamic table has size 0."""
+    cache = _FIELDS
+    try:
+        return b"".join([cache[field] for field in fields])
+    except (KeyError, TypeError):
+        return b"".join([_encode_field(field) for field in fields])
+
+
+def _encode_field(field: Field) -> bytes:
+    field = (field[0], field[1])
+    encoded = _FIELDS.get(field)
+    if encoded is None:
+        encoded = _ENCODER.encode([field])
+        if len(field[0]) + len(field[1]) <= _FIELD_MAX_SIZE:
+            if len(_FIELDS) >= _FIELDS_MAX:
+                _FIELDS.clear()
+            _FIELDS[field] = encoded
+    return encoded
+
+
+class BlockDecoder:
+    """``hpack.Decoder`` that tells whether a block changed the dynamic table."""
+
+    __slots__ = ("_decoder", "_table", "generation")
+
+    def __init__(self, max_header_list_size: int) -> None:
+        self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
+        self._table = self._decoder.header_table
+        self.generation = 0  # moves whenever a decoded block changed the dynamic table
+
+    def decode(self, block: bytes) -> list[Field]:
+        """The fields of ``block``. Raises hpack.OversizedHeaderListError past the header list size
+        limit, and another hpack.HPACKError for a malformed block."""
+        table = self._table
+        entries = table.dynamic_entries
+        newest = entries[0] if entries else None
+        count = len(entries)
+        size = table.maxsize
+        try:
+            fields = self._decoder.decode(block, raw=True)
+        finally:
+            changed = len(entries) != count or table.maxsize != size
+            if changed or (entries[0] if entries else None) is not newest:
+                self.generation += 1
+        return fields  # type: ignore[return-value]
