@@ -203,6 +203,7 @@ class H2Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._stall_seen: dict[int, int] = {}
         self._stall_timer: asyncio.TimerHandle | None = None
+        self._flush_pending = False
 
     # ------------------------------------------------------------------ start
 
@@ -421,8 +422,19 @@ class H2Connection(asyncio.Protocol):
         if data and self.transport is not None and not self._closed:
             self.transport.write(data)
 
-    def response_complete(self, stream: H2Stream) -> None:
+    def flush_soon(self) -> None:
+        """Write what the protocol has framed once the ready callbacks have run: the responses that
+        streams complete in one pass of the event loop leave in one ``write``."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_pending = False
         self.flush()
+
+    def response_complete(self, stream: H2Stream) -> None:
+        self.flush_soon()
         self.server.total_requests += 1
 
     def stream_finished(self, stream: H2Stream) -> None:
@@ -442,7 +454,7 @@ class H2Connection(asyncio.Protocol):
         server.active_requests -= 1
         if server.shutting_down and server.tasks_done is not None and not server.active_requests:
             server.tasks_done.set()
-        self.flush()
+        self.flush_soon()
         if not self.streams:
             self._last_active = self.loop.time()
             if self.proto.going_away or self._peer_leaving:
@@ -482,6 +494,7 @@ class H2Connection(asyncio.Protocol):
     def _close(self) -> None:
         if self._closed or self.transport is None:
             return
+        self.flush()  # what flush_soon() would have written
         self._closed = True
         self.transport.close()
 
