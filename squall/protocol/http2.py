@@ -358,6 +358,7 @@ class H2Server:
         self._max_streams = max_concurrent_streams
         self._max_block = max_header_list_size + 1024
         self._stream_window = initial_window_size
+        self._recv_initial = DEFAULT_WINDOW  # a new stream's receive window: ours once acknowledged
         self._connection_window = max(connection_window_size or 4 * initial_window_size, DEFAULT_WINDOW)
         self._decoder = BlockDecoder(max_header_list_size)
         self._generation = 0
@@ -584,7 +585,7 @@ class H2Server:
             self._on_end(stream)
 
     def _open(self, sid: int) -> _Stream:
-        stream = self._streams[sid] = _Stream(sid, self._peer_window, self._stream_window)
+        stream = self._streams[sid] = _Stream(sid, self._peer_window, self._recv_initial)
         if sid & 1:
             self._inbound += 1
             self._highest_in = max(self._highest_in, sid)
@@ -688,12 +689,21 @@ class H2Server:
         if flags & ACK:
             if payload:
                 raise _ConnectionError(FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+            self._settings_acknowledged()
             return
         settings = parse_settings(payload)
         if not self._control.take():
             raise _ConnectionError(ENHANCE_YOUR_CALM, "SETTINGS flood")
         self._output.append(_frame(SETTINGS, ACK, 0, b""))
         self._apply_settings(settings)
+
+    def _settings_acknowledged(self) -> None:
+        """The client applies our SETTINGS from now on: our stream window becomes its limit."""
+        delta = self._stream_window - self._recv_initial
+        if delta:
+            self._recv_initial = self._stream_window
+            for stream in self._streams.values():
+                stream.recv_window += delta
 
     def _apply_settings(self, settings: dict[int, int]) -> None:
         self._peer_push = bool(settings.get(ENABLE_PUSH, self._peer_push))

@@ -65,7 +65,7 @@ def request(
 def opened(**kwargs: object) -> H2Server:
     server = H2Server(**kwargs)  # type: ignore[arg-type]
     server.initiate()
-    assert server.receive_data(PREFACE + frame(SETTINGS, 0, 0)) == []
+    assert server.receive_data(PREFACE + frame(SETTINGS, 0, 0) + frame(SETTINGS, ACK, 0)) == []
     server.data_to_send()
     return server
 
@@ -154,6 +154,22 @@ def test_preface_in_pieces_then_frames_in_pieces() -> None:
     data = PREFACE + frame(SETTINGS, 0, 0) + request(1)
     events = [event for n in range(len(data)) for event in server.receive_data(data[n : n + 1])]
     assert [type(e) for e in events] == [Request, EndBody]
+
+
+def test_stream_window_is_ours_once_the_client_acknowledged_our_settings() -> None:
+    server = H2Server(initial_window_size=100_000)
+    server.initiate()
+    server.receive_data(
+        PREFACE + frame(SETTINGS, 0, 0) + request(1, flags=END_HEADERS) + request(3, flags=END_HEADERS)
+    )
+    events = server.receive_data(frame(DATA, 0, 1, b"x" * 16384) * 4)  # 65536: one byte too many
+    assert isinstance(events[-1], Rejected) and goaway(server) == FLOW_CONTROL_ERROR
+    server = H2Server(initial_window_size=100_000)
+    server.initiate()
+    server.receive_data(PREFACE + frame(SETTINGS, 0, 0) + request(1, flags=END_HEADERS))
+    server.receive_data(frame(SETTINGS, ACK, 0))  # stream 1 gets the difference too
+    events = server.receive_data(frame(DATA, 0, 1, b"x" * 16384) * 6)
+    assert events == [Body(1, b"x" * 16384)] * 6
 
 
 def test_unknown_frame_types_are_ignored() -> None:
