@@ -102,6 +102,7 @@ END_STREAM = ACK = 0x1
 END_HEADERS = 0x4
 PADDED = 0x8
 PRIORITY_FLAG = 0x20
+_SELF_DEPENDENT = 0x100  # not a wire flag: marks a HEADERS frame whose stream depends on itself
 
 # Settings (RFC 9113 §6.5.2, RFC 8441).
 HEADER_TABLE_SIZE = 0x1
@@ -492,12 +493,8 @@ class H2Server:
             if len(payload) < 5:
                 raise _ConnectionError(FRAME_SIZE_ERROR, "HEADERS too short for its priority")
             if int.from_bytes(payload[:4], "big") & 0x7FFFFFFF == sid:
-                flags |= PADDED  # reused below as "depends on itself": reset once decoded
-            else:
-                flags &= ~PADDED
+                flags |= _SELF_DEPENDENT  # a stream error, once the block is decoded
             payload = payload[5:]
-        else:
-            flags &= ~PADDED
         if flags & END_HEADERS:
             self._on_block(flags, sid, payload)
         else:
@@ -566,7 +563,7 @@ class H2Server:
         return head
 
     def _on_request(self, flags: int, sid: int, head: _RequestHead | str) -> None:
-        if flags & PADDED:  # the stream depends on itself (§5.3.1)
+        if flags & _SELF_DEPENDENT:  # §5.3.1
             self._stream_error(sid, PROTOCOL_ERROR, new=True)
             return
         if (self.going_away and sid > self.last_stream_id) or self._inbound >= self._max_streams:
