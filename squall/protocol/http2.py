@@ -566,7 +566,10 @@ class H2Server:
         if flags & _SELF_DEPENDENT:  # §5.3.1
             self._stream_error(sid, PROTOCOL_ERROR, new=True)
             return
-        if (self.going_away and sid > self.last_stream_id) or self._inbound >= self._max_streams:
+        if self.going_away and sid > self.last_stream_id:
+            self._send_reset(sid, REFUSED_STREAM)  # the client had not seen our GOAWAY: not metered
+            return
+        if self._inbound >= self._max_streams:
             self._stream_error(sid, REFUSED_STREAM, new=True)
             return
         if type(head) is str:

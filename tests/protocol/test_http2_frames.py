@@ -339,6 +339,18 @@ def test_streams_beyond_the_limit_are_refused() -> None:
     assert resets(server.data_to_send()) == [(5, REFUSED_STREAM)]
 
 
+def test_streams_after_our_goaway_are_refused_unmetered() -> None:
+    server = opened(max_reset_rate=1, clock=lambda: 0.0)
+    server.receive_data(request(1, flags=END_HEADERS))
+    server.graceful_shutdown()
+    assert goaway(server) == 0
+    events = server.receive_data(
+        b"".join(request(2 * n + 3) for n in range(10)) + frame(DATA, END_STREAM, 1, b"x")
+    )
+    assert events == [Body(1, b"x"), EndBody(1)]
+    assert resets(server.data_to_send()) == [(2 * n + 3, REFUSED_STREAM) for n in range(10)]
+
+
 def test_stream_errors_are_metered_like_resets() -> None:
     server = opened(max_reset_rate=5, clock=lambda: 0.0)
     bad = [*HEAD, (b"connection", b"close")]
