@@ -47,19 +47,28 @@ SETTINGS_ACK = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
 
 
 def client_batches(requests: int, streams: int) -> list[bytes]:
-    """The client's bytes: one chunk per batch of ``streams`` requests (the first with the preface)."""
+    """The client's bytes: one chunk per batch of ``streams`` requests (the first with the preface).
+
+    The first batch comes from an ``h2`` client (literals that prime the HPACK table); after it
+    every request's block is the same indexed one, so the later batches are that frame with new
+    stream ids — made without running the client, which would otherwise be most of a profile."""
     client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     client.initiate_connection()
     client.increment_flow_control_window(2**30)
-    batches = []
-    sid = 1
-    for first in range(0, requests, streams):
-        for _ in range(min(streams, requests - first)):
-            client.send_headers(sid, HEADERS, end_stream=True)
-            sid += 2
-        batch = client.data_to_send()
-        batches.append(batch if first else batch + SETTINGS_ACK)
-    return batches or [client.data_to_send()]
+    first = min(streams, requests)
+    for n in range(first):
+        client.send_headers(2 * n + 1, HEADERS, end_stream=True)
+    batches = [client.data_to_send() + (SETTINGS_ACK if first else b"")]
+    if requests <= first:
+        return batches
+    client.send_headers(2 * first + 1, HEADERS, end_stream=True)
+    block = client.data_to_send()[9:]  # a primed table: the same block for every request
+    head = len(block).to_bytes(3, "big") + bytes([1, 5])  # HEADERS, END_STREAM | END_HEADERS
+    sids = iter(range(2 * first + 1, 2 * requests + 1, 2))
+    for start in range(first, requests, streams):
+        count = min(streams, requests - start)
+        batches.append(b"".join(head + next(sids).to_bytes(4, "big") + block for _ in range(count)))
+    return batches
 
 
 class Transport:
