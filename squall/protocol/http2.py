@@ -371,6 +371,7 @@ class H2Server:
         self._streams: dict[int, _Stream] = {}
         self._blocked: dict[int, _Stream] = {}  # streams with data waiting for window
         self._reset_by_us: dict[int, None] = {}  # recently: their late frames are ignored
+        self._closed: dict[int, None] = {}  # recently closed otherwise
         self._inbound = 0  # open client-initiated streams
         self._outbound = 0  # open pushed streams
         self._highest_in = 0
@@ -525,8 +526,11 @@ class H2Server:
         if stream is None:
             if not sid & 1:
                 raise _ConnectionError(PROTOCOL_ERROR, f"HEADERS on even stream {sid}")
-            if sid not in self._reset_by_us:
+            if sid in self._reset_by_us:
+                return  # a late frame (§5.1)
+            if sid in self._closed:
                 raise _ConnectionError(STREAM_CLOSED, f"HEADERS on closed stream {sid}")
+            raise _ConnectionError(PROTOCOL_ERROR, f"HEADERS on stream {sid}, below a newer one")
         elif not stream.remote_open:
             self._stream_error(sid, STREAM_CLOSED)
         elif not flags & END_STREAM or any(name[:1] == b":" for name, _ in fields):
@@ -921,6 +925,10 @@ class H2Server:
             self._inbound -= 1
         else:
             self._outbound -= 1
+        closed = self._closed
+        closed[sid] = None
+        if len(closed) > 1024:
+            del closed[next(iter(closed))]
 
     def _pump_all(self) -> None:
         for stream in list(self._blocked.values()):

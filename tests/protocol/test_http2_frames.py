@@ -89,7 +89,11 @@ CONNECTION_ERRORS = {
     "DATA on an idle stream": (frame(DATA, 0, 1, b"x"), PROTOCOL_ERROR),
     "HEADERS on stream 0": (request(0), PROTOCOL_ERROR),
     "HEADERS on an even stream": (request(2), PROTOCOL_ERROR),
-    "HEADERS on a closed stream": (request(5) + request(3), STREAM_CLOSED),
+    "HEADERS below a newer stream": (request(5) + request(3), PROTOCOL_ERROR),
+    "HEADERS on a closed stream": (
+        request(1) + frame(RST_STREAM, 0, 1, b"\0\0\0\x08") + request(1),
+        STREAM_CLOSED,
+    ),
     "padding longer than the frame": (frame(HEADERS, END_HEADERS | PADDED, 1, b"\x09abc"), PROTOCOL_ERROR),
     "CONTINUATION without HEADERS": (frame(CONTINUATION, END_HEADERS, 1, block(HEAD)), PROTOCOL_ERROR),
     "a header block interrupted": (request(1, flags=0) + frame(PING, 0, 0, b"12345678"), PROTOCOL_ERROR),
