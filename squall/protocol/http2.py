@@ -130,6 +130,7 @@ _BAD_VALUE = re.compile(rb"[\0\r\n]|^[ \t]|[ \t]\Z")
 _STATUS = {code: str(code).encode() for code in range(100, 600)}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")}
 _REQUEST_CACHE_MAX = 32
+_HEADS_MAX = 64
 _CACHEABLE_BLOCK = 512  # longer blocks are not cached (nor blocks decoding to more than this x 16)
 
 
@@ -219,7 +220,7 @@ class _Stream:
         self.expected: int | None = None  # the request's Content-Length
         self.received = 0
         self.response = False  # a response was started
-        self.head: list[tuple[bytes, bytes]] | None = None
+        self.head: bytes | None = None  # the response head's HPACK block, until framed
         self.chunks: deque[bytes] = deque()
         self.size = 0
         self.end = False
@@ -368,6 +369,7 @@ class H2Server:
         self._default_headers = default_headers
         self._defaults_block = b"\0"
         self._defaults: list[tuple[bytes, bytes]] = []
+        self._heads: dict[tuple[object, ...], bytes] = {}  # recent response heads, encoded
         self._streams: dict[int, _Stream] = {}
         self._blocked: dict[int, _Stream] = {}  # streams with data waiting for window
         self._reset_by_us: dict[int, None] = {}  # recently: their late frames are ignored
@@ -804,7 +806,7 @@ class H2Server:
             if stream.response:
                 raise LocalProtocolError(f"a response was already started on stream {sid}")
             stream.response = True
-            stream.head = self._head(event.status, event.headers)  # type: ignore[attr-defined]
+            stream.head = self._head_block(event.status, event.headers)  # type: ignore[attr-defined]
         elif kind is Informational:
             if not stream.response:
                 head = [(b":status", _STATUS[event.status]), *event.headers]  # type: ignore[attr-defined]
@@ -817,7 +819,9 @@ class H2Server:
         else:
             raise LocalProtocolError(f"cannot send {kind.__name__} over HTTP/2")
 
-    def _head(self, status: int, headers: Headers) -> list[tuple[bytes, bytes]]:
+    def _head_block(self, status: int, headers: Headers) -> bytes:
+        """The HPACK block of a response head; the same head (and default headers) as a recent
+        response's is not built and encoded again."""
         block = self._default_headers()
         if block is not self._defaults_block:
             self._defaults_block = block
@@ -825,6 +829,20 @@ class H2Server:
                 (name.strip().lower(), value.strip())
                 for name, _, value in (line.partition(b":") for line in block.split(b"\r\n") if line)
             ]
+            self._heads.clear()
+        try:
+            key = (status, *headers)
+            return self._heads[key]
+        except KeyError:
+            heads = self._heads
+            if len(heads) >= _HEADS_MAX:
+                heads.clear()
+            encoded = heads[key] = encode(self._head(status, headers))
+            return encoded
+        except TypeError:  # unhashable fields
+            return encode(self._head(status, headers))
+
+    def _head(self, status: int, headers: Headers) -> list[tuple[bytes, bytes]]:
         head = [(b":status", _STATUS[status])]
         seen = set()
         for name, value in headers:
@@ -836,8 +854,10 @@ class H2Server:
         return head
 
     def _send_headers(self, sid: int, fields: list[tuple[bytes, bytes]], flags: int) -> None:
+        self._send_block(sid, encode(fields), flags)
+
+    def _send_block(self, sid: int, block: bytes, flags: int) -> None:
         """Frame a header block: HEADERS, then CONTINUATION frames if it is larger than a frame."""
-        block = encode(fields)
         if self._table_update:
             block = self._table_update + block
             self._table_update = b""
@@ -864,7 +884,7 @@ class H2Server:
             stream.end = True
         if stream.head is not None and not stream.size and stream.end and stream.trailers is None:
             head, stream.head = stream.head, None
-            self._send_headers(stream.sid, head, END_STREAM)
+            self._send_block(stream.sid, head, END_STREAM)
             self._local_end(stream)
             return
         self._pump(stream)
@@ -874,7 +894,7 @@ class H2Server:
         sid = stream.sid
         if stream.head is not None:
             head, stream.head = stream.head, None
-            self._send_headers(sid, head, 0)
+            self._send_block(sid, head, 0)
         chunks = stream.chunks
         output = self._output
         while chunks:

@@ -475,3 +475,18 @@ def test_large_response_head_continues_in_continuation_frames() -> None:
     ]
     fields = hpack.Decoder(max_header_list_size=2**20).decode(b"".join(p for _, _, _, p in frames), raw=True)
     assert fields[1] == (b"x-big", bytes(range(32, 127)) * 400)
+
+
+def test_cached_response_head_follows_the_default_headers() -> None:
+    dates = [b"date: one\r\n"]
+    server = opened(default_headers=lambda: dates[0])
+    server.receive_data(request(1) + request(3) + request(5))
+    for sid in (1, 3, 5):
+        if sid == 5:
+            dates[0] = b"date: two\r\n"  # a new second
+        server.send(Response(sid, 200, [(b"content-type", b"text/plain")]))
+        server.send(Data(sid, b"", True))
+    decoder = hpack.Decoder()
+    heads = [decoder.decode(p, raw=True) for kind, _, _, p in parse(server.data_to_send()) if kind == HEADERS]
+    assert [dict(head)[b"date"] for head in heads] == [b"one", b"one", b"two"]
+    assert heads[0] == heads[1] == [(b":status", b"200"), (b"content-type", b"text/plain"), (b"date", b"one")]
