@@ -27,6 +27,7 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,6 +44,11 @@ HEADERS = [
     (b":authority", b"127.0.0.1:8765"),
     (b"user-agent", b"h2load nghttp2/1.64.0"),
 ]
+# What h2load (nghttp2 1.64) announces: no push, a 2^30-1 window; and its connection WINDOW_UPDATE.
+H2LOAD_SETTINGS = {
+    h2.settings.SettingCodes.ENABLE_PUSH: 0,
+    h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**30 - 1,
+}
 SETTINGS_ACK = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
 
 
@@ -53,8 +59,9 @@ def client_batches(requests: int, streams: int) -> list[bytes]:
     every request's block is the same indexed one, so the later batches are that frame with new
     stream ids — made without running the client, which would otherwise be most of a profile."""
     client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.local_settings = h2.settings.Settings(client=True, initial_values=H2LOAD_SETTINGS)
     client.initiate_connection()
-    client.increment_flow_control_window(2**30)
+    client.increment_flow_control_window(2**30 - 2**16)
     first = min(streams, requests)
     for n in range(first):
         client.send_headers(2 * n + 1, HEADERS, end_stream=True)

@@ -7,6 +7,8 @@ import struct
 
 import hpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from squall.events import Body, Data, EndBody, Rejected, Request, Response
 from squall.protocol.hpackblocks import BlockDecoder, encode
@@ -19,6 +21,7 @@ from squall.protocol.http2 import (
     REFUSED_STREAM,
     STREAM_CLOSED,
     H2Server,
+    PeerGoingAway,
     StreamReset,
 )
 
@@ -490,3 +493,33 @@ def test_cached_response_head_follows_the_default_headers() -> None:
     heads = [decoder.decode(p, raw=True) for kind, _, _, p in parse(server.data_to_send()) if kind == HEADERS]
     assert [dict(head)[b"date"] for head in heads] == [b"one", b"one", b"two"]
     assert heads[0] == heads[1] == [(b":status", b"200"), (b"content-type", b"text/plain"), (b"date", b"one")]
+
+
+# --- hypothesis: any frames leave the server working or cleanly failed --------------------------
+
+RANDOM_FRAMES = st.lists(
+    st.tuples(
+        st.integers(0, 10),
+        st.sampled_from([0, END_STREAM, END_HEADERS, END_STREAM | END_HEADERS, PADDED, PRIORITY_FLAG, 0xFF]),
+        st.integers(0, 7),
+        st.one_of(st.binary(max_size=24), st.just(block(HEAD)), st.just(b"\0\0\0\x01")),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(RANDOM_FRAMES)
+def test_any_frames(frames: list[tuple[int, int, int, bytes]]) -> None:
+    server = opened(clock=lambda: 0.0)
+    for kind, flags, sid, payload in frames:
+        events = server.receive_data(frame(kind, flags, sid, payload))
+        for event in events:
+            assert isinstance(event, Request | Body | EndBody | StreamReset | PeerGoingAway | Rejected)
+            if isinstance(event, Request):
+                server.send(Response(event.stream_id, 200, []))
+                server.send(Data(event.stream_id, b"ok", True))
+        server.data_to_send()
+        if server.closed:
+            assert isinstance(events[-1], Rejected)
+            return
