@@ -834,10 +834,12 @@ class H2Server:
             key = (status, *headers)
             return self._heads[key]
         except KeyError:
-            heads = self._heads
-            if len(heads) >= _HEADS_MAX:
-                heads.clear()
-            encoded = heads[key] = encode(self._head(status, headers))
+            encoded = encode(self._head(status, headers))
+            if len(encoded) <= _CACHEABLE_BLOCK:
+                heads = self._heads
+                if len(heads) >= _HEADS_MAX:
+                    heads.clear()
+                heads[key] = encoded
             return encoded
         except TypeError:  # unhashable fields
             return encode(self._head(status, headers))
