@@ -5,10 +5,11 @@ How it works
 Incoming. ``receive_data(bytes)`` feeds h2 and turns its events into the shared vocabulary
 (``squall.events``): a request head becomes ``Request`` (``http_version`` ``"2"``, pseudo-headers
 removed, ``:authority`` → ``host``, split ``cookie`` fields joined with ``"; "``), DATA becomes
-``Body``, the end of the stream ``EndBody``. Two facts have no HTTP/1.1 counterpart and are defined
-here: ``StreamReset`` (the client cancelled a stream) and ``PeerGoingAway`` (the client sent
-GOAWAY). A connection error (a protocol violation, or a flood limit below) queues GOAWAY and
-emits ``Rejected`` with stream id 0: flush, then close — the same meaning as over HTTP/1.1.
+``Body``, the end of the stream ``EndBody``. Two facts have no HTTP/1.1 counterpart (defined in
+``squall.events`` too): ``StreamReset`` (the client cancelled a stream) and ``PeerGoingAway``
+(the client sent GOAWAY). A connection error (a protocol violation, or a flood limit below)
+queues GOAWAY and emits ``Rejected`` with stream id 0: flush, then close — the same meaning as
+over HTTP/1.1.
 
 Outgoing. ``send(Response)`` holds the head until the first ``Data`` so that a body-less response
 leaves as one HEADERS frame with END_STREAM; ``send(Data)`` queues the body on the stream and frames
@@ -52,9 +53,11 @@ from squall.events import (
     Event,
     Headers,
     Informational,
+    PeerGoingAway,
     Rejected,
     Request,
     Response,
+    StreamReset,
     Trailers,
 )
 
@@ -76,29 +79,6 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPT
 
 class LocalProtocolError(Exception):
     """An outgoing event that cannot be sent (unknown stream, wrong order)."""
-
-
-# --- HTTP/2-only facts (the shared ones live in squall.events) --------------------------------------
-
-
-class StreamReset(Event):
-    """The client reset a stream (RST_STREAM): its request is abandoned."""
-
-    __slots__ = ("error_code",)
-
-    def __init__(self, stream_id: int, error_code: int) -> None:
-        self.stream_id = stream_id
-        self.error_code = error_code
-
-
-class PeerGoingAway(Event):
-    """The client sent GOAWAY: it opens no more streams; ``stream_id`` is 0."""
-
-    __slots__ = ("error_code",)
-
-    def __init__(self, stream_id: int, error_code: int) -> None:
-        self.stream_id = stream_id
-        self.error_code = error_code
 
 
 class TokenBucket:
