@@ -8,7 +8,9 @@ removed, ``:authority`` → ``host``, split ``cookie`` fields joined with ``"; "
 ``Body``, the end of the stream ``EndBody``. Two facts have no HTTP/1.1 counterpart and are defined
 here: ``StreamReset`` (the client cancelled a stream) and ``PeerGoingAway`` (the client sent
 GOAWAY). A connection error (a protocol violation, or a flood limit below) queues GOAWAY and
-emits ``Rejected`` with stream id 0: flush, then close — the same meaning as over HTTP/1.1.
+emits ``Rejected`` with stream id 0: flush, then close — the same meaning as over HTTP/1.1. Where
+RFC 9113 names a more precise error code than h2 does (COMPRESSION_ERROR for an undecodable field
+block), the GOAWAY h2 queued is swapped for one with that code.
 
 Outgoing. ``send(Response)`` holds the head until the first ``Data`` so that a body-less response
 leaves as one HEADERS frame with END_STREAM; ``send(Data)`` queues the body on the stream and frames
@@ -43,6 +45,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack.exceptions
 from hyperframe.frame import GoAwayFrame
 
 from squall.events import (
@@ -65,6 +68,7 @@ INTERNAL_ERROR = h2.errors.ErrorCodes.INTERNAL_ERROR
 REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
 CANCEL = h2.errors.ErrorCodes.CANCEL
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+COMPRESSION_ERROR = h2.errors.ErrorCodes.COMPRESSION_ERROR
 
 # Response headers that are meaningless (and forbidden) in HTTP/2 (RFC 9113 §8.2.2).
 _CONNECTION_HEADERS = frozenset(
@@ -220,6 +224,7 @@ class H2Server:
         try:
             h2_events = self._conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:  # h2 has queued GOAWAY
+            self._recode_goaway(exc)
             self._fail(f"protocol error: {exc}")
             return events
         handlers = _HANDLERS
@@ -230,6 +235,28 @@ class H2Server:
                 if self.closed:
                     break
         return events
+
+    def _recode_goaway(self, exc: h2.exceptions.ProtocolError) -> None:
+        """Where RFC 9113 names a more precise error code than h2, swap the GOAWAY h2 queued."""
+        code = self._rfc_error_code(exc)
+        if code == exc.error_code:
+            return
+        last = self._conn.highest_inbound_stream_id
+        queued = GoAwayFrame(0, last_stream_id=last, error_code=int(exc.error_code)).serialize()
+        pending = self._conn.data_to_send()
+        if pending.endswith(queued):
+            pending = (
+                pending[: -len(queued)] + GoAwayFrame(0, last_stream_id=last, error_code=code).serialize()
+            )
+        self._output.append(pending)
+
+    def _rfc_error_code(self, exc: h2.exceptions.ProtocolError) -> int:
+        cause = exc.__cause__
+        if isinstance(cause, hpack.exceptions.HPACKError) and not isinstance(
+            cause, hpack.exceptions.OversizedHeaderListError
+        ):
+            return COMPRESSION_ERROR  # §4.3: a field block that cannot be decoded
+        return int(exc.error_code)
 
     def _fail(self, detail: str, code: int | None = None) -> None:
         if code is not None:

@@ -341,7 +341,6 @@ FLOW_CONTROL_ERROR = ErrorCodes.FLOW_CONTROL_ERROR
 STREAM_CLOSED = ErrorCodes.STREAM_CLOSED
 COMPRESSION_ERROR = ErrorCodes.COMPRESSION_ERROR
 REFUSED_STREAM = ErrorCodes.REFUSED_STREAM
-XFAIL_HPACK = "h2 reports HPACK decoding errors as PROTOCOL_ERROR"
 
 
 def open_post(p: Peer, sid: int = 1) -> bytes:
@@ -370,7 +369,6 @@ CONNECTION_ERRORS = [
         "4.3 undecodable field block",
         lambda p: frame(HEADERS, b"\x00\x0aab", END_STREAM | END_HEADERS, 1),
         (COMPRESSION_ERROR,),
-        xfail=XFAIL_HPACK,
     ),
     Case("4.3 PRIORITY inside a field block", _headers_then(lambda p: priority(1)), (PROTOCOL_ERROR,)),
     Case(
@@ -1091,7 +1089,6 @@ def test_hpack_representations(peer: Peer, representation: bytes, expected: list
     assert [h for h in headers if h[0] in ("x-hpack", "user-agent")] == expected
 
 
-@pytest.mark.xfail(strict=True, reason=XFAIL_HPACK)
 def test_hpack_6_3_table_size_updates_at_the_start(peer: Peer) -> None:
     first = size_update(0) + size_update(4096) + STATIC_GET + literal(b"x-hpack", b"v", "incremental")
     peer.send(peer.headers(1, block=first))
@@ -1113,50 +1110,42 @@ HPACK_ERRORS = [
         "hpack 2.3.3 index past both tables",
         _hpack_error(indexed(70)),
         (COMPRESSION_ERROR,),
-        xfail=XFAIL_HPACK,
     ),
     Case(
         "hpack 2.3.3 name index past both tables",
         _hpack_error(literal(70, b"v")),
         (COMPRESSION_ERROR,),
-        xfail=XFAIL_HPACK,
     ),
-    Case("hpack 6.1 index 0", _hpack_error(indexed(0)), (COMPRESSION_ERROR,), xfail=XFAIL_HPACK),
+    Case("hpack 6.1 index 0", _hpack_error(indexed(0)), (COMPRESSION_ERROR,)),
     Case(
         "hpack 4.2 size update after a field",
         _hpack_error(size_update(0)),
         (COMPRESSION_ERROR,),
-        xfail=XFAIL_HPACK,
     ),
     Case(
         "hpack 6.3 size update over SETTINGS_HEADER_TABLE_SIZE",
         _hpack_error(size_update(4097), first=True),
         (COMPRESSION_ERROR,),
-        xfail=XFAIL_HPACK,
     ),
     Case(
         "hpack 5.2 huffman padding over 7 bits",
         _hpack_error(b"\x00" + hp_str(b"x-a") + hp_huffman(b"\x1f\xff")),
         (COMPRESSION_ERROR,),
-        xfail=XFAIL_HPACK,
     ),
     Case(
         "hpack 5.2 huffman padding not of 1 bits",
         _hpack_error(b"\x00" + hp_str(b"x-a") + hp_huffman(b"\x18")),
         (COMPRESSION_ERROR,),
-        xfail=XFAIL_HPACK,
     ),
     Case(
         "hpack 5.2 huffman EOS symbol",
         _hpack_error(b"\x00" + hp_str(b"x-a") + hp_huffman(b"\x1f\xff\xff\xff\xff")),
         (COMPRESSION_ERROR,),
-        xfail=XFAIL_HPACK,
     ),
     Case(
         "hpack 5.1 integer overflow",
         _hpack_error(b"\xff" + b"\xff" * 12 + b"\x01"),
         (COMPRESSION_ERROR,),
-        xfail=XFAIL_HPACK,
     ),
 ]
 

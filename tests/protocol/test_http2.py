@@ -8,6 +8,7 @@ import h2.errors
 import h2.events
 import h2.settings
 import pytest
+from hyperframe.frame import HeadersFrame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -240,6 +241,23 @@ def test_oversized_header_list_is_a_connection_error() -> None:
     client.send_headers(1, [*HEAD, (b"x-big", b"v" * 2000)], end_stream=True)
     events, _ = exchange(server, client)
     assert isinstance(events[-1], Rejected)
+
+
+def goaway_code(server: H2Server, client: h2.connection.H2Connection) -> int:
+    """The error code of the GOAWAY the server has queued, as the client reads it."""
+    events = client.receive_data(server.data_to_send())
+    return int(next(e for e in events if isinstance(e, h2.events.ConnectionTerminated)).error_code or 0)
+
+
+def test_undecodable_field_block_is_compression_error() -> None:
+    """RFC 9113 §4.3 (h2 itself says PROTOCOL_ERROR)."""
+    server, client = pair()
+    truncated = HeadersFrame(
+        1, b"\x00\x0aab", flags=["END_HEADERS", "END_STREAM"]
+    )  # a 10-byte name cut short
+    events = server.receive_data(truncated.serialize())
+    assert isinstance(events[-1], Rejected)
+    assert goaway_code(server, client) == h2.errors.ErrorCodes.COMPRESSION_ERROR
 
 
 def test_graceful_shutdown_lets_open_streams_finish_and_refuses_new_ones() -> None:
