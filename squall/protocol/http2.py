@@ -10,7 +10,8 @@ here: ``StreamReset`` (the client cancelled a stream) and ``PeerGoingAway`` (the
 GOAWAY). A connection error (a protocol violation, or a flood limit below) queues GOAWAY and
 emits ``Rejected`` with stream id 0: flush, then close — the same meaning as over HTTP/1.1. Where
 RFC 9113 names a more precise error code than h2 does (COMPRESSION_ERROR for an undecodable field
-block), the GOAWAY h2 queued is swapped for one with that code.
+block, FRAME_SIZE_ERROR for a SETTINGS ACK with a payload), the GOAWAY h2 queued is swapped for
+one with that code.
 
 Outgoing. ``send(Response)`` holds the head until the first ``Data`` so that a body-less response
 leaves as one HEADERS frame with END_STREAM; ``send(Data)`` queues the body on the stream and frames
@@ -46,6 +47,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import hpack.exceptions
+from hyperframe.exceptions import InvalidDataError
 from hyperframe.frame import GoAwayFrame
 
 from squall.events import (
@@ -69,6 +71,7 @@ REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
 CANCEL = h2.errors.ErrorCodes.CANCEL
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 COMPRESSION_ERROR = h2.errors.ErrorCodes.COMPRESSION_ERROR
+FRAME_SIZE_ERROR = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
 
 # Response headers that are meaningless (and forbidden) in HTTP/2 (RFC 9113 §8.2.2).
 _CONNECTION_HEADERS = frozenset(
@@ -256,6 +259,10 @@ class H2Server:
             cause, hpack.exceptions.OversizedHeaderListError
         ):
             return COMPRESSION_ERROR  # §4.3: a field block that cannot be decoded
+        if isinstance(cause, InvalidDataError):
+            head = bytes(self._conn.incoming_buffer._data[:9])  # the frame h2 could not parse
+            if len(head) == 9 and head[3] == 0x4 and head[4] & 0x1:
+                return FRAME_SIZE_ERROR  # §6.5: a SETTINGS ACK with a payload
         return int(exc.error_code)
 
     def _fail(self, detail: str, code: int | None = None) -> None:

@@ -8,7 +8,7 @@ import h2.errors
 import h2.events
 import h2.settings
 import pytest
-from hyperframe.frame import HeadersFrame
+from hyperframe.frame import HeadersFrame, SettingsFrame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -258,6 +258,20 @@ def test_undecodable_field_block_is_compression_error() -> None:
     events = server.receive_data(truncated.serialize())
     assert isinstance(events[-1], Rejected)
     assert goaway_code(server, client) == h2.errors.ErrorCodes.COMPRESSION_ERROR
+
+
+def test_settings_ack_with_a_payload_is_frame_size_error() -> None:
+    """RFC 9113 §6.5 (h2 itself says PROTOCOL_ERROR); a SETTINGS frame on a stream stays PROTOCOL_ERROR."""
+    server, client = pair()
+    ack = bytearray(SettingsFrame(0, {h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384}).serialize())
+    ack[4] = 0x1  # ACK, with the payload left in
+    assert isinstance(server.receive_data(bytes(ack))[-1], Rejected)
+    assert goaway_code(server, client) == h2.errors.ErrorCodes.FRAME_SIZE_ERROR
+    server, client = pair()
+    on_stream = bytearray(SettingsFrame(0).serialize())
+    on_stream[8] = 1
+    assert isinstance(server.receive_data(bytes(on_stream))[-1], Rejected)
+    assert goaway_code(server, client) == h2.errors.ErrorCodes.PROTOCOL_ERROR
 
 
 def test_graceful_shutdown_lets_open_streams_finish_and_refuses_new_ones() -> None:
