@@ -11,7 +11,8 @@ GOAWAY). A connection error (a protocol violation, or a flood limit below) queue
 emits ``Rejected`` with stream id 0: flush, then close — the same meaning as over HTTP/1.1. Where
 RFC 9113 names a more precise error code than h2 does (COMPRESSION_ERROR for an undecodable field
 block, FRAME_SIZE_ERROR for a SETTINGS ACK with a payload), the GOAWAY h2 queued is swapped for
-one with that code.
+one with that code. h2 does not check that the client's preface is followed by SETTINGS (§3.4):
+``receive_data`` does, on the connection's first bytes.
 
 Outgoing. ``send(Response)`` holds the head until the first ``Data`` so that a body-less response
 leaves as one HEADERS frame with END_STREAM; ``send(Data)`` queues the body on the stream and frames
@@ -64,6 +65,7 @@ from squall.events import (
 )
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_OPENING = len(PREFACE) + 9  # the client preface and the header of the first frame after it
 NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
 PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 INTERNAL_ERROR = h2.errors.ErrorCodes.INTERNAL_ERROR
@@ -193,6 +195,7 @@ class H2Server:
         self.last_stream_id = 0  # highest stream handed on as a Request
         self.going_away = False  # we sent GOAWAY: streams above last_stream_id are refused
         self.closed = False  # a connection error: nothing more is read
+        self._opening: bytes | None = b""  # the client's first bytes until the first frame is checked
 
     # ---------------------------------------------------------------- setup
 
@@ -224,6 +227,9 @@ class H2Server:
         events = self._events = []
         if self.closed:
             return events
+        if self._opening is not None and not self._opening_ok(self._opening, data):
+            self._fail("the client preface is not followed by SETTINGS", PROTOCOL_ERROR)
+            return events
         try:
             h2_events = self._conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:  # h2 has queued GOAWAY
@@ -238,6 +244,16 @@ class H2Server:
                 if self.closed:
                     break
         return events
+
+    def _opening_ok(self, opening: bytes, data: bytes) -> bool:
+        """RFC 9113 §3.4: the client preface goes on with a SETTINGS frame (h2 does not check).
+        True while too few bytes have come to tell."""
+        opening += data[: _OPENING - len(opening)]
+        if len(opening) < _OPENING:
+            self._opening = opening
+            return True
+        self._opening = None
+        return opening[len(PREFACE) + 3] == 0x4  # the frame type
 
     def _recode_goaway(self, exc: h2.exceptions.ProtocolError) -> None:
         """Where RFC 9113 names a more precise error code than h2, swap the GOAWAY h2 queued."""

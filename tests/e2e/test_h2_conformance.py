@@ -749,7 +749,6 @@ def test_3_4_invalid_preface_closes_the_connection(server: Server) -> None:
     assert received.startswith(b"HTTP/1.1 ")
 
 
-@pytest.mark.xfail(strict=True, reason="h2 accepts any frame after the preface")
 def test_3_4_preface_not_followed_by_settings(server: Server) -> None:
     peer = Peer(server.port, handshake=False)
     peer.send(PREFACE, ping())

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from squall.events import Body, Data, EndBody, Informational, Rejected, Request, Response
 from squall.protocol.http2 import (
+    PREFACE,
     H2Server,
     LocalProtocolError,
     PeerGoingAway,
@@ -271,6 +272,20 @@ def test_settings_ack_with_a_payload_is_frame_size_error() -> None:
     on_stream = bytearray(SettingsFrame(0).serialize())
     on_stream[8] = 1
     assert isinstance(server.receive_data(bytes(on_stream))[-1], Rejected)
+    assert goaway_code(server, client) == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+def test_preface_must_be_followed_by_settings() -> None:
+    """RFC 9113 §3.4: a preface followed by another frame (a PING here) is PROTOCOL_ERROR."""
+    server = H2Server()
+    server.initiate()
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.data_to_send()
+    ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678"
+    opening = PREFACE + ping
+    assert server.receive_data(opening[:20]) == []  # too early to tell
+    assert isinstance(server.receive_data(opening[20:])[-1], Rejected)
     assert goaway_code(server, client) == h2.errors.ErrorCodes.PROTOCOL_ERROR
 
 
