@@ -80,6 +80,17 @@ _CONNECTION_HEADERS = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 _STATUS = {code: str(code).encode() for code in range(100, 600)}
+
+# RFC 9113 §6.8: a client's GOAWAY says it opens no more streams; those it has open go on, both
+# ways. h2 closes its connection state machine on any GOAWAY received, which would refuse their
+# frames and our responses; these transitions keep it open.
+_STATE = h2.connection.ConnectionState
+_RECV_GOAWAY = h2.connection.ConnectionInputs.RECV_GOAWAY
+_TRANSITIONS = {
+    **h2.connection.H2ConnectionStateMachine._transitions,
+    (_STATE.IDLE, _RECV_GOAWAY): (None, _STATE.IDLE),
+    (_STATE.SERVER_OPEN, _RECV_GOAWAY): (None, _STATE.SERVER_OPEN),
+}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")}
 
 
@@ -172,6 +183,7 @@ class H2Server:
             validate_inbound_headers=True,
         )
         self._conn = h2.connection.H2Connection(config=config)
+        self._conn.state_machine._transitions = _TRANSITIONS
         self._settings: dict[Any, int] = {
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
@@ -195,6 +207,7 @@ class H2Server:
         self.last_stream_id = 0  # highest stream handed on as a Request
         self.going_away = False  # we sent GOAWAY: streams above last_stream_id are refused
         self.closed = False  # a connection error: nothing more is read
+        self.peer_going_away = False  # the client sent GOAWAY: no push
         self._opening: bytes | None = b""  # the client's first bytes until the first frame is checked
 
     # ---------------------------------------------------------------- setup
@@ -388,6 +401,7 @@ class H2Server:
             self._fail("PING flood", ENHANCE_YOUR_CALM)
 
     def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        self.peer_going_away = True
         self._events.append(PeerGoingAway(0, int(event.error_code or 0)))
 
     # ---------------------------------------------------------------- outgoing
@@ -530,8 +544,13 @@ class H2Server:
 
     @property
     def push_enabled(self) -> bool:
-        """The client allows server push (its SETTINGS_ENABLE_PUSH) and we are not going away."""
-        return bool(self._conn.remote_settings.enable_push) and not self.going_away and not self.closed
+        """The client allows server push (its SETTINGS_ENABLE_PUSH) and neither side is going away."""
+        return (
+            bool(self._conn.remote_settings.enable_push)
+            and not self.going_away
+            and not self.peer_going_away
+            and not self.closed
+        )
 
     def push(
         self, stream_id: int, path: bytes, headers: Headers, authority: bytes, scheme: bytes

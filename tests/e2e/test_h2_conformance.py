@@ -955,7 +955,6 @@ def test_6_7_ping_ack_gets_no_answer(peer: Peer) -> None:
 # --- 6.8 GOAWAY, 7 Error Codes --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="h2 refuses every frame, both ways, after a GOAWAY received")
 def test_6_8_client_goaway_lets_open_streams_finish(peer: Peer) -> None:
     unknown_code = 0xFF  # §7: unknown codes MUST NOT trigger special behaviour
     peer.send(open_post(peer), frame(GOAWAY, struct.pack(">II", 0, unknown_code)))

@@ -8,7 +8,7 @@ import h2.errors
 import h2.events
 import h2.settings
 import pytest
-from hyperframe.frame import HeadersFrame, SettingsFrame
+from hyperframe.frame import DataFrame, HeadersFrame, SettingsFrame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -309,6 +309,22 @@ def test_peer_goaway_is_reported() -> None:
     client.close_connection()
     events, _ = exchange(server, client)
     assert events == [PeerGoingAway(0, 0)]
+
+
+def test_open_streams_go_on_after_the_peer_goaway() -> None:
+    """RFC 9113 §6.8: after the client's GOAWAY its open streams still send and get answers."""
+    server, client = pair()
+    client.send_headers(1, HEAD)
+    exchange(server, client)
+    assert server.push_enabled
+    client.close_connection()
+    tail = DataFrame(1, b"last words", flags=["END_STREAM"]).serialize()  # h2's client refuses to send it
+    events = server.receive_data(client.data_to_send() + tail)
+    assert events == [PeerGoingAway(0, 0), Body(1, b"last words"), EndBody(1)]
+    assert not server.push_enabled
+    server.send(Response(1, 200, []))
+    server.send(Data(1, b"the answer", True))
+    assert b"the answer" in server.data_to_send()
 
 
 def test_garbage_is_a_connection_error() -> None:
