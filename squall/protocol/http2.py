@@ -19,8 +19,8 @@ leaves as one HEADERS frame with END_STREAM; ``send(Data)`` queues the body on t
 as much as the connection and stream windows allow (``_pump``). The rest waits in the stream's
 queue until the client opens its window (WINDOW_UPDATE, SETTINGS); ``pending(stream_id)`` tells the
 connection how much is queued so that the application's ``send()`` can wait instead of piling up
-data. ``Trailers`` end the stream with a HEADERS frame after the queued body; ``Informational``
-sends a 1xx head (103 Early Hints).
+data; the body of a response to HEAD, and of a 204 or 304, is dropped. ``Trailers`` end the stream
+with a HEADERS frame after the queued body; ``Informational`` sends a 1xx head (103 Early Hints).
 
 Flow control for request bodies is explicit: received DATA is acknowledged (``acknowledge``) only
 when the application has read it, so a stream buffers at most its window and a connection at most
@@ -80,6 +80,7 @@ _CONNECTION_HEADERS = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 _STATUS = {code: str(code).encode() for code in range(100, 600)}
+_NO_CONTENT = frozenset((204, 304))  # responses without content (RFC 9110 §15.3.5, §15.4.5)
 
 # RFC 9113 §6.8: a client's GOAWAY says it opens no more streams; those it has open go on, both
 # ways. h2 closes its connection state machine on any GOAWAY received, which would refuse their
@@ -144,7 +145,7 @@ class TokenBucket:
 class _Outbound:
     """A stream's response as far as it is not framed yet."""
 
-    __slots__ = ("head", "chunks", "size", "end", "trailers", "done")
+    __slots__ = ("head", "chunks", "size", "end", "trailers", "done", "no_body")
 
     def __init__(self) -> None:
         self.head: list[tuple[bytes, bytes]] | None = None
@@ -153,6 +154,7 @@ class _Outbound:
         self.end = False
         self.trailers: Headers | None = None
         self.done = False
+        self.no_body = False  # HEAD, 204, 304: body data is dropped
 
 
 class H2Server:
@@ -200,6 +202,7 @@ class H2Server:
         self._defaults: list[tuple[bytes, bytes]] = []
         self._out: dict[int, _Outbound] = {}
         self._blocked: dict[int, _Outbound] = {}  # streams with data waiting for window
+        self._heads: set[int] = set()  # HEAD requests not answered yet
         self._resets = TokenBucket(max_reset_rate, 2 * max_reset_rate, clock)
         self._control = TokenBucket(max_control_rate, 2 * max_control_rate, clock)
         self._output: list[bytes] = []
@@ -338,6 +341,8 @@ class H2Server:
             return
         raw_path, _, query = (path or b"/").partition(b"?")
         self.last_stream_id = max(self.last_stream_id, sid)
+        if method == b"HEAD":
+            self._heads.add(sid)
         self._events.append(
             Request(
                 sid,
@@ -425,6 +430,10 @@ class H2Server:
                 return
             out = self._out[sid] = _Outbound()
             out.head = self._head(event.status, event.headers)  # type: ignore[attr-defined]
+            heads = self._heads
+            if event.status in _NO_CONTENT or (heads and sid in heads):  # type: ignore[attr-defined]
+                out.no_body = True  # RFC 9110 §9.3.2: a HEAD response has no content
+                heads.discard(sid)
         elif kind is Informational:
             if sid in self._out or self._gone(sid):
                 return
@@ -473,7 +482,7 @@ class H2Server:
         if out.end:
             raise LocalProtocolError(f"the response on stream {sid} is complete")
         data = event.data
-        if data:
+        if data and not out.no_body:
             out.chunks.append(data)
             out.size += len(data)
         if event.end:
@@ -537,6 +546,8 @@ class H2Server:
 
     def _drop(self, sid: int) -> None:
         self._blocked.pop(sid, None)
+        if self._heads:
+            self._heads.discard(sid)
         out = self._out.pop(sid, None)
         if out is not None:
             out.chunks.clear()

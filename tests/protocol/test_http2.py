@@ -145,6 +145,21 @@ def test_empty_response_is_one_headers_frame() -> None:
     assert not any(isinstance(e, h2.events.DataReceived) for e in events)
 
 
+@pytest.mark.parametrize(("method", "status"), [(b"HEAD", 200), (b"GET", 204), (b"GET", 304)])
+def test_responses_without_content_drop_the_body(method: bytes, status: int) -> None:
+    """RFC 9110 §9.3.2, §15.3.5, §15.4.5: no content in the DATA frames (a content-length may stay)."""
+    server, client = pair()
+    client.send_headers(1, [(b":method", method), *HEAD[1:]], end_stream=True)
+    exchange(server, client)
+    server.send(Response(1, status, [(b"content-length", b"5")]))
+    server.send(Data(1, b"hello", True))
+    _, events = exchange(server, client)
+    response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
+    assert dict(response.headers)[b"content-length"] == b"5"
+    assert not any(isinstance(e, h2.events.DataReceived) and e.data for e in events)
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
+
+
 def test_output_waits_for_window() -> None:
     server, client = pair(client_settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000})
     client.send_headers(1, HEAD, end_stream=True)
