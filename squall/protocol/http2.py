@@ -308,6 +308,11 @@ class H2Server:
         if self.going_away and sid > self.last_stream_id:
             self._refuse(sid)
             return
+        if event.stream_ended is not None:
+            stream = self._conn.streams.get(sid)  # gone if a RST_STREAM came in the same read
+            if stream is not None and stream._expected_content_length:
+                self.reset(sid, PROTOCOL_ERROR)  # §8.1.1: a content-length, and no DATA (h2 misses it)
+                return
         method = path = authority = protocol = None
         headers: Headers = []
         cookies: list[bytes] = []

@@ -646,6 +646,12 @@ STREAM_ERRORS = [
         sid=1,
     ),
     Case(
+        "8.1.1 content-length and no DATA",
+        malformed([*POST, (b"content-length", b"4")]),
+        (PROTOCOL_ERROR,),
+        sid=1,
+    ),
+    Case(
         "8.1.1 content-length against several DATA frames",
         lambda p: (
             p.headers(1, [*POST, (b"content-length", b"10")], flags=END_HEADERS)

@@ -89,6 +89,22 @@ def test_authority_and_host_give_one_host() -> None:
     assert [v for n, v in events[0].headers if n == b"host"] == [b"example.com"]
 
 
+def test_content_length_without_data_is_malformed() -> None:
+    """RFC 9113 §8.1.1: a request declaring content but ending with its HEADERS is reset."""
+    server, client = pair()
+    client.send_headers(1, [*HEAD, (b"content-length", b"5")], end_stream=True)
+    client.send_headers(3, [*HEAD, (b"content-length", b"0")], end_stream=True)
+    events, client_events = exchange(server, client)
+    assert [type(e) for e in events] == [Request, EndBody] and events[0].stream_id == 3
+    reset = next(e for e in client_events if isinstance(e, h2.events.StreamReset))
+    assert reset.stream_id == 1 and reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    client.send_headers(5, HEAD, end_stream=True)
+    client.reset_stream(5)
+    client.send_headers(7, HEAD, end_stream=True)  # h2 forgets stream 5 before we see its request
+    events, _ = exchange(server, client)
+    assert [(type(e), e.stream_id) for e in events][-2:] == [(Request, 7), (EndBody, 7)]
+
+
 def test_body_and_acknowledgement() -> None:
     server, client = pair(initial_window_size=65535)
     client.send_headers(1, HEAD)
