@@ -792,6 +792,16 @@ def test_4_2_data_of_max_frame_size(peer: Peer) -> None:
     assert peer.response(1).body == body
 
 
+@pytest.mark.parametrize("max_frame_size", [16384, 20000])
+def test_4_2_server_frames_fit_max_frame_size(server: Server, max_frame_size: int) -> None:
+    peer = Peer(server.port, (MAX_FRAME_SIZE, max_frame_size), (INITIAL_WINDOW_SIZE, 1 << 24))
+    peer.send(window_update(0, 1 << 24), peer.headers(1, [*GET[:2], (b":path", b"/big?mib=1"), GET[3]]))
+    reply = peer.response(1)
+    peer.close()
+    assert len(reply.body) == 1 << 20
+    assert max(reply.data_frames) == max_frame_size
+
+
 # --- 5.1 Stream States ----------------------------------------------------------------------------
 
 
@@ -1019,6 +1029,19 @@ def test_6_9_2_negative_window(server: Server) -> None:
     peer.close()
 
 
+def test_6_9_1_data_beyond_the_stream_window(peer: Peer) -> None:
+    """The app never reads: the stream window (advertised in SETTINGS) is all the client may send."""
+    window = peer.server_settings[INITIAL_WINDOW_SIZE]
+    unread = b"/stream-until-error?id=h2conf&swallow=1"  # streams a response, reads nothing
+    forever = [(b":method", b"POST"), GET[1], (b":path", unread), GET[3]]
+    chunks = [frame(DATA, bytes(16384), 0, 1) for _ in range(window // 16384)]
+    chunks.append(frame(DATA, bytes(window % 16384), 0, 1))
+    peer.send(peer.headers(1, forever, flags=END_HEADERS), *chunks)
+    peer.still_open()  # the whole window: fine
+    peer.send(frame(DATA, b"!", 0, 1))
+    peer.stream_error(1, FLOW_CONTROL_ERROR)
+
+
 # --- 8.1 HTTP Message Framing: exchanges that must work ------------------------------------------------
 
 
@@ -1057,6 +1080,16 @@ def test_8_2_3_split_cookies_are_joined(peer: Peer) -> None:
 def _scope_headers(reply: Reply) -> list[tuple[str, str]]:
     assert reply.status == 200
     return [(n, v) for n, v in json.loads(reply.body)["headers"]]
+
+
+def test_hpack_4_2_client_table_size_0_is_honoured(server: Server) -> None:
+    """With SETTINGS_HEADER_TABLE_SIZE 0 the server's responses must not use its dynamic table."""
+    peer = Peer(server.port, (HEADER_TABLE_SIZE, 0))
+    peer.decoder.max_allowed_table_size = 0  # a bigger size update, or a lookup in the table, fails
+    for sid in (1, 3, 5):
+        peer.send(peer.headers(sid))
+        assert peer.response(sid).body == b"hello"
+    peer.close()
 
 
 # --- RFC 7541 HPACK ---------------------------------------------------------------------------------
