@@ -153,7 +153,6 @@ STATIC_GET = indexed(2) + indexed(6) + literal(4, b"/scope") + literal(1, b"exam
 class Reply:
     headers: Fields = field(default_factory=list)
     body: bytes = b""
-    trailers: Fields = field(default_factory=list)
     data_frames: list[int] = field(default_factory=list)  # the DATA payload sizes, in order
 
     @property
@@ -284,10 +283,8 @@ class Peer:
                 continue
             if isinstance(got, HeadersFrame | ContinuationFrame) and "END_HEADERS" in got.flags:
                 block = self.blocks[sid][-1]
-                if reply.headers and int(dict(reply.headers)[b":status"]) >= 200:
-                    reply.trailers = block
-                elif not any(n == b":status" and v.startswith(b"1") for n, v in block):
-                    reply.headers = block
+                if not reply.headers and not dict(block).get(b":status", b"").startswith(b"1"):
+                    reply.headers = block  # the final head (not a 1xx, not trailers)
             elif isinstance(got, DataFrame):
                 reply.body += got.data
                 reply.data_frames.append(len(got.data))
