@@ -322,14 +322,10 @@ class Case:
     build: Build
     codes: tuple[int, ...]
     sid: int = 0  # a stream error on this stream (GOAWAY accepted too); 0: a connection error
-    xfail: str = ""  # why squall fails this case today
 
 
 def params(cases: list[Case]) -> list[object]:
-    return [
-        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else [])
-        for c in cases
-    ]
+    return [pytest.param(c, id=c.id) for c in cases]
 
 
 PROTOCOL_ERROR = ErrorCodes.PROTOCOL_ERROR
