@@ -53,10 +53,20 @@ _RESPONSE_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connec
 _HOST_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%"
 
 
+_PLAIN_HOSTS: dict[bytes, bool] = {}  # Host values checked already (clients repeat theirs)
+_PLAIN_HOSTS_MAX = 1024
+
+
 def _plain_host(host: bytes) -> bool:
     """Fast path of the Host check: reg-name or IPv4 with an optional port."""
+    known = _PLAIN_HOSTS.get(host)
+    if known is not None:
+        return known
     name, _, port = host.partition(b":")
-    return not name.translate(None, _HOST_CHARS) and (not port or port.isdigit())
+    plain = not name.translate(None, _HOST_CHARS) and (not port or port.isdigit())
+    if len(_PLAIN_HOSTS) < _PLAIN_HOSTS_MAX:
+        _PLAIN_HOSTS[host] = plain
+    return plain
 
 
 def _status_line(status: int) -> bytes:
@@ -262,7 +272,7 @@ class HTTP1Server:
         else:
             expect_continue, upgrade = self._framing(version, method)
         url = self._url
-        if url[:1] == b"/" and b"#" not in url:
+        if url[:1] == b"/" and url.find(b"#") < 0:  # (find: ``in`` on bytes raises inside first)
             raw_path, _, query = url.partition(b"?")
         else:
             raw_path, query = self._split_target(method)
@@ -465,7 +475,7 @@ class HTTP1Server:
                 elif name == b"transfer-encoding":
                     continue  # framing is ours to choose
                 elif name == b"connection":
-                    close |= b"close" in value.lower()
+                    close |= value.lower().find(b"close") >= 0
                 else:
                     overridden = True
             parts.append(name + b": " + value + b"\r\n")
