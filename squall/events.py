@@ -31,9 +31,12 @@ class Event:
 
 
 def _all_slots(cls: type) -> list[str]:
+    """The attribute names of an event class, base class first, compiled (mypyc lists them in
+    ``__mypyc_attrs__``) or not (``__slots__``)."""
     names: list[str] = []
     for klass in reversed(cls.__mro__):
-        names.extend(getattr(klass, "__slots__", ()))
+        own = klass.__dict__.get("__mypyc_attrs__") or klass.__dict__.get("__slots__", ())
+        names.extend(name for name in own if not name.startswith("__") and name not in names)
     return names
 
 

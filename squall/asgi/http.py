@@ -86,19 +86,25 @@ def build_scope(template: dict[str, Any], request: Request, root_path: str) -> S
 
 
 _NAMES: dict[bytes, bytes] = {}  # header names already validated → their lower-case form
-_NAMES_MAX = 4096
+_VALUES: set[bytes] = set()  # short header values already validated
+_CACHE_MAX = 4096
 
 
 def validate_headers(headers: Iterable[Any]) -> Headers:
     """Check response headers; return them with lower-case names. Raises ASGIMessageError."""
     checked: Headers = []
     names = _NAMES
-    bad_value = BAD_FIELD_VALUE.search
+    values = _VALUES
     try:
         for name, value in headers:
             lower = names.get(name)
-            if lower is None or type(value) is not bytes or bad_value(value):
+            if lower is None or type(value) is not bytes:
                 break
+            if value not in values:
+                if BAD_FIELD_VALUE.search(value):
+                    break
+                if len(values) < _CACHE_MAX and len(value) <= 64:
+                    values.add(value)
             checked.append((lower, value))
         else:
             return checked
@@ -131,7 +137,7 @@ def _validate_slowly(headers: Iterable[Any]) -> Headers:
         if BAD_FIELD_VALUE.search(value):
             raise ASGIMessageError(f"header {name!r} has a value with CR, LF or a control byte")
         lower = name.lower()
-        if len(_NAMES) < _NAMES_MAX:
+        if len(_NAMES) < _CACHE_MAX:
             _NAMES[name] = lower
         checked.append((lower, value))
     return checked
