@@ -57,9 +57,10 @@ from multiprocessing.process import BaseProcess
 from pathlib import PurePath
 from typing import Any
 
-from squall import __version__
+from squall import __version__, malloc
 from squall.config import Config
 from squall.listeners import describe
+from squall.pidfile import pid_file
 from squall.systemd import Notifier
 
 logger = logging.getLogger("squall.error")
@@ -173,20 +174,16 @@ class Supervisor:
         3: lifespan startup failed) and ``failure`` holds the reason, for the caller to report.
         """
         previous = self._install_signals() if install_signals else {}
-        pid_file = self.config.process.pid_file
-        if pid_file:
-            _write_pid_file(pid_file)
         try:
-            if self.config.process.reload and not self._start_watcher():
-                return 1
-            self._loop()
+            with pid_file(self.config.process.pid_file):
+                if self.config.process.reload and not self._start_watcher():
+                    return 1
+                self._loop()
         finally:
             self._watch_stop.set()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self._kill_leftovers()
-            if pid_file:
-                _remove_pid_file(pid_file)
             self._wake_r.close()
             self._wake_w.close()
             with self._changed:
@@ -456,7 +453,7 @@ class Supervisor:
         return time.monotonic() >= self._spawn_after
 
     def _spawn(self) -> WorkerProcess:
-        _tune_malloc()
+        malloc.tune_children()
         parent_end, child_end = self._context.Pipe(duplex=True)
         process = self.config.process
         max_requests = process.limit_max_requests
@@ -585,19 +582,6 @@ def _terminal_signals_ignored() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-# glibc returns a freed large block to the kernel (munmap, or trimming the heap top) and the next
-# request pays for fresh zero-filled pages again: with 1 MiB bodies that was most of a request's
-# cost. Workers start with fixed thresholds instead, so body-sized buffers are reused; the memory
-# kept is bounded by the trim threshold. A value the user set in the environment wins.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "MALLOC_TRIM_THRESHOLD_": str(16 << 20)}
-
-
-def _tune_malloc() -> None:
-    """Set glibc's malloc thresholds for the workers spawned from now on (unless already set)."""
-    for name, value in MALLOC_ENV.items():
-        os.environ.setdefault(name, value)
-
-
 def _kill(w: WorkerProcess, signum: int) -> None:
     if w.pid:
         with contextlib.suppress(ProcessLookupError):
@@ -611,16 +595,3 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def _write_pid_file(path: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(f"{os.getpid()}\n")
-
-
-def _remove_pid_file(path: str) -> None:
-    with contextlib.suppress(OSError), open(path) as handle:
-        if handle.read().strip() != str(os.getpid()):
-            return
-    with contextlib.suppress(OSError):
-        os.unlink(path)
