@@ -14,6 +14,9 @@ when the app cannot be imported or its startup fails; it answers each ``"ping"``
 check); and it drains when the pipe reaches EOF (the parent is gone). Signals there: SIGTERM
 drains, SIGQUIT stops at once; SIGINT/SIGHUP/SIGTTIN/SIGTTOU are ignored because a terminal sends
 them to the whole process group and only the parent decides what they mean.
+
+Without a supervisor (one worker, see :mod:`squall.single`) the worker is the whole server;
+``SingleProcess`` adds signals, sd_notify and the SIGHUP reload through the ``_on_*`` hooks.
 """
 
 from __future__ import annotations
