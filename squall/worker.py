@@ -46,7 +46,7 @@ from squall.tls import TLSConfigError, create_context
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from squall.supervisor import WorkerSpec
+    from squall.spawn import WorkerSpec
 
 logger = logging.getLogger("squall.error")
 
