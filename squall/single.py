@@ -145,19 +145,24 @@ class SingleProcess(Worker):
 
 async def check_app() -> str | None:
     """Import the app in a fresh interpreter with this command line: None if it imports, else why not."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *sys.orig_argv[1:],
-        env={**os.environ, CHECK_ONLY_ENV: "1"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *sys.orig_argv[1:],
+            env={**os.environ, CHECK_ONLY_ENV: "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as exc:
+        return f"cannot start {sys.executable}: {exc}"
     try:
         _, stderr = await asyncio.wait_for(process.communicate(), CHECK_TIMEOUT)
-    except BaseException:  # timed out, or cancelled by a stop
+    except BaseException as exc:  # timed out, or cancelled by a stop
         with contextlib.suppress(ProcessLookupError):
             process.kill()
+        if isinstance(exc, TimeoutError):
+            return f"importing the app took more than {CHECK_TIMEOUT:g} s"
         raise
     if process.returncode == 0:
         return None

@@ -40,6 +40,10 @@ async def app(scope, receive, send):
     if scope["path"] == "/slow":
         print("APP slow request started", file=sys.stderr, flush=True)
         await asyncio.sleep(float(scope["query_string"] or 1))
+    if scope["path"] == "/upload":  # in flight until the client has sent the whole body
+        print("APP upload started", file=sys.stderr, flush=True)
+        while (await receive()).get("more_body"):
+            pass
     body = f"{{os.getpid()}} {{VERSION}}".encode()
     await send({{"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", str(len(body)).encode())]}})
@@ -508,6 +512,34 @@ def test_sighup_reloads_new_code_in_place_and_drops_nothing(
         assert versions == sorted(versions) and versions[-1] == "v2", versions
     assert server.get() == f"{server.proc.pid} v2"
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("then", ["nothing", "SIGTERM"])
+def test_sighup_lets_in_flight_requests_finish_first(
+    serve: Callable[..., Server], tmp_path: Path, then: str
+) -> None:
+    server = serve("pidapp:app", "--port", "0").started()
+    upload = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+    upload.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\na")
+    server.wait_for(r"APP upload started")
+    write_app(tmp_path, "v2")
+    mark = len(server.lines)
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for(r"Reloading: finishing in-flight requests", mark)
+    if then == "SIGTERM":  # a stop during the drain wins: no restart
+        server.proc.send_signal(signal.SIGTERM)
+        server.wait_for(r"The reload is cancelled: stopping", mark)
+    upload.sendall(b"b")  # the request completes, served by the old code
+    response = upload.makefile("rb").read()
+    upload.close()
+    assert response.startswith(b"HTTP/1.1 200 ") and response.endswith(f"{server.proc.pid} v1".encode())
+    if then == "SIGTERM":
+        assert server.proc.wait(WAIT) == 0
+        server.wait_for("<EOF>")
+        assert not any("Restarting" in line for line in server.lines[mark:])
+    else:
+        server.wait_for(r"running on http://127\.0\.0\.1:\d+ ", mark)
+        assert server.get() == f"{server.proc.pid} v2"
 
 
 def test_sighup_with_code_that_does_not_import_keeps_serving(
