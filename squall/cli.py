@@ -12,7 +12,7 @@ import socket
 import sys
 from typing import Any, NoReturn
 
-from squall import __version__, config
+from squall import __version__, build_info, config, stale_compiled_modules
 from squall.listeners import BindError, bind_all
 from squall.logs import configure
 
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every option can also be set as SQUALL_<OPTION> in the environment "
         "(e.g. SQUALL_PORT=9000) or in a TOML file given with --config.",
     )
-    parser.add_argument("--version", action="version", version=f"squall {__version__}")
+    parser.add_argument("--version", action="version", version=f"squall {__version__} ({build_info()})")
     parser.add_argument("--config", metavar="FILE", default=None, help="Read options from a TOML file.")
     groups: dict[str, Any] = {}
     for option in config.options():
@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         from squall.single import check_only
 
         return _report(*check_only(cfg))
+    for module in stale_compiled_modules():
+        logging.getLogger("squall.error").warning(
+            "%s is compiled from an older source; rebuild (pip install -e .) to run your edit", module
+        )
     from squall.tls import TLSConfigError, create_context
 
     try:  # check key, certificate and password here, before any worker starts

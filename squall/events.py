@@ -102,6 +102,29 @@ class Rejected(Event):
         self.detail = detail
 
 
+# --- incoming, HTTP/2 only -------------------------------------------------------------------------
+
+
+class StreamReset(Event):
+    """The client reset a stream (RST_STREAM): its request is abandoned."""
+
+    __slots__ = ("error_code",)
+
+    def __init__(self, stream_id: int, error_code: int) -> None:
+        self.stream_id = stream_id
+        self.error_code = error_code
+
+
+class PeerGoingAway(Event):
+    """The client sent GOAWAY: it opens no more streams; ``stream_id`` is 0."""
+
+    __slots__ = ("error_code",)
+
+    def __init__(self, stream_id: int, error_code: int) -> None:
+        self.stream_id = stream_id
+        self.error_code = error_code
+
+
 # --- outgoing: what the application sends --------------------------------------------------------
 
 

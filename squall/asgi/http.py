@@ -286,9 +286,10 @@ class HTTPCycle:
         if self._state == _START:
             body = b"Internal Server Error\n"
             self._status = 500
-            self._headers = [
+            self._headers = [  # and close: the app failed, the connection's state is unknown
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", b"%d" % len(body)),
+                (b"connection", b"close"),
             ]
             self._remaining = None
             self._state = _STARTED

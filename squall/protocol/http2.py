@@ -5,18 +5,22 @@ How it works
 Incoming. ``receive_data(bytes)`` feeds h2 and turns its events into the shared vocabulary
 (``squall.events``): a request head becomes ``Request`` (``http_version`` ``"2"``, pseudo-headers
 removed, ``:authority`` → ``host``, split ``cookie`` fields joined with ``"; "``), DATA becomes
-``Body``, the end of the stream ``EndBody``. Two facts have no HTTP/1.1 counterpart and are defined
-here: ``StreamReset`` (the client cancelled a stream) and ``PeerGoingAway`` (the client sent
-GOAWAY). A connection error (a protocol violation, or a flood limit below) queues GOAWAY and
-emits ``Rejected`` with stream id 0: flush, then close — the same meaning as over HTTP/1.1.
+``Body``, the end of the stream ``EndBody``. Two facts have no HTTP/1.1 counterpart (defined in
+``squall.events`` too): ``StreamReset`` (the client cancelled a stream) and ``PeerGoingAway``
+(the client sent GOAWAY). A connection error (a protocol violation, or a flood limit below)
+queues GOAWAY and emits ``Rejected`` with stream id 0: flush, then close — the same meaning as
+over HTTP/1.1. Where RFC 9113 names a more precise error code than h2 does (COMPRESSION_ERROR for
+an undecodable field block, FRAME_SIZE_ERROR for a SETTINGS ACK with a payload), the GOAWAY h2
+queued is swapped for one with that code. h2 does not check that the client's preface is followed
+by SETTINGS (§3.4): ``receive_data`` does, on the connection's first bytes.
 
 Outgoing. ``send(Response)`` holds the head until the first ``Data`` so that a body-less response
 leaves as one HEADERS frame with END_STREAM; ``send(Data)`` queues the body on the stream and frames
 as much as the connection and stream windows allow (``_pump``). The rest waits in the stream's
 queue until the client opens its window (WINDOW_UPDATE, SETTINGS); ``pending(stream_id)`` tells the
 connection how much is queued so that the application's ``send()`` can wait instead of piling up
-data. ``Trailers`` end the stream with a HEADERS frame after the queued body; ``Informational``
-sends a 1xx head (103 Early Hints).
+data; the body of a response to HEAD, and of a 204 or 304, is dropped. ``Trailers`` end the stream
+with a HEADERS frame after the queued body; ``Informational`` sends a 1xx head (103 Early Hints).
 
 Flow control for request bodies is explicit: received DATA is acknowledged (``acknowledge``) only
 when the application has read it, so a stream buffers at most its window and a connection at most
@@ -43,6 +47,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack.exceptions
+from hyperframe.exceptions import InvalidDataError
 from hyperframe.frame import GoAwayFrame
 
 from squall.events import (
@@ -52,53 +58,47 @@ from squall.events import (
     Event,
     Headers,
     Informational,
+    PeerGoingAway,
     Rejected,
     Request,
     Response,
+    StreamReset,
     Trailers,
 )
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_OPENING = len(PREFACE) + 9  # the client preface and the header of the first frame after it
 NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
 PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 INTERNAL_ERROR = h2.errors.ErrorCodes.INTERNAL_ERROR
 REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
 CANCEL = h2.errors.ErrorCodes.CANCEL
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+COMPRESSION_ERROR = h2.errors.ErrorCodes.COMPRESSION_ERROR
+FRAME_SIZE_ERROR = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
 
 # Response headers that are meaningless (and forbidden) in HTTP/2 (RFC 9113 §8.2.2).
 _CONNECTION_HEADERS = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 _STATUS = {code: str(code).encode() for code in range(100, 600)}
+_NO_CONTENT = frozenset((204, 304))  # responses without content (RFC 9110 §15.3.5, §15.4.5)
+
+# RFC 9113 §6.8: a client's GOAWAY says it opens no more streams; those it has open go on, both
+# ways. h2 closes its connection state machine on any GOAWAY received, which would refuse their
+# frames and our responses; these transitions keep it open.
+_STATE = h2.connection.ConnectionState
+_RECV_GOAWAY = h2.connection.ConnectionInputs.RECV_GOAWAY
+_TRANSITIONS = {
+    **h2.connection.H2ConnectionStateMachine._transitions,
+    (_STATE.IDLE, _RECV_GOAWAY): (None, _STATE.IDLE),
+    (_STATE.SERVER_OPEN, _RECV_GOAWAY): (None, _STATE.SERVER_OPEN),
+}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")}
 
 
 class LocalProtocolError(Exception):
     """An outgoing event that cannot be sent (unknown stream, wrong order)."""
-
-
-# --- HTTP/2-only facts (the shared ones live in squall.events) --------------------------------------
-
-
-class StreamReset(Event):
-    """The client reset a stream (RST_STREAM): its request is abandoned."""
-
-    __slots__ = ("error_code",)
-
-    def __init__(self, stream_id: int, error_code: int) -> None:
-        self.stream_id = stream_id
-        self.error_code = error_code
-
-
-class PeerGoingAway(Event):
-    """The client sent GOAWAY: it opens no more streams; ``stream_id`` is 0."""
-
-    __slots__ = ("error_code",)
-
-    def __init__(self, stream_id: int, error_code: int) -> None:
-        self.stream_id = stream_id
-        self.error_code = error_code
 
 
 class TokenBucket:
@@ -124,7 +124,7 @@ class TokenBucket:
 class _Outbound:
     """A stream's response as far as it is not framed yet."""
 
-    __slots__ = ("head", "chunks", "size", "end", "trailers", "done")
+    __slots__ = ("head", "chunks", "size", "end", "trailers", "done", "no_body")
 
     def __init__(self) -> None:
         self.head: list[tuple[bytes, bytes]] | None = None
@@ -133,6 +133,7 @@ class _Outbound:
         self.end = False
         self.trailers: Headers | None = None
         self.done = False
+        self.no_body = False  # HEAD, 204, 304: body data is dropped
 
 
 class H2Server:
@@ -163,6 +164,7 @@ class H2Server:
             validate_inbound_headers=True,
         )
         self._conn = h2.connection.H2Connection(config=config)
+        self._conn.state_machine._transitions = _TRANSITIONS
         self._settings: dict[Any, int] = {
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
@@ -179,6 +181,7 @@ class H2Server:
         self._defaults: list[tuple[bytes, bytes]] = []
         self._out: dict[int, _Outbound] = {}
         self._blocked: dict[int, _Outbound] = {}  # streams with data waiting for window
+        self._heads: set[int] = set()  # HEAD requests not answered yet
         self._resets = TokenBucket(max_reset_rate, 2 * max_reset_rate, clock)
         self._control = TokenBucket(max_control_rate, 2 * max_control_rate, clock)
         self._output: list[bytes] = []
@@ -186,6 +189,8 @@ class H2Server:
         self.last_stream_id = 0  # highest stream handed on as a Request
         self.going_away = False  # we sent GOAWAY: streams above last_stream_id are refused
         self.closed = False  # a connection error: nothing more is read
+        self.peer_going_away = False  # the client sent GOAWAY: no push
+        self._opening: bytes | None = b""  # the client's first bytes until the first frame is checked
 
     # ---------------------------------------------------------------- setup
 
@@ -217,9 +222,13 @@ class H2Server:
         events = self._events = []
         if self.closed:
             return events
+        if self._opening is not None and not self._opening_ok(self._opening, data):
+            self._fail("the client preface is not followed by SETTINGS", PROTOCOL_ERROR)
+            return events
         try:
             h2_events = self._conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:  # h2 has queued GOAWAY
+            self._recode_goaway(exc)
             self._fail(f"protocol error: {exc}")
             return events
         handlers = _HANDLERS
@@ -230,6 +239,42 @@ class H2Server:
                 if self.closed:
                     break
         return events
+
+    def _opening_ok(self, opening: bytes, data: bytes) -> bool:
+        """RFC 9113 §3.4: the client preface goes on with a SETTINGS frame (h2 does not check).
+        True while too few bytes have come to tell."""
+        opening += data[: _OPENING - len(opening)]
+        if len(opening) < _OPENING:
+            self._opening = opening
+            return True
+        self._opening = None
+        return opening[len(PREFACE) + 3] == 0x4  # the frame type
+
+    def _recode_goaway(self, exc: h2.exceptions.ProtocolError) -> None:
+        """Where RFC 9113 names a more precise error code than h2, swap the GOAWAY h2 queued."""
+        code = self._rfc_error_code(exc)
+        if code == exc.error_code:
+            return
+        last = self._conn.highest_inbound_stream_id
+        queued = GoAwayFrame(0, last_stream_id=last, error_code=int(exc.error_code)).serialize()
+        pending = self._conn.data_to_send()
+        if pending.endswith(queued):
+            pending = (
+                pending[: -len(queued)] + GoAwayFrame(0, last_stream_id=last, error_code=code).serialize()
+            )
+        self._output.append(pending)
+
+    def _rfc_error_code(self, exc: h2.exceptions.ProtocolError) -> int:
+        cause = exc.__cause__
+        if isinstance(cause, hpack.exceptions.HPACKError) and not isinstance(
+            cause, hpack.exceptions.OversizedHeaderListError
+        ):
+            return COMPRESSION_ERROR  # §4.3: a field block that cannot be decoded
+        if isinstance(cause, InvalidDataError):
+            head = bytes(self._conn.incoming_buffer._data[:9])  # the frame h2 could not parse
+            if len(head) == 9 and head[3] == 0x4 and head[4] & 0x1:
+                return FRAME_SIZE_ERROR  # §6.5: a SETTINGS ACK with a payload
+        return int(exc.error_code)
 
     def _fail(self, detail: str, code: int | None = None) -> None:
         if code is not None:
@@ -242,6 +287,11 @@ class H2Server:
         if self.going_away and sid > self.last_stream_id:
             self._refuse(sid)
             return
+        if event.stream_ended is not None:
+            stream = self._conn.streams.get(sid)  # gone if a RST_STREAM came in the same read
+            if stream is not None and stream._expected_content_length:
+                self.reset(sid, PROTOCOL_ERROR)  # §8.1.1: a content-length, and no DATA (h2 misses it)
+                return
         method = path = authority = protocol = None
         headers: Headers = []
         cookies: list[bytes] = []
@@ -275,6 +325,8 @@ class H2Server:
             return
         raw_path, _, query = (path or b"/").partition(b"?")
         self.last_stream_id = max(self.last_stream_id, sid)
+        if method == b"HEAD":
+            self._heads.add(sid)
         self._events.append(
             Request(
                 sid,
@@ -338,6 +390,7 @@ class H2Server:
             self._fail("PING flood", ENHANCE_YOUR_CALM)
 
     def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        self.peer_going_away = True
         self._events.append(PeerGoingAway(0, int(event.error_code or 0)))
 
     # ---------------------------------------------------------------- outgoing
@@ -361,6 +414,10 @@ class H2Server:
                 return
             out = self._out[sid] = _Outbound()
             out.head = self._head(event.status, event.headers)  # type: ignore[attr-defined]
+            heads = self._heads
+            if event.status in _NO_CONTENT or (heads and sid in heads):  # type: ignore[attr-defined]
+                out.no_body = True  # RFC 9110 §9.3.2: a HEAD response has no content
+                heads.discard(sid)
         elif kind is Informational:
             if sid in self._out or self._gone(sid):
                 return
@@ -409,7 +466,7 @@ class H2Server:
         if out.end:
             raise LocalProtocolError(f"the response on stream {sid} is complete")
         data = event.data
-        if data:
+        if data and not out.no_body:
             out.chunks.append(data)
             out.size += len(data)
         if event.end:
@@ -473,6 +530,8 @@ class H2Server:
 
     def _drop(self, sid: int) -> None:
         self._blocked.pop(sid, None)
+        if self._heads:
+            self._heads.discard(sid)
         out = self._out.pop(sid, None)
         if out is not None:
             out.chunks.clear()
@@ -480,8 +539,13 @@ class H2Server:
 
     @property
     def push_enabled(self) -> bool:
-        """The client allows server push (its SETTINGS_ENABLE_PUSH) and we are not going away."""
-        return bool(self._conn.remote_settings.enable_push) and not self.going_away and not self.closed
+        """The client allows server push (its SETTINGS_ENABLE_PUSH) and neither side is going away."""
+        return (
+            bool(self._conn.remote_settings.enable_push)
+            and not self.going_away
+            and not self.peer_going_away
+            and not self.closed
+        )
 
     def push(
         self, stream_id: int, path: bytes, headers: Headers, authority: bytes, scheme: bytes
