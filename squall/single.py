@@ -204,7 +204,7 @@ def _exec(sockets: Sequence[socket.socket], notifier: systemd.Notifier) -> None:
     """Replace this process with a fresh run of its command line, handing it ``sockets``."""
     _ignore(UNTIL_SERVING)
     env = {**os.environ, **notifier.environ, **systemd.hand_over(sockets)}
-    logger.info("Restarting: %s", " ".join(sys.orig_argv))
+    logger.info("Restarting: the same command line, the same PID, the listening sockets kept")
     sys.stdout.flush()
     sys.stderr.flush()
     try:
