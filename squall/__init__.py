@@ -1,3 +1,39 @@
 """Squall: a fast, safe ASGI server (HTTP/1.1, HTTP/2, WebSockets) with its own process manager."""
 
+import os
+import platform
+from importlib.util import find_spec
+
 __version__ = "0.1.0"
+
+#: The modules setup.py compiles with mypyc when it can (the HTTP/1.1 hot path).
+COMPILED_MODULES = ("squall.events", "squall.protocol.http1", "squall.asgi.http", "squall.connection")
+
+
+def _origin(module: str) -> str:
+    """Where ``module`` would be loaded from, without importing it."""
+    spec = find_spec(module)
+    return (spec.origin if spec else None) or ""
+
+
+def build_info() -> str:
+    """``"compiled"`` or ``"pure Python"`` and the interpreter, for ``--version``."""
+    kind = "pure Python" if _origin("squall.protocol.http1").endswith(".py") else "compiled"
+    return f"{kind}, {platform.python_implementation()} {platform.python_version()}"
+
+
+def stale_compiled_modules() -> list[str]:
+    """Compiled modules older than their source (an edited checkout not rebuilt): they would
+    shadow the edit, so the CLI warns about them."""
+    stale = []
+    library = _origin("squall__mypyc")  # mypyc puts the code of the whole group here
+    built = os.path.getmtime(library) if library else 0.0
+    for name in COMPILED_MODULES:
+        path = _origin(name)
+        directory, filename = os.path.split(path)
+        source = os.path.join(directory, filename.split(".", 1)[0] + ".py")
+        if path == source or not os.path.exists(source):
+            continue
+        if os.path.getmtime(source) > max(built, os.path.getmtime(path)):
+            stale.append(name)
+    return stale

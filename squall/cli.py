@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from typing import Any, NoReturn
 
-from squall import __version__, config
+from squall import __version__, build_info, config, stale_compiled_modules
 from squall.listeners import BindError, bind_all
 from squall.logs import configure
 
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every option can also be set as SQUALL_<OPTION> in the environment "
         "(e.g. SQUALL_PORT=9000) or in a TOML file given with --config.",
     )
-    parser.add_argument("--version", action="version", version=f"squall {__version__}")
+    parser.add_argument("--version", action="version", version=f"squall {__version__} ({build_info()})")
     parser.add_argument("--config", metavar="FILE", default=None, help="Read options from a TOML file.")
     groups: dict[str, Any] = {}
     for option in config.options():
@@ -108,33 +109,52 @@ def load_config(argv: list[str] | None = None) -> tuple[config.Config, argparse.
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``squall`` command; returns the exit code.
 
-    The parent binds the sockets (or takes systemd's) and always runs the supervisor, even for
-    one worker: SIGHUP rolling reloads, recycling, health checks and crash restarts then work the
-    same at every ``--workers``; the cost is one small extra process. The app is imported in the
-    worker processes only.
+    The sockets are bound (or taken from systemd) here, before anything else. With one worker
+    and no option that needs a supervisor (``ProcessSettings.supervised``) squall then serves in
+    this very process, like uvicorn; otherwise it runs the supervisor, which imports no app and
+    spawns the workers.
     """
     cfg, _ = load_config(argv)
     configure(cfg.runtime.log_level, cfg.runtime.access_log)
+    if os.environ.pop(config.CHECK_ONLY_ENV, None):
+        from squall.single import check_only
+
+        return _report(*check_only(cfg))
+    for module in stale_compiled_modules():
+        logging.getLogger("squall.error").warning(
+            "%s is compiled from an older source; rebuild (pip install -e .) to run your edit", module
+        )
     from squall.tls import TLSConfigError, create_context
 
     try:  # check key, certificate and password here, before any worker starts
         create_context(cfg.tls, cfg.http2.http2)
     except TLSConfigError as exc:
-        print(f"squall: error: {exc}", file=sys.stderr)
-        return 1
+        return _report(1, str(exc))
     try:
         sockets = bind_all(cfg.socket)
     except BindError as exc:
-        print(f"squall: error: {exc}", file=sys.stderr)
-        return 1
-    from squall.supervisor import Supervisor
-
-    supervisor = Supervisor(cfg, sockets)
+        return _report(1, str(exc))
     try:
-        code = supervisor.run()
+        return _report(*_serve(cfg, sockets))
     finally:
         for sock in sockets:
             sock.close()
-    if supervisor.failure:
-        print(f"squall: error: {supervisor.failure}", file=sys.stderr)
+
+
+def _serve(cfg: config.Config, sockets: list[socket.socket]) -> tuple[int, str | None]:
+    if not cfg.process.supervised:
+        from squall import single
+
+        return single.run(cfg, sockets)
+    from squall.supervisor import Supervisor
+
+    supervisor = Supervisor(cfg, sockets)
+    code = supervisor.run()
+    return code, supervisor.failure
+
+
+def _report(code: int, failure: str | None) -> int:
+    """Print why squall could not serve (one line on stderr) and pass the exit code on."""
+    if failure:
+        print(f"squall: error: {failure}", file=sys.stderr)
     return code

@@ -13,6 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+# Set in the environment of the interpreter that checks the app before a single-process SIGHUP
+# reload: the command line is the server's own, but it only imports the app (see squall.single).
+CHECK_ONLY_ENV = "SQUALL_CHECK_ONLY"
+
 
 class OptionError(ValueError):
     """A bad option value; the text names the option."""
@@ -284,7 +288,29 @@ class ProcessSettings:
     reload_exclude: list[str] = opt(
         [], "Glob of files never triggering a reload (repeatable).", metavar="GLOB", kind="append"
     )
-    pid_file: str | None = opt(None, "Write the supervisor's PID to this file.", metavar="PATH")
+    supervisor: bool = opt(
+        False,
+        "Keep a supervisor even for one worker (health checks, crash restarts, SIGHUP without a pause).",
+        kind="bool",
+    )
+    pid_file: str | None = opt(None, "Write the main squall process's PID to this file.", metavar="PATH")
+
+    @property
+    def supervised(self) -> bool:
+        """Whether a supervisor process is needed; otherwise squall serves in the process it started in.
+
+        Only the supervisor runs several workers, watches files (--reload), recycles a worker
+        (--limit-max-requests, --limit-max-memory), health-checks and restarts workers, or scales
+        with SIGTTIN/SIGTTOU. Everything else (binding, lifespan, graceful shutdown, SIGHUP
+        reload, sd_notify, --pid-file, startup exit codes) works in one process too.
+        """
+        return (
+            self.supervisor
+            or self.workers > 1
+            or self.reload
+            or self.limit_max_requests is not None
+            or self.limit_max_memory is not None
+        )
 
 
 @dataclass(frozen=True)

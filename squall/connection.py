@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
 from squall.asgi.types import ASGI_VERSION, ASGIApp, ClientDisconnected, Message, Receive, Send
@@ -41,6 +41,23 @@ _BODY_HIGH_WATER = 256 * 1024
 _MAX_PIPELINE = 32
 _PAUSE_BODY, _PAUSE_PIPELINE = 1, 2
 _LINGER_SECONDS = 2.0
+
+
+class Exchange(Protocol):
+    """What the pipeline holds per request: an ``HTTPCycle``, or a websocket upgrade waiting its
+    turn (``wsconnection``). A Protocol, not the class: compiled code checks declared types."""
+
+    stream_id: int
+    buffered: int
+
+    @property
+    def body_done(self) -> bool: ...
+    @property
+    def awaiting_continue(self) -> bool: ...
+    def start(self) -> None: ...
+    def on_body(self, data: bytes) -> None: ...
+    def on_body_end(self) -> None: ...
+    def on_disconnect(self) -> None: ...
 
 
 class ServerState:
@@ -128,10 +145,10 @@ class HTTP1Connection(asyncio.Protocol):
         )
         self.send_event = self.proto.send  # Channel.send_event: frame now, write on flush()
         self.transport: asyncio.Transport | None = None
-        self.cycles: dict[int, HTTPCycle] = {}
-        self.pending: deque[HTTPCycle] = deque()
-        self.active: HTTPCycle | None = None
-        self.receiving: HTTPCycle | None = None
+        self.cycles: dict[int, Exchange] = {}
+        self.pending: deque[Exchange] = deque()
+        self.active: Exchange | None = None
+        self.receiving: Exchange | None = None
         self.write_paused = False
         self._drain = DrainWaiters()
         self._paused = 0
@@ -194,7 +211,7 @@ class HTTP1Connection(asyncio.Protocol):
         if self._timer_kind == "idle":
             self._timer_kind = None
         events = self.proto.receive_data(data)
-        to_start: list[HTTPCycle] = []
+        to_start: list[Exchange] = []
         for event in events:
             kind = type(event)
             if kind is Request:
@@ -275,7 +292,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ events
 
-    def _on_request(self, event: Request, to_start: list[HTTPCycle]) -> None:
+    def _on_request(self, event: Request, to_start: list[Exchange]) -> None:
         if event.upgrade is not None:
             if event.upgrade == b"h2c":
                 from squall.h2connection import upgrade_h2c
@@ -387,7 +404,7 @@ class HTTP1Connection(asyncio.Protocol):
         if self.cycles.pop(cycle.stream_id, None) is not None:
             self._forget(cycle)
 
-    def _forget(self, cycle: HTTPCycle) -> None:
+    def _forget(self, cycle: Exchange) -> None:
         self.cycles.pop(cycle.stream_id, None)
         server = self.server
         server.active_requests -= 1

@@ -31,9 +31,12 @@ class Event:
 
 
 def _all_slots(cls: type) -> list[str]:
+    """The attribute names of an event class, base class first, compiled (mypyc lists them in
+    ``__mypyc_attrs__``) or not (``__slots__``)."""
     names: list[str] = []
     for klass in reversed(cls.__mro__):
-        names.extend(getattr(klass, "__slots__", ()))
+        own = klass.__dict__.get("__mypyc_attrs__") or klass.__dict__.get("__slots__", ())
+        names.extend(name for name in own if not name.startswith("__") and name not in names)
     return names
 
 
@@ -100,6 +103,30 @@ class Rejected(Event):
         self.stream_id = stream_id
         self.status = status
         self.detail = detail
+
+
+# --- incoming, HTTP/2 only -------------------------------------------------------------------------
+
+
+class StreamReset(Event):
+    """A stream is gone: the client reset it (RST_STREAM), or the server did because of a protocol
+    error in what the client sent on it. Its request is abandoned."""
+
+    __slots__ = ("error_code",)
+
+    def __init__(self, stream_id: int, error_code: int) -> None:
+        self.stream_id = stream_id
+        self.error_code = error_code
+
+
+class PeerGoingAway(Event):
+    """The client sent GOAWAY: it opens no more streams; ``stream_id`` is 0."""
+
+    __slots__ = ("error_code",)
+
+    def __init__(self, stream_id: int, error_code: int) -> None:
+        self.stream_id = stream_id
+        self.error_code = error_code
 
 
 # --- outgoing: what the application sends --------------------------------------------------------

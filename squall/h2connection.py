@@ -37,15 +37,19 @@ from urllib.parse import quote
 from squall.asgi.http import HTTPCycle, build_scope
 from squall.asgi.types import ClientDisconnected
 from squall.connection import describe_client
-from squall.events import Body, Data, EndBody, Event, Headers, Rejected, Request, Response
-from squall.protocol.http2 import (
-    CANCEL,
-    INTERNAL_ERROR,
-    NO_ERROR,
-    H2Server,
+from squall.events import (
+    Body,
+    Data,
+    EndBody,
+    Event,
+    Headers,
     PeerGoingAway,
+    Rejected,
+    Request,
+    Response,
     StreamReset,
 )
+from squall.protocol.http2 import CANCEL, INTERNAL_ERROR, NO_ERROR, H2Server
 
 if TYPE_CHECKING:
     from squall.connection import HTTP1Connection, ServerState

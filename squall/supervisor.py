@@ -5,7 +5,7 @@ Theory of operation
 One thread runs one loop (``Supervisor.run``). Signal handlers and the ``--reload`` file-watcher
 thread only *post* an event (a queue put plus a byte on a wakeup socket). The loop blocks in
 ``multiprocessing.connection.wait`` on the wakeup socket, every worker's pipe and every worker's
-process sentinel, then handles what is ready:
+sentinel (see :mod:`squall.spawn`), then handles what is ready:
 
 =================  ================================================================================
 posted events      stop, force, reload (SIGHUP), more/fewer (SIGTTIN/SIGTTOU), changed (--reload)
@@ -29,11 +29,10 @@ and the reason instead of respawning in a loop; with --reload it waits for the n
 when other workers are serving (a SIGHUP with broken code) the replacement is abandoned, the
 running workers are kept, and further attempts back off exponentially.
 
-Why multiprocessing's ``spawn`` (fork+exec of a fresh interpreter): the app is imported only in
-workers, so SIGHUP and --reload load new code and a syntax error cannot take the parent down; no
-thread or lock state of the parent (the watcher thread) leaks into a child; and the standard
-library passes the sockets and the pipe to the child and gives a sentinel per process. The parent
-never imports asyncio (nor the worker module): the default target imports it in the child.
+Why fork+exec of a fresh interpreter (:mod:`squall.spawn`): the app is imported only in workers,
+so SIGHUP and --reload load new code and a syntax error cannot take the parent down; and no
+thread or lock state of the parent (the watcher thread) leaks into a child. The parent never
+imports asyncio (nor the worker module): the default target imports it in the child.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import logging
-import multiprocessing
 import os
 import queue
 import random
@@ -53,13 +51,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from pathlib import PurePath
 from typing import Any
 
-from squall import __version__
+from squall import __version__, malloc
 from squall.config import Config
 from squall.listeners import describe
+from squall.pidfile import pid_file
+from squall.spawn import Child, Target, WorkerSpec, start
 from squall.systemd import Notifier
 
 logger = logging.getLogger("squall.error")
@@ -70,19 +69,6 @@ FORCE_KILL_AFTER = 5.0  # a worker told to stop *now* (second SIGINT) gets this 
 STOP_MARGIN = 10.0  # on top of --timeout-graceful-shutdown, for lifespan shutdown, before SIGKILL
 MAX_BACKOFF = 30.0  # longest wait between attempts to start a worker that keeps failing
 TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
-
-
-@dataclass
-class WorkerSpec:
-    """What a worker process receives (pickled by multiprocessing, sockets and pipe included)."""
-
-    config: Config
-    sockets: list[socket.socket]
-    channel: Connection
-    max_requests: int | None = None
-
-
-Target = Callable[[WorkerSpec], None]
 
 
 def serve_worker(spec: WorkerSpec) -> None:
@@ -96,7 +82,7 @@ def serve_worker(spec: WorkerSpec) -> None:
 class WorkerProcess:
     """The parent's view of one worker."""
 
-    process: BaseProcess
+    process: Child
     channel: Connection
     max_requests: int | None
     state: str = "starting"  # starting → ready → stopping
@@ -108,7 +94,7 @@ class WorkerProcess:
 
     @property
     def pid(self) -> int:
-        return self.process.pid or 0
+        return self.process.pid
 
 
 class Supervisor:
@@ -134,7 +120,6 @@ class Supervisor:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._context = multiprocessing.get_context("spawn")
         self._stopping = False
         self._started = False
         self._reloading = False
@@ -173,20 +158,16 @@ class Supervisor:
         3: lifespan startup failed) and ``failure`` holds the reason, for the caller to report.
         """
         previous = self._install_signals() if install_signals else {}
-        pid_file = self.config.process.pid_file
-        if pid_file:
-            _write_pid_file(pid_file)
         try:
-            if self.config.process.reload and not self._start_watcher():
-                return 1
-            self._loop()
+            with pid_file(self.config.process.pid_file):
+                if self.config.process.reload and not self._start_watcher():
+                    return 1
+                self._loop()
         finally:
             self._watch_stop.set()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self._kill_leftovers()
-            if pid_file:
-                _remove_pid_file(pid_file)
             self._wake_r.close()
             self._wake_w.close()
             with self._changed:
@@ -456,19 +437,15 @@ class Supervisor:
         return time.monotonic() >= self._spawn_after
 
     def _spawn(self) -> WorkerProcess:
-        _tune_malloc()
-        parent_end, child_end = self._context.Pipe(duplex=True)
+        malloc.tune_children()
         process = self.config.process
         max_requests = process.limit_max_requests
         if max_requests is not None:
             max_requests += random.randint(0, process.max_requests_jitter)
-        spec = WorkerSpec(self.config, self.sockets, child_end, max_requests)
-        child = self._context.Process(target=self.target, args=(spec,), name="squall-worker")
         with _terminal_signals_ignored():
-            child.start()
-        child_end.close()
+            child, channel = start(self.target, self.config, self.sockets, max_requests)
         self._spawn_after = 0.0
-        w = WorkerProcess(child, parent_end, max_requests)
+        w = WorkerProcess(child, channel, max_requests)
         self.workers.append(w)
         logger.debug("Started worker [%d]", w.pid)
         return w
@@ -585,19 +562,6 @@ def _terminal_signals_ignored() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-# glibc returns a freed large block to the kernel (munmap, or trimming the heap top) and the next
-# request pays for fresh zero-filled pages again: with 1 MiB bodies that was most of a request's
-# cost. Workers start with fixed thresholds instead, so body-sized buffers are reused; the memory
-# kept is bounded by the trim threshold. A value the user set in the environment wins.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "MALLOC_TRIM_THRESHOLD_": str(16 << 20)}
-
-
-def _tune_malloc() -> None:
-    """Set glibc's malloc thresholds for the workers spawned from now on (unless already set)."""
-    for name, value in MALLOC_ENV.items():
-        os.environ.setdefault(name, value)
-
-
 def _kill(w: WorkerProcess, signum: int) -> None:
     if w.pid:
         with contextlib.suppress(ProcessLookupError):
@@ -611,16 +575,3 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def _write_pid_file(path: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(f"{os.getpid()}\n")
-
-
-def _remove_pid_file(path: str) -> None:
-    with contextlib.suppress(OSError), open(path) as handle:
-        if handle.read().strip() != str(os.getpid()):
-            return
-    with contextlib.suppress(OSError):
-        os.unlink(path)

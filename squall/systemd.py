@@ -13,12 +13,14 @@ supervisor also sends ``WATCHDOG=1`` at half that interval. No asyncio here: the
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 
 LISTEN_FDS_START = 3
 _ACTIVATION_VARS = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+_NOTIFY_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 class ActivationError(Exception):
@@ -54,14 +56,36 @@ def listen_fds(environ: MutableMapping[str, str] | None = None) -> list[socket.s
     return sockets
 
 
+def hand_over(sockets: Sequence[socket.socket]) -> dict[str, str]:
+    """Put ``sockets`` at fds 3, 4... for an ``exec`` of this very process (which keeps its pid).
+
+    Returns the LISTEN_FDS/LISTEN_PID variables that make the new image take them as if systemd
+    had passed them. Every other copy of the sockets is made close-on-exec, so none leaks.
+    """
+    for sock in sockets:
+        os.set_inheritable(sock.fileno(), False)
+    first_free = LISTEN_FDS_START + len(sockets)
+    spare = [fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, first_free) for sock in sockets]
+    for offset, fd in enumerate(spare):
+        os.dup2(fd, LISTEN_FDS_START + offset, inheritable=True)
+        os.close(fd)
+    return {"LISTEN_FDS": str(len(sockets)), "LISTEN_PID": str(os.getpid())}
+
+
 class Notifier:
-    """Send ``sd_notify`` states; does nothing when ``NOTIFY_SOCKET`` is unset."""
+    """Send ``sd_notify`` states; does nothing when ``NOTIFY_SOCKET`` is unset.
+
+    The variables are taken out of the environment (so no child mistakes them for its own) and
+    kept in ``environ`` for an ``exec`` of this process, which is still the service's main process.
+    """
 
     def __init__(self, address: str | None = None) -> None:
+        self.environ: dict[str, str] = {}
         if address is None:
-            address = os.environ.pop("NOTIFY_SOCKET", None)
+            self.environ = {name: os.environ.pop(name) for name in _NOTIFY_VARS if name in os.environ}
+            address = self.environ.get("NOTIFY_SOCKET")
         self.address = "\0" + address[1:] if address and address.startswith("@") else address
-        self.watchdog_interval = _watchdog_interval()
+        self.watchdog_interval = _watchdog_interval(self.environ)
 
     @property
     def enabled(self) -> bool:
@@ -75,9 +99,9 @@ class Notifier:
             sock.sendto(state.encode(), self.address)
 
 
-def _watchdog_interval() -> float | None:
+def _watchdog_interval(environ: dict[str, str]) -> float | None:
     """Half of ``WATCHDOG_USEC`` in seconds, when the watchdog is meant for this process."""
-    usec, pid = os.environ.pop("WATCHDOG_USEC", None), os.environ.pop("WATCHDOG_PID", None)
+    usec, pid = environ.get("WATCHDOG_USEC"), environ.get("WATCHDOG_PID")
     if not usec or (pid is not None and pid != str(os.getpid())):
         return None
     try:

@@ -14,6 +14,9 @@ when the app cannot be imported or its startup fails; it answers each ``"ping"``
 check); and it drains when the pipe reaches EOF (the parent is gone). Signals there: SIGTERM
 drains, SIGQUIT stops at once; SIGINT/SIGHUP/SIGTTIN/SIGTTOU are ignored because a terminal sends
 them to the whole process group and only the parent decides what they mean.
+
+Without a supervisor (one worker, see :mod:`squall.single`) the worker is the whole server;
+``SingleProcess`` adds signals, sd_notify and the SIGHUP reload through the ``_on_*`` hooks.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from email.utils import formatdate
-from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from squall import __version__
@@ -42,7 +44,9 @@ from squall.logs import configure
 from squall.tls import TLSConfigError, create_context
 
 if TYPE_CHECKING:
-    from squall.supervisor import WorkerSpec
+    from multiprocessing.connection import Connection
+
+    from squall.spawn import WorkerSpec
 
 logger = logging.getLogger("squall.error")
 
@@ -87,7 +91,8 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
 class Worker:
     """Serve ``app`` on ``sock`` (one socket or several) until a signal says stop.
 
-    ``channel`` is the pipe to the supervisor, when there is one.
+    ``channel`` is the pipe to the supervisor, when there is one. Without one the worker is the
+    whole server (see :mod:`squall.single`, which extends it through the ``_on_*`` hooks).
     """
 
     def __init__(
@@ -104,37 +109,57 @@ class Worker:
         self.channel = channel
         self.state: ServerState | None = None
         self.lifespan = Lifespan(app, config.app.lifespan)
+        self.failure: str | None = None  # why serving could not start, when it could not
+        self.forced_by: int | None = None  # the signal that cut the graceful stop short
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._signals = 0
 
-    def handle_signal(self) -> None:
+    def handle_signal(self, signum: int = signal.SIGTERM) -> None:
         """SIGINT/SIGTERM: the first asks for a graceful stop, the next for an immediate one."""
         self._signals += 1
         self._stop.set()
         if self._signals > 1:
+            self.forced_by = signum
             self._force.set()
 
-    def handle_quit(self) -> None:
+    def handle_quit(self, signum: int = signal.SIGQUIT) -> None:
         """SIGQUIT (supervised): stop at once, without waiting for in-flight requests."""
         self._signals += 2
         self._stop.set()
         self._force.set()
 
-    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
-        handlers: dict[int, Callable[[], None]] = {signal.SIGTERM: self.handle_signal}
+    def _signal_handlers(self) -> dict[int, Callable[[int], None]]:
         if self.channel is None:
-            handlers[signal.SIGINT] = self.handle_signal
-        else:
-            handlers[signal.SIGQUIT] = self.handle_quit
-        for sig, handler in handlers.items():
+            return {signal.SIGTERM: self.handle_signal, signal.SIGINT: self.handle_signal}
+        return {signal.SIGTERM: self.handle_signal, signal.SIGQUIT: self.handle_quit}
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig, handler in self._signal_handlers().items():
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, handler)
+                loop.add_signal_handler(sig, handler, sig)
 
     def _tell(self, message: tuple[Any, ...]) -> None:
         if self.channel is not None:
             with contextlib.suppress(OSError):
                 self.channel.send(message)
+
+    def _on_failure(self, reason: str) -> None:
+        """Serving cannot start: remember why and tell the supervisor."""
+        self.failure = reason
+        self._tell(("failed", reason))
+
+    def _on_ready(self, urls: str) -> None:
+        """Lifespan startup is done and every socket accepts."""
+        if self.channel is None:
+            logger.info("Squall %s running on %s (press CTRL+C to quit)", __version__, urls)
+        else:
+            logger.info("Worker serving %s", urls)
+            self._tell(("ready",))
+
+    def _on_stop(self) -> None:
+        """The stop was asked for; draining begins."""
+        logger.info("Shutting down")
 
     def _on_parent_message(self) -> None:
         """The supervisor pinged (answer from the loop) or went away (drain and exit)."""
@@ -161,7 +186,7 @@ class Worker:
             await self.lifespan.startup()
         except LifespanFailed as exc:
             logger.error("Application startup failed: %s", exc)
-            self._tell(("failed", f"application startup failed: {exc}"))
+            self._on_failure(f"application startup failed: {exc}")
             return 3
         headers = DefaultHeaders(
             self.config.http.server_header, self.config.http.date_header, self.config.http.header
@@ -178,7 +203,7 @@ class Worker:
             context = create_context(self.config.tls, self.config.http2.http2)
         except TLSConfigError as exc:
             logger.error("%s", exc)
-            self._tell(("failed", str(exc)))
+            self._on_failure(str(exc))
             return 1
         ticker = _every_second(loop, headers.refresh)
         servers = [
@@ -188,14 +213,9 @@ class Worker:
             for sock in self.sockets
         ]
         scheme = "https" if context is not None else "http"
-        urls = " and ".join(describe(sock, scheme) for sock in self.sockets)
-        if self.channel is None:
-            logger.info("Squall %s running on %s (press CTRL+C to quit)", __version__, urls)
-        else:
-            logger.info("Worker serving %s", urls)
-            self._tell(("ready",))
+        self._on_ready(" and ".join(describe(sock, scheme) for sock in self.sockets))
         await self._stop.wait()
-        logger.info("Shutting down")
+        self._on_stop()
         await self._drain(servers, state)
         ticker.cancel()
         try:
@@ -251,19 +271,26 @@ class Worker:
 
 def _every_second(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> asyncio.TimerHandle:
     """Call ``callback`` at the start of every wall-clock second; returns a cancellable handle."""
+    return repeat(loop, callback, lambda: 1.0 - (time.time() % 1.0))
+
+
+def repeat(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[], None], delay: Callable[[], float]
+) -> asyncio.TimerHandle:
+    """Call ``callback`` after ``delay()`` seconds, again and again; returns a cancellable handle."""
 
     class Ticker:
         handle: asyncio.TimerHandle
 
         def tick(self) -> None:
             callback()
-            self.handle = loop.call_later(1.0 - (time.time() % 1.0), self.tick)
+            self.handle = loop.call_later(delay(), self.tick)
 
         def cancel(self) -> None:
             self.handle.cancel()
 
     ticker = Ticker()
-    ticker.handle = loop.call_later(1.0 - (time.time() % 1.0), ticker.tick)
+    ticker.handle = loop.call_later(delay(), ticker.tick)
     return ticker  # type: ignore[return-value]
 
 
@@ -287,11 +314,21 @@ def rss_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
-def run(config: Config, app: ASGIApp, sock: socket.socket | Sequence[socket.socket]) -> int:
-    """Serve in this process on a fresh event loop; return the exit code."""
-    loop = new_event_loop(config.runtime.loop)
+def import_app(config: Config) -> ASGIApp:
+    """Load the configured app; raises LoadError (its traceback is logged at debug level)."""
+    try:
+        return load_app(config.app)
+    except LoadError as exc:
+        debug = config.runtime.log_level in ("debug", "trace")
+        logger.debug("app loading failed", exc_info=exc if debug else None)
+        raise
+
+
+def run(worker: Worker) -> int:
+    """Serve with ``worker`` in this process on a fresh event loop; return the exit code."""
+    loop = new_event_loop(worker.config.runtime.loop)
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
-        return runner.run(Worker(config, app, sock).serve())
+        return runner.run(worker.serve())
 
 
 def run_supervised(spec: WorkerSpec) -> int:
@@ -303,13 +340,9 @@ def run_supervised(spec: WorkerSpec) -> int:
     config = spec.config
     configure(config.runtime.log_level, config.runtime.access_log)
     try:
-        app = load_app(config.app)
+        app = import_app(config)
     except LoadError as exc:
-        debug = config.runtime.log_level in ("debug", "trace")
-        logger.debug("app loading failed", exc_info=exc if debug else None)
         with contextlib.suppress(OSError):
             spec.channel.send(("failed", str(exc)))
         return 1
-    loop = new_event_loop(config.runtime.loop)
-    with asyncio.Runner(loop_factory=lambda: loop) as runner:
-        return runner.run(Worker(config, app, spec.sockets, channel=spec.channel).serve())
+    return run(Worker(config, app, spec.sockets, channel=spec.channel))

@@ -91,8 +91,8 @@ class _QueuedUpgrade:
         self.request = request
         self.stream_id = request.stream_id
         connection.server.active_requests += 1
-        connection.cycles[self.stream_id] = cast(Any, self)
-        connection.pending.append(cast(Any, self))
+        connection.cycles[self.stream_id] = self
+        connection.pending.append(self)
         if connection.transport is not None:
             connection.transport.pause_reading()
 

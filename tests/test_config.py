@@ -85,3 +85,19 @@ def test_off_disables_a_limit() -> None:
 def test_workers_auto() -> None:
     cfg, _ = load_config(["--workers", "auto"])
     assert cfg.process.workers >= 1
+
+
+@pytest.mark.parametrize(
+    ("process", "supervised"),
+    [
+        ({}, False),
+        ({"pid_file": "/run/squall.pid", "timeout_worker_healthcheck": 3.0}, False),
+        ({"workers": 2}, True),
+        ({"supervisor": True}, True),
+        ({"reload": True}, True),
+        ({"limit_max_requests": 1000}, True),
+        ({"limit_max_memory": 512}, True),
+    ],
+)
+def test_what_needs_a_supervisor(process: dict[str, object], supervised: bool) -> None:
+    assert config.ProcessSettings(**process).supervised is supervised  # type: ignore[arg-type]

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from squall.config import AppSettings, Config, ProcessSettings, RuntimeSettings
-from squall.supervisor import ReloadFilter, Supervisor, WorkerSpec
+from squall.spawn import WorkerSpec
+from squall.supervisor import ReloadFilter, Supervisor
 from squall.systemd import Notifier, listen_fds
 
 WAIT = 20.0  # generous upper bound for one condition on a loaded 2-core machine

@@ -44,6 +44,7 @@ HTTP_EXTENSIONS: dict[str, dict[str, Any]] = {
 }
 _NO_BODY_STATUS = frozenset((204, 304))
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+_TASK_NAME = "squall: ASGI request"
 _CONTROL_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
 
 
@@ -85,19 +86,25 @@ def build_scope(template: dict[str, Any], request: Request, root_path: str) -> S
 
 
 _NAMES: dict[bytes, bytes] = {}  # header names already validated → their lower-case form
-_NAMES_MAX = 4096
+_VALUES: set[bytes] = set()  # short header values already validated
+_CACHE_MAX = 4096
 
 
 def validate_headers(headers: Iterable[Any]) -> Headers:
     """Check response headers; return them with lower-case names. Raises ASGIMessageError."""
     checked: Headers = []
     names = _NAMES
-    bad_value = BAD_FIELD_VALUE.search
+    values = _VALUES
     try:
         for name, value in headers:
             lower = names.get(name)
-            if lower is None or type(value) is not bytes or bad_value(value):
+            if lower is None or type(value) is not bytes:
                 break
+            if value not in values:
+                if BAD_FIELD_VALUE.search(value):
+                    break
+                if len(values) < _CACHE_MAX and len(value) <= 64:
+                    values.add(value)
             checked.append((lower, value))
         else:
             return checked
@@ -130,7 +137,7 @@ def _validate_slowly(headers: Iterable[Any]) -> Headers:
         if BAD_FIELD_VALUE.search(value):
             raise ASGIMessageError(f"header {name!r} has a value with CR, LF or a control byte")
         lower = name.lower()
-        if len(_NAMES) < _NAMES_MAX:
+        if len(_NAMES) < _CACHE_MAX:
             _NAMES[name] = lower
         checked.append((lower, value))
     return checked
@@ -222,8 +229,13 @@ class HTTPCycle:
         """Start the application for this request."""
         # An ordinary task, measured: 3.12's eager_start was slower with uvloop (hello world 19.9k
         # against 29.2k req/s), and stepping the coroutine without a task would break anyio cancel
-        # scopes, asyncio.timeout and current_task().
-        self.task = self._channel.loop.create_task(self._run())
+        # scopes, asyncio.timeout and current_task(). Made as loop.create_task makes it, but named:
+        # the default "Task-<n>" name is a string format per request.
+        loop = self._channel.loop
+        if loop.get_task_factory() is None:
+            self.task = asyncio.Task(self._run(), loop=loop, name=_TASK_NAME)
+        else:
+            self.task = loop.create_task(self._run())
 
     def on_body(self, data: bytes) -> None:
         """A request body chunk arrived."""
@@ -286,9 +298,10 @@ class HTTPCycle:
         if self._state == _START:
             body = b"Internal Server Error\n"
             self._status = 500
-            self._headers = [
+            self._headers = [  # and close: the app failed, the connection's state is unknown
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", b"%d" % len(body)),
+                (b"connection", b"close"),
             ]
             self._remaining = None
             self._state = _STARTED
@@ -412,7 +425,8 @@ class HTTPCycle:
             push(path, headers)
 
     def _client_takes_trailers(self) -> bool:
-        return any(name == b"te" and b"trailers" in value.lower() for name, value in self.scope["headers"])
+        headers = self.scope["headers"]
+        return any(name == b"te" and value.lower().find(b"trailers") >= 0 for name, value in headers)
 
     async def _send_path(self, path: Any) -> None:
         """``http.response.pathsend``: the body is the file at ``path``, read off the event loop."""

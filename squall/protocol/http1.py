@@ -46,6 +46,7 @@ from squall.grammar import TOKEN
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 _FRAMING = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect", b"connection", b"upgrade"))
 _OWS = (32, 9)
+_CRLF = (13, 10)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 _RESPONSE_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection", b"server", b"date"))
 
@@ -53,10 +54,20 @@ _RESPONSE_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connec
 _HOST_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%"
 
 
+_PLAIN_HOSTS: dict[bytes, bool] = {}  # Host values checked already (clients repeat theirs)
+_PLAIN_HOSTS_MAX = 1024
+
+
 def _plain_host(host: bytes) -> bool:
     """Fast path of the Host check: reg-name or IPv4 with an optional port."""
+    known = _PLAIN_HOSTS.get(host)
+    if known is not None:
+        return known
     name, _, port = host.partition(b":")
-    return not name.translate(None, _HOST_CHARS) and (not port or port.isdigit())
+    plain = not name.translate(None, _HOST_CHARS) and (not port or port.isdigit())
+    if len(_PLAIN_HOSTS) < _PLAIN_HOSTS_MAX:
+        _PLAIN_HOSTS[host] = plain
+    return plain
 
 
 def _status_line(status: int) -> bytes:
@@ -144,7 +155,10 @@ class HTTP1Server:
         self._stream_id = 0
         self.head_in_progress = False
         self.input_closed = False
-        self._chunk_len = 0
+        self._chunk = b""  # the bytes being parsed
+        self._fresh_chunk: bytes | None = None  # _chunk, while a message may start at its offset 0
+        self._head_chunk: bytes | None = None  # the chunk the current head starts at offset 0 of
+        self._in_message = False
         self._closing = False
         self._manual_body = 0  # bytes of an unhonoured upgrade request's body still to pass on
         self._current: _Exchange | None = None
@@ -169,7 +183,8 @@ class HTTP1Server:
             data = self._feed_manual_body(data)
         if self.input_closed or not data:
             return
-        self._chunk_len = len(data)
+        self._chunk = data
+        self._fresh_chunk = None if self._in_message else data
         try:
             self._parser.feed_data(data)
         except Exception as exc:
@@ -215,6 +230,10 @@ class HTTP1Server:
     # httptools callbacks -------------------------------------------------
 
     def on_message_begin(self) -> None:
+        chunk = self._fresh_chunk
+        self._head_chunk = chunk if chunk and chunk[0] not in _CRLF else None  # llhttp skips CRLFs
+        self._fresh_chunk = None
+        self._in_message = True
         self.head_in_progress = True
         self._stream_id += 1
         self._url = b""
@@ -248,13 +267,13 @@ class HTTP1Server:
         headers = self._headers
         if len(headers) > self._max_headers:
             raise _Reject(431, "too many header fields")
-        if self._head_bytes + self._chunk_len > self._max_head:
+        if self._head_bytes + len(self._chunk) > self._max_head:
             self._check_head_size()
-        version = parser.get_http_version()
+        raw_method = parser.get_method()
+        version = self._version(raw_method)
         if version not in ("1.1", "1.0"):
             status = 505 if version[:1] not in ("0", "1") else 400
             raise _Reject(status, f"unsupported HTTP version {version}")
-        raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         special = self._special
         if len(special) == 1 and special[0][0] == b"host" and _plain_host(special[0][1]):
@@ -262,7 +281,7 @@ class HTTP1Server:
         else:
             expect_continue, upgrade = self._framing(version, method)
         url = self._url
-        if url[:1] == b"/" and b"#" not in url:
+        if url[:1] == b"/" and url.find(b"#") < 0:  # (find: ``in`` on bytes raises inside first)
             raw_path, _, query = url.partition(b"?")
         else:
             raw_path, query = self._split_target(method)
@@ -271,6 +290,16 @@ class HTTP1Server:
         self._current = _Exchange(sid, method == "HEAD", version == "1.0", keep_alive)
         self._outgoing.append(self._current)
         self._events.append(Request(sid, method, raw_path, query, version, headers, expect_continue, upgrade))
+
+    def _version(self, raw_method: bytes) -> str:
+        """The request's HTTP version. httptools formats a new str for it each time, so the usual
+        case — a head that starts at offset 0 of the chunk it ends in, with the request line
+        ``METHOD SP target SP HTTP/1.1 CRLF`` — is read off those bytes instead."""
+        chunk = self._head_chunk
+        at = len(raw_method) + 1 + len(self._url)
+        if chunk is not None and chunk is self._chunk and chunk.startswith(b" HTTP/1.1\r\n", at):
+            return "1.1"
+        return self._parser.get_http_version()
 
     def _check_head_size(self) -> None:
         size = len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
@@ -355,6 +384,7 @@ class HTTP1Server:
         self._events.append(Body(self._stream_id, body))
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         if self._deferred_end:
             return
         self._events.append(EndBody(self._stream_id))
@@ -365,6 +395,7 @@ class HTTP1Server:
                 self.input_closed = True
 
     def _end_message(self) -> None:
+        self._in_message = False
         self._events.append(EndBody(self._stream_id))
         current = self._current
         if current is not None:
@@ -465,10 +496,10 @@ class HTTP1Server:
                 elif name == b"transfer-encoding":
                     continue  # framing is ours to choose
                 elif name == b"connection":
-                    close |= b"close" in value.lower()
+                    close |= value.lower().find(b"close") >= 0
                 else:
                     overridden = True
-            parts.append(name + b": " + value + b"\r\n")
+            parts += (name, b": ", value, b"\r\n")
         parts[1] = self._defaults(event.headers) if overridden else self._default_headers()
         if exchange.is_head or status in (204, 304):
             exchange.no_body = True

@@ -38,8 +38,10 @@ Outgoing. ``send(Response)`` holds the head until the first ``Data`` so that a b
 leaves as one HEADERS frame with END_STREAM; ``send(Data)`` queues the body on the stream and frames
 as much as the connection and stream windows allow (``_pump``). The rest waits until the client
 opens its window (WINDOW_UPDATE, SETTINGS); ``pending(stream_id)`` tells the connection how much is
-queued so that the application's ``send()`` can wait instead of piling up data. ``Trailers`` end
-the stream with a HEADERS frame after the queued body; ``Informational`` sends a 1xx head.
+queued so that the application's ``send()`` can wait instead of piling up data; the body of a
+response to HEAD, and of a 204 or 304, is dropped. ``Trailers`` end the stream with a HEADERS frame
+after the queued body; ``Informational`` sends a 1xx head. A client's GOAWAY (``PeerGoingAway``)
+ends nothing: the streams it has open go on both ways (§6.8), only push stops.
 
 Flow control for request bodies is explicit: received DATA is acknowledged (``acknowledge``) only
 when the application has read it, so a stream buffers at most its window and a connection at most
@@ -74,9 +76,11 @@ from squall.events import (
     Event,
     Headers,
     Informational,
+    PeerGoingAway,
     Rejected,
     Request,
     Response,
+    StreamReset,
     Trailers,
 )
 from squall.protocol.hpackblocks import TABLE_SIZE_ZERO, BlockDecoder, encode
@@ -128,6 +132,7 @@ _PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path", b":protoco
 _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")  # a token, lower case (RFC 9113 §8.2.1)
 _BAD_VALUE = re.compile(rb"[\0\r\n]|^[ \t]|[ \t]\Z")
 _STATUS = {code: str(code).encode() for code in range(100, 600)}
+_NO_CONTENT = frozenset((204, 304))  # responses without content (RFC 9110 §15.3.5, §15.4.5)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")}
 _REQUEST_CACHE_MAX = 32
 _HEADS_MAX = 64
@@ -144,30 +149,6 @@ class _ConnectionError(Exception):
     def __init__(self, code: int, detail: str) -> None:
         super().__init__(detail)
         self.code = code
-
-
-# --- HTTP/2-only facts (the shared ones live in squall.events) --------------------------------------
-
-
-class StreamReset(Event):
-    """A stream is gone: the client reset it (RST_STREAM), or we did because of a protocol error in
-    what the client sent on it. Its request is abandoned."""
-
-    __slots__ = ("error_code",)
-
-    def __init__(self, stream_id: int, error_code: int) -> None:
-        self.stream_id = stream_id
-        self.error_code = error_code
-
-
-class PeerGoingAway(Event):
-    """The client sent GOAWAY: it opens no more streams; ``stream_id`` is 0."""
-
-    __slots__ = ("error_code",)
-
-    def __init__(self, stream_id: int, error_code: int) -> None:
-        self.stream_id = stream_id
-        self.error_code = error_code
 
 
 class TokenBucket:
@@ -208,6 +189,7 @@ class _Stream:
         "size",
         "end",
         "trailers",
+        "no_content",
     )
 
     def __init__(self, sid: int, send_window: int, recv_window: int) -> None:
@@ -225,6 +207,7 @@ class _Stream:
         self.size = 0
         self.end = False
         self.trailers: Headers | None = None
+        self.no_content = False  # a response to HEAD, or a 204 or 304: body data is dropped
 
 
 def _frame(kind: int, flags: int, sid: int, payload: bytes) -> bytes:
@@ -397,6 +380,7 @@ class H2Server:
         self.last_stream_id = 0  # highest stream handed on as a Request
         self.going_away = False  # we sent GOAWAY: streams above last_stream_id are refused
         self.closed = False  # a connection error: nothing more is read
+        self.peer_going_away = False  # the client sent GOAWAY: no push
 
     # ---------------------------------------------------------------- setup
 
@@ -582,8 +566,12 @@ class H2Server:
             self._stream_error(sid, PROTOCOL_ERROR, new=True)
             return
         assert isinstance(head, _RequestHead)
+        if flags & END_STREAM and head.length:
+            self._stream_error(sid, PROTOCOL_ERROR, new=True)  # §8.1.1: a content-length, no DATA
+            return
         stream = self._open(sid)
         stream.expected = head.length
+        stream.no_content = head.method == "HEAD"
         self.last_stream_id = sid
         method, raw_path, query, headers, protocol, _ = head
         self._events.append(Request(sid, method, raw_path, query, "2", list(headers), False, protocol))
@@ -744,6 +732,7 @@ class H2Server:
             raise _ConnectionError(PROTOCOL_ERROR, "GOAWAY on a stream")
         if len(payload) < 8:
             raise _ConnectionError(FRAME_SIZE_ERROR, "GOAWAY too short")
+        self.peer_going_away = True
         self._events.append(PeerGoingAway(0, int.from_bytes(payload[4:8], "big")))
 
     def _on_window_update(self, flags: int, sid: int, payload: bytes) -> None:
@@ -807,6 +796,8 @@ class H2Server:
                 raise LocalProtocolError(f"a response was already started on stream {sid}")
             stream.response = True
             stream.head = self._head_block(event.status, event.headers)  # type: ignore[attr-defined]
+            if event.status in _NO_CONTENT:  # type: ignore[attr-defined]
+                stream.no_content = True  # RFC 9110 §9.3.2, §15.3.5, §15.4.5
         elif kind is Informational:
             if not stream.response:
                 head = [(b":status", _STATUS[event.status]), *event.headers]  # type: ignore[attr-defined]
@@ -879,7 +870,7 @@ class H2Server:
         if stream.end:
             raise LocalProtocolError(f"the response on stream {stream.sid} is complete")
         data = event.data
-        if data:
+        if data and not stream.no_content:
             stream.chunks.append(data)
             stream.size += len(data)
         if event.end:
@@ -965,8 +956,8 @@ class H2Server:
 
     @property
     def push_enabled(self) -> bool:
-        """The client allows server push (its SETTINGS_ENABLE_PUSH) and we are not going away."""
-        return self._peer_push and not self.going_away and not self.closed
+        """The client allows server push (its SETTINGS_ENABLE_PUSH) and neither side is going away."""
+        return self._peer_push and not self.going_away and not self.peer_going_away and not self.closed
 
     def push(
         self, stream_id: int, path: bytes, headers: Headers, authority: bytes, scheme: bytes

@@ -17,7 +17,8 @@ from .harness import Server, run_cli
 def test_version_prints_version_and_exits_0() -> None:
     result = run_cli(["--version"])
     assert result.returncode == 0
-    assert result.stdout.strip() == f"squall {squall.__version__}"
+    assert result.stdout.strip() == f"squall {squall.__version__} ({squall.build_info()})"
+    assert ("compiled" in result.stdout) != ("pure Python" in result.stdout)
 
 
 def test_help_lists_option_groups() -> None:

@@ -147,6 +147,16 @@ def test_exception_before_start_gives_500_and_traceback(server: Server) -> None:
     server.wait_for_line(r"^Traceback \(most recent call last\)", start=mark)
 
 
+def test_500_after_an_app_failure_closes_the_connection(server: Server) -> None:
+    """As uvicorn: after a failed app the connection's state is unknown, so the 500 closes it."""
+    with RawConnection.tcp(server.host, server.port) as conn:
+        conn.send(request("GET", "/raise-before"))
+        response = conn.read_response()
+        assert response.status == 500
+        assert response.header("connection") == "close"
+        assert conn.read_to_eof() == b""
+
+
 def test_exception_after_start_closes_the_connection(server: Server) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
         httpx.get(server.url + "/raise-after")

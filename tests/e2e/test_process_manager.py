@@ -40,6 +40,10 @@ async def app(scope, receive, send):
     if scope["path"] == "/slow":
         print("APP slow request started", file=sys.stderr, flush=True)
         await asyncio.sleep(float(scope["query_string"] or 1))
+    if scope["path"] == "/upload":  # in flight until the client has sent the whole body
+        print("APP upload started", file=sys.stderr, flush=True)
+        while (await receive()).get("more_body"):
+            pass
     body = f"{{os.getpid()}} {{VERSION}}".encode()
     await send({{"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", str(len(body)).encode())]}})
@@ -156,6 +160,19 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         server.stop()
 
 
+def children(pid: int) -> list[int]:
+    """The PIDs of the processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 class Load:
     """Client threads sending requests on fresh connections until stopped (bounded by ``limit``)."""
 
@@ -171,37 +188,41 @@ class Load:
         self.retry = retry
         self.keep_alive = keep_alive
         self.answers: list[tuple[float, int]] = []  # (monotonic time, pid)
+        self.versions: dict[int, list[str]] = {}  # client thread → app versions, in answer order
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._deadline = time.monotonic() + limit
         self._changed = threading.Condition()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
         for thread in self._threads:
             thread.start()
 
-    def _run(self) -> None:
+    def _run(self, index: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        versions = self.versions.setdefault(index, [])
         while not self._stop.is_set() and time.monotonic() < self._deadline:
             for attempt in range(5 if self.retry else 1):
                 try:
-                    pid = self._keep_alive_request(conn) if self.keep_alive else self.server.pid_of_answer()
+                    body = self._keep_alive_request(conn) if self.keep_alive else self.server.get()
                 except Exception as exc:
                     if attempt == 4 or not self.retry:
                         self.failures.append(repr(exc))
                     continue
+                pid, version = body.split()
+                versions.append(version)
                 with self._changed:
-                    self.answers.append((time.monotonic(), pid))
+                    self.answers.append((time.monotonic(), int(pid)))
                     self._changed.notify_all()
                 break
 
     @staticmethod
-    def _keep_alive_request(conn: http.client.HTTPConnection) -> int:
+    def _keep_alive_request(conn: http.client.HTTPConnection) -> str:
         try:
             conn.request("GET", "/")
             response = conn.getresponse()
             body = response.read().decode()
             assert response.status == 200, body
-            return int(body.split()[0])
+            return body
         except Exception:
             conn.close()
             raise
@@ -326,15 +347,20 @@ def test_socket_activation_serves_the_inherited_socket(serve: Callable[..., Serv
     listener.close()
     server.started()
     assert server.port == port
-    assert server.get().endswith(" v1")
+    assert server.get() == f"{server.proc.pid} v1"
+    mark = len(server.lines)
+    server.proc.send_signal(signal.SIGHUP)  # the new image gets the socket the same way
+    server.wait_for(rf"running on http://127\.0\.0\.1:{port} ", mark)
+    assert server.get() == f"{server.proc.pid} v1"
     assert server.stop() == 0
 
 
-def test_sd_notify_ready_and_stopping(serve: Callable[..., Server], tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [[], ["--supervisor"]], ids=["single", "supervised"])
+def test_sd_notify_ready_and_stopping(serve: Callable[..., Server], tmp_path: Path, mode: list[str]) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(tmp_path / "notify"))
         notify.settimeout(WAIT)
-        server = serve("pidapp:app", "--port", "0", env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
+        server = serve("pidapp:app", "--port", "0", *mode, env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
         ready = notify.recv(4096).decode().split("\n")
         assert "READY=1" in ready
         assert f"MAINPID={server.proc.pid}" in ready
@@ -344,9 +370,15 @@ def test_sd_notify_ready_and_stopping(serve: Callable[..., Server], tmp_path: Pa
         assert server.proc.wait(WAIT) == 0
 
 
-def test_startup_failure_of_every_worker_exits_nonzero_with_the_reason(serve: Callable[..., Server]) -> None:
+BOTH_MODES = pytest.mark.parametrize("mode", [[], ["--workers", "2"]], ids=["single", "supervised"])
+
+
+@BOTH_MODES
+def test_startup_failure_of_every_worker_exits_nonzero_with_the_reason(
+    serve: Callable[..., Server], mode: list[str]
+) -> None:
     started = time.monotonic()
-    server = serve("no_such_module:app", "--port", "0", "--workers", "2")
+    server = serve("no_such_module:app", "--port", "0", *mode)
     assert server.proc.wait(WAIT) == 1
     assert time.monotonic() - started < 10
     server.wait_for("<EOF>")
@@ -354,21 +386,23 @@ def test_startup_failure_of_every_worker_exits_nonzero_with_the_reason(serve: Ca
     assert server.lines[0].startswith("squall: error: cannot import module 'no_such_module'")
 
 
+@BOTH_MODES
 def test_lifespan_startup_failure_exits_3_with_the_reason(
-    serve: Callable[..., Server], tmp_path: Path
+    serve: Callable[..., Server], tmp_path: Path, mode: list[str]
 ) -> None:
     (tmp_path / "failing.py").write_text(
         "async def app(scope, receive, send):\n"
         "    await receive()\n"
         "    await send({'type': 'lifespan.startup.failed', 'message': 'database unreachable'})\n"
     )
-    server = serve("failing:app", "--port", "0", "--workers", "2")
+    server = serve("failing:app", "--port", "0", *mode)
     assert server.proc.wait(WAIT) == 3
     server.wait_for(r"squall: error: application startup failed: database unreachable")
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_finishes_in_flight_requests_then_exits_zero(
-    serve: Callable[..., Server], tmp_path: Path
+    serve: Callable[..., Server], tmp_path: Path, signum: int
 ) -> None:
     pid_file = tmp_path / "squall.pid"
     server = serve("pidapp:app", "--port", "0", "--pid-file", str(pid_file)).started()
@@ -377,15 +411,20 @@ def test_sigterm_finishes_in_flight_requests_then_exits_zero(
     client = threading.Thread(target=lambda: result.append(server.get("/slow?1")))
     client.start()
     server.wait_for(r"APP slow request started")
-    server.proc.send_signal(signal.SIGTERM)
+    server.proc.send_signal(signum)
     client.join(WAIT)
-    assert result and result[0].endswith(" v1")
+    assert result == [f"{server.proc.pid} v1"]  # served by the one process squall started as
     assert server.proc.wait(WAIT) == 0
     assert not pid_file.exists()
 
 
-def test_second_sigint_stops_at_once(serve: Callable[..., Server]) -> None:
-    server = serve("pidapp:app", "--port", "0").started()
+@pytest.mark.parametrize(
+    ("mode", "draining"),
+    [([], r"Shutting down"), (["--supervisor"], r"Stopping 1 worker\(s\) gracefully")],
+    ids=["single", "supervised"],
+)
+def test_second_sigint_stops_at_once(serve: Callable[..., Server], mode: list[str], draining: str) -> None:
+    server = serve("pidapp:app", "--port", "0", *mode).started()
     failed: list[Exception] = []
 
     def slow() -> None:
@@ -399,7 +438,7 @@ def test_second_sigint_stops_at_once(serve: Callable[..., Server]) -> None:
     server.wait_for(r"APP slow request started")
     mark = len(server.lines)
     server.proc.send_signal(signal.SIGINT)
-    server.wait_for(r"Stopping 1 worker\(s\) gracefully", mark)
+    server.wait_for(draining, mark)
     started = time.monotonic()
     server.proc.send_signal(signal.SIGINT)
     assert server.proc.wait(WAIT) == 128 + signal.SIGINT
@@ -422,3 +461,152 @@ def test_workers_drain_and_exit_when_the_supervisor_is_killed(serve: Callable[..
     server.proc.kill()
     server.wait_for("<EOF>")  # stderr reaches EOF only once every worker holding it has exited
     assert sum("The supervisor went away; shutting down" in line for line in server.lines) == 2
+
+
+# ---------------------------------------------------------------------- single-process mode
+
+
+def test_one_worker_serves_in_the_process_it_started_in(serve: Callable[..., Server]) -> None:
+    server = serve("pidapp:app", "--port", "0").started()
+    assert server.pid_of_answer() == server.proc.pid
+    assert children(server.proc.pid) == []  # no supervisor, no worker, no resource tracker
+    assert not any("Supervisor" in line or "Worker" in line for line in server.lines)
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--workers", "2"],
+        ["--supervisor"],
+        ["--limit-max-requests", "1000"],
+        ["--limit-max-memory", "4096"],
+        ["--reload", "--reload-dir", "."],
+    ],
+    ids=lambda options: options[0],
+)
+def test_options_that_need_a_supervisor_start_one(serve: Callable[..., Server], options: list[str]) -> None:
+    server = serve("pidapp:app", "--port", "0", *options).started()
+    server.wait_for(rf"Supervisor \[{server.proc.pid}\]: \d worker\(s\) ready")
+    assert server.pid_of_answer() in children(server.proc.pid)
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize("keep_alive", [False, True], ids=["fresh-connections", "keep-alive"])
+def test_sighup_reloads_new_code_in_place_and_drops_nothing(
+    serve: Callable[..., Server], tmp_path: Path, keep_alive: bool
+) -> None:
+    server = serve("pidapp:app", "--port", "0").started()
+    load = Load(server, keep_alive=keep_alive)
+    load.wait_answers(20)
+    write_app(tmp_path, "v2")
+    mark = len(server.lines)
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for(r"Restarting: ", mark)
+    server.wait_for(r"running on http://127\.0\.0\.1:\d+ ", mark)
+    load.wait_answers(30, since=time.monotonic())
+    load.stop()
+    assert load.failures == []
+    assert load.pids_since(0) == {server.proc.pid}
+    for versions in load.versions.values():  # each client saw v1 answers, then only v2 answers
+        assert versions == sorted(versions) and versions[-1] == "v2", versions
+    assert server.get() == f"{server.proc.pid} v2"
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize("then", ["nothing", "SIGTERM"])
+def test_sighup_lets_in_flight_requests_finish_first(
+    serve: Callable[..., Server], tmp_path: Path, then: str
+) -> None:
+    server = serve("pidapp:app", "--port", "0").started()
+    upload = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+    upload.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\na")
+    server.wait_for(r"APP upload started")
+    write_app(tmp_path, "v2")
+    mark = len(server.lines)
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for(r"Reloading: finishing in-flight requests", mark)
+    if then == "SIGTERM":  # a stop during the drain wins: no restart
+        server.proc.send_signal(signal.SIGTERM)
+        server.wait_for(r"The reload is cancelled: stopping", mark)
+    upload.sendall(b"b")  # the request completes, served by the old code
+    response = upload.makefile("rb").read()
+    upload.close()
+    assert response.startswith(b"HTTP/1.1 200 ") and response.endswith(f"{server.proc.pid} v1".encode())
+    if then == "SIGTERM":
+        assert server.proc.wait(WAIT) == 0
+        server.wait_for("<EOF>")
+        assert not any("Restarting" in line for line in server.lines[mark:])
+    else:
+        server.wait_for(r"running on http://127\.0\.0\.1:\d+ ", mark)
+        assert server.get() == f"{server.proc.pid} v2"
+
+
+def test_sighup_with_code_that_does_not_import_keeps_serving(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = serve("pidapp:app", "--port", "0").started()
+    (tmp_path / "pidapp.py").write_text("def broken(:\n")
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for(r"Reload refused, the running code keeps serving: importing 'pidapp' failed: SyntaxError")
+    assert server.get() == f"{server.proc.pid} v1"
+    write_app(tmp_path, "v2")
+    mark = len(server.lines)
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for(r"running on http://127\.0\.0\.1:\d+ ", mark)
+    assert server.get() == f"{server.proc.pid} v2"
+    assert server.stop() == 0
+
+
+def test_sighup_while_the_new_image_starts_does_not_end_the_process(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = serve("pidapp:app", "--port", "0").started()
+    slow_import = "import sys, time\nprint('APP importing', file=sys.stderr, flush=True)\ntime.sleep(0.5)\n"
+    (tmp_path / "pidapp.py").write_text(slow_import + textwrap.dedent(APP.format(version="v2")))
+    mark = len(server.lines)
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for(r"Restarting: ", mark)
+    server.wait_for(r"APP importing", mark)  # the new image (the check's stderr is not shown)
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for(r"running on http://127\.0\.0\.1:\d+ ", mark)
+    assert server.get() == f"{server.proc.pid} v2"
+    assert server.stop() == 0
+
+
+def test_sd_notify_across_a_single_process_reload(serve: Callable[..., Server], tmp_path: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(WAIT)
+        env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "200000"}
+        server = serve("pidapp:app", "--port", "0", env=env)
+
+        def recv() -> str:
+            return notify.recv(4096).decode()
+
+        def next_state() -> str:
+            """The next state other than a watchdog ping."""
+            while (state := recv()) == "WATCHDOG=1":
+                pass
+            return state
+
+        assert f"MAINPID={server.proc.pid}" in next_state().split("\n")
+        while recv() != "WATCHDOG=1":
+            pass
+        server.started()
+        server.proc.send_signal(signal.SIGHUP)
+        assert next_state().startswith("RELOADING=1\nMONOTONIC_USEC=")
+        assert f"MAINPID={server.proc.pid}" in next_state().split("\n")  # READY=1 from the new image
+        while recv() != "WATCHDOG=1":  # the new image pings the watchdog too
+            pass
+        server.proc.send_signal(signal.SIGTERM)
+        assert next_state() == "STOPPING=1"
+        assert server.proc.wait(WAIT) == 0
+
+
+def test_scaling_signals_are_ignored_without_a_supervisor(serve: Callable[..., Server]) -> None:
+    server = serve("pidapp:app", "--port", "0").started()
+    server.proc.send_signal(signal.SIGTTIN)
+    server.wait_for(r"Received SIGTTIN: ignored, one process serves")
+    assert server.pid_of_answer() == server.proc.pid
+    assert server.stop() == 0

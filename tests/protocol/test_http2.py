@@ -8,11 +8,13 @@ import h2.errors
 import h2.events
 import h2.settings
 import pytest
+from hyperframe.frame import DataFrame, HeadersFrame, SettingsFrame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from squall.events import Body, Data, EndBody, Informational, Rejected, Request, Response
 from squall.protocol.http2 import (
+    PREFACE,
     H2Server,
     LocalProtocolError,
     PeerGoingAway,
@@ -87,6 +89,22 @@ def test_authority_and_host_give_one_host() -> None:
     assert [v for n, v in events[0].headers if n == b"host"] == [b"example.com"]
 
 
+def test_content_length_without_data_is_malformed() -> None:
+    """RFC 9113 §8.1.1: a request declaring content but ending with its HEADERS is reset."""
+    server, client = pair()
+    client.send_headers(1, [*HEAD, (b"content-length", b"5")], end_stream=True)
+    client.send_headers(3, [*HEAD, (b"content-length", b"0")], end_stream=True)
+    events, client_events = exchange(server, client)
+    assert [type(e) for e in events] == [Request, EndBody] and events[0].stream_id == 3
+    reset = next(e for e in client_events if isinstance(e, h2.events.StreamReset))
+    assert reset.stream_id == 1 and reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    client.send_headers(5, HEAD, end_stream=True)
+    client.reset_stream(5)
+    client.send_headers(7, HEAD, end_stream=True)  # h2 forgets stream 5 before we see its request
+    events, _ = exchange(server, client)
+    assert [(type(e), e.stream_id) for e in events][-2:] == [(Request, 7), (EndBody, 7)]
+
+
 def test_body_and_acknowledgement() -> None:
     server, client = pair(initial_window_size=65535)
     client.send_headers(1, HEAD)
@@ -141,6 +159,21 @@ def test_empty_response_is_one_headers_frame() -> None:
     response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
     assert response.stream_ended is not None
     assert not any(isinstance(e, h2.events.DataReceived) for e in events)
+
+
+@pytest.mark.parametrize(("method", "status"), [(b"HEAD", 200), (b"GET", 204), (b"GET", 304)])
+def test_responses_without_content_drop_the_body(method: bytes, status: int) -> None:
+    """RFC 9110 §9.3.2, §15.3.5, §15.4.5: no content in the DATA frames (a content-length may stay)."""
+    server, client = pair()
+    client.send_headers(1, [(b":method", method), *HEAD[1:]], end_stream=True)
+    exchange(server, client)
+    server.send(Response(1, status, [(b"content-length", b"5")]))
+    server.send(Data(1, b"hello", True))
+    _, events = exchange(server, client)
+    response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
+    assert dict(response.headers)[b"content-length"] == b"5"
+    assert not any(isinstance(e, h2.events.DataReceived) and e.data for e in events)
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
 
 
 def test_output_waits_for_window() -> None:
@@ -242,6 +275,51 @@ def test_oversized_header_list_is_a_connection_error() -> None:
     assert isinstance(events[-1], Rejected)
 
 
+def goaway_code(server: H2Server, client: h2.connection.H2Connection) -> int:
+    """The error code of the GOAWAY the server has queued, as the client reads it."""
+    events = client.receive_data(server.data_to_send())
+    return int(next(e for e in events if isinstance(e, h2.events.ConnectionTerminated)).error_code or 0)
+
+
+def test_undecodable_field_block_is_compression_error() -> None:
+    """RFC 9113 §4.3 (h2 itself says PROTOCOL_ERROR)."""
+    server, client = pair()
+    truncated = HeadersFrame(
+        1, b"\x00\x0aab", flags=["END_HEADERS", "END_STREAM"]
+    )  # a 10-byte name cut short
+    events = server.receive_data(truncated.serialize())
+    assert isinstance(events[-1], Rejected)
+    assert goaway_code(server, client) == h2.errors.ErrorCodes.COMPRESSION_ERROR
+
+
+def test_settings_ack_with_a_payload_is_frame_size_error() -> None:
+    """RFC 9113 §6.5 (h2 itself says PROTOCOL_ERROR); a SETTINGS frame on a stream stays PROTOCOL_ERROR."""
+    server, client = pair()
+    ack = bytearray(SettingsFrame(0, {h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384}).serialize())
+    ack[4] = 0x1  # ACK, with the payload left in
+    assert isinstance(server.receive_data(bytes(ack))[-1], Rejected)
+    assert goaway_code(server, client) == h2.errors.ErrorCodes.FRAME_SIZE_ERROR
+    server, client = pair()
+    on_stream = bytearray(SettingsFrame(0).serialize())
+    on_stream[8] = 1
+    assert isinstance(server.receive_data(bytes(on_stream))[-1], Rejected)
+    assert goaway_code(server, client) == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+def test_preface_must_be_followed_by_settings() -> None:
+    """RFC 9113 §3.4: a preface followed by another frame (a PING here) is PROTOCOL_ERROR."""
+    server = H2Server()
+    server.initiate()
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.data_to_send()
+    ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678"
+    opening = PREFACE + ping
+    assert server.receive_data(opening[:20]) == []  # too early to tell
+    assert isinstance(server.receive_data(opening[20:])[-1], Rejected)
+    assert goaway_code(server, client) == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
 def test_graceful_shutdown_lets_open_streams_finish_and_refuses_new_ones() -> None:
     server, client = pair()
     client.send_headers(1, HEAD, end_stream=True)
@@ -262,6 +340,22 @@ def test_peer_goaway_is_reported() -> None:
     client.close_connection()
     events, _ = exchange(server, client)
     assert events == [PeerGoingAway(0, 0)]
+
+
+def test_open_streams_go_on_after_the_peer_goaway() -> None:
+    """RFC 9113 §6.8: after the client's GOAWAY its open streams still send and get answers."""
+    server, client = pair()
+    client.send_headers(1, HEAD)
+    exchange(server, client)
+    assert server.push_enabled
+    client.close_connection()
+    tail = DataFrame(1, b"last words", flags=["END_STREAM"]).serialize()  # h2's client refuses to send it
+    events = server.receive_data(client.data_to_send() + tail)
+    assert events == [PeerGoingAway(0, 0), Body(1, b"last words"), EndBody(1)]
+    assert not server.push_enabled
+    server.send(Response(1, 200, []))
+    server.send(Data(1, b"the answer", True))
+    assert b"the answer" in server.data_to_send()
 
 
 def test_garbage_is_a_connection_error() -> None:

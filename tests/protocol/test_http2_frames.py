@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squall.events import Body, Data, EndBody, Rejected, Request, Response
+from squall.events import Body, Data, EndBody, PeerGoingAway, Rejected, Request, Response, StreamReset
 from squall.protocol.hpackblocks import BlockDecoder, encode
 from squall.protocol.http2 import (
     ENHANCE_YOUR_CALM,
@@ -21,8 +21,6 @@ from squall.protocol.http2 import (
     REFUSED_STREAM,
     STREAM_CLOSED,
     H2Server,
-    PeerGoingAway,
-    StreamReset,
 )
 
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (

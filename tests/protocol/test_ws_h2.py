@@ -10,8 +10,8 @@ import h2.settings
 import pytest
 from websockets.frames import BINARY, CLOSE, TEXT, Close, Frame
 
-from squall.events import Body, Data, EndBody, Request, Response
-from squall.protocol.http2 import H2Server, StreamReset
+from squall.events import Body, Data, EndBody, Request, Response, StreamReset
+from squall.protocol.http2 import H2Server
 from squall.protocol.websocket import CloseReceived, HandshakeError, WebSocketServer, check_handshake
 
 ENABLE_CONNECT_PROTOCOL = h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL

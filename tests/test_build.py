@@ -1,0 +1,36 @@
+"""How squall reports a compiled or pure-Python hot path, and a compiled module older than its source."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import squall
+
+
+def test_build_info_names_the_kind_of_every_compiled_module() -> None:
+    origins = {squall._origin(name).endswith(".py") for name in squall.COMPILED_MODULES}
+    assert len(origins) == 1, "the hot path is either all compiled or all pure Python"
+    kind = "pure Python" if origins.pop() else "compiled"
+    assert squall.build_info().startswith(kind + ", ")
+
+
+def test_a_compiled_module_older_than_its_source_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    compiled = package / "mod.cpython-311-x86_64-linux-gnu.so"
+    source = package / "mod.py"
+    compiled.write_bytes(b"")
+    source.write_text("")
+    os.utime(compiled, (1_000, 1_000))
+    os.utime(source, (2_000, 2_000))
+    origins = {"squall.fake": str(compiled), "squall__mypyc": ""}
+    monkeypatch.setattr(squall, "COMPILED_MODULES", ("squall.fake",))
+    monkeypatch.setattr(squall, "_origin", origins.__getitem__)
+    assert squall.stale_compiled_modules() == ["squall.fake"]
+    os.utime(compiled, (3_000, 3_000))
+    assert squall.stale_compiled_modules() == []
