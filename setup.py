@@ -1,4 +1,4 @@
-"""Build squall; compile the HTTP/1.1 hot path with mypyc when it can.
+"""Build squall; compile the HTTP/1.1 and HTTP/2 hot paths with mypyc when it can.
 
 The modules in ``COMPILED`` are plain, type-checked Python. mypyc turns them into C extensions
 (about half the instructions per request); without mypyc or a C compiler, or with
@@ -19,6 +19,8 @@ COMPILED = [
     "squall/protocol/http1.py",
     "squall/asgi/http.py",
     "squall/connection.py",
+    "squall/protocol/http2.py",
+    "squall/protocol/hpackblocks.py",
 ]
 
 

@@ -6,8 +6,15 @@ from importlib.util import find_spec
 
 __version__ = "0.1.0"
 
-#: The modules setup.py compiles with mypyc when it can (the HTTP/1.1 hot path).
-COMPILED_MODULES = ("squall.events", "squall.protocol.http1", "squall.asgi.http", "squall.connection")
+#: The modules setup.py compiles with mypyc when it can (the HTTP/1.1 and HTTP/2 hot paths).
+COMPILED_MODULES = (
+    "squall.events",
+    "squall.protocol.http1",
+    "squall.asgi.http",
+    "squall.connection",
+    "squall.protocol.http2",
+    "squall.protocol.hpackblocks",
+)
 
 
 def _origin(module: str) -> str:

@@ -19,6 +19,7 @@ derives from such a block, keyed by the block's bytes, and must drop that cache 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
 import hpack
@@ -71,14 +72,16 @@ class BlockDecoder:
         """The fields of ``block``. Raises hpack.OversizedHeaderListError past the header list size
         limit, and another hpack.HPACKError for a malformed block."""
         table = self._table
-        entries = table.dynamic_entries
+        # Entries as ``object``: compiled, a typed tuple would be unboxed and boxed again, losing
+        # the identity this check relies on.
+        entries: deque[object] = table.dynamic_entries  # type: ignore[assignment]
         newest = entries[0] if entries else None
         count = len(entries)
         size = table.maxsize
         try:
             fields = self._decoder.decode(block, raw=True)
         finally:
-            changed = len(entries) != count or table.maxsize != size
-            if changed or (entries[0] if entries else None) is not newest:
+            now = entries[0] if entries else None
+            if len(entries) != count or table.maxsize != size or now is not newest:
                 self.generation += 1
         return fields  # type: ignore[return-value]
