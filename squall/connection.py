@@ -23,6 +23,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from typing import Any, Protocol
 
 from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
@@ -58,6 +59,29 @@ class Exchange(Protocol):
     def on_body(self, data: bytes) -> None: ...
     def on_body_end(self) -> None: ...
     def on_disconnect(self) -> None: ...
+
+
+class DefaultHeaders:
+    """The header block every response starts with; the Date refreshes once a second. (Here, in
+    a compiled module, because ``get`` is called once per response.)"""
+
+    def __init__(self, server: bool, date: bool, extra: list[tuple[str, str]]) -> None:
+        static = b"server: squall\r\n" if server else b""
+        for name, value in extra:
+            static += name.encode("latin-1") + b": " + value.encode("latin-1") + b"\r\n"
+        self._static = static
+        self._date = date
+        self.block = static
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the clock (the worker calls this every second)."""
+        if self._date:
+            self.block = b"date: " + formatdate(usegmt=True).encode("ascii") + b"\r\n" + self._static
+
+    def get(self) -> bytes:
+        """The current block."""
+        return self.block
 
 
 class ServerState:

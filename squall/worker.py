@@ -30,14 +30,13 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from squall import __version__
 from squall.asgi.lifespan import Lifespan, LifespanFailed
 from squall.asgi.types import ASGIApp
 from squall.config import Config
-from squall.connection import HTTP1Connection, ServerState
+from squall.connection import DefaultHeaders, HTTP1Connection, ServerState
 from squall.listeners import describe
 from squall.loader import LoadError, load_app
 from squall.logs import configure
@@ -53,26 +52,6 @@ logger = logging.getLogger("squall.error")
 # A draining worker keeps an idle connection this long for the request its client may already be
 # sending (answered, then closed) instead of closing it under that request.
 IDLE_GRACE = 1.0
-
-
-class DefaultHeaders:
-    """The header block every response starts with; the Date refreshes once a second."""
-
-    def __init__(self, server: bool, date: bool, extra: list[tuple[str, str]]) -> None:
-        static = b"server: squall\r\n" if server else b""
-        for name, value in extra:
-            static += name.encode("latin-1") + b": " + value.encode("latin-1") + b"\r\n"
-        self._static = static
-        self._date = date
-        self.block = static
-        self.refresh()
-
-    def refresh(self) -> None:
-        if self._date:
-            self.block = b"date: " + formatdate(usegmt=True).encode("ascii") + b"\r\n" + self._static
-
-    def get(self) -> bytes:
-        return self.block
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
