@@ -143,6 +143,19 @@ def _validate_slowly(headers: Iterable[Any]) -> Headers:
     return checked
 
 
+def checked_status(status: Any) -> int:
+    """A response ``status``: an int (an int subclass such as ``HTTPStatus.OK`` counts as its
+    value, a bool does not) from 200 to 599. Raises ASGIMessageError."""
+    if type(status) is not int:
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise ASGIMessageError(f"'status' must be an int from 200 to 599, got {status!r}")
+        status = int(status)
+    code: int = status
+    if not 200 <= code <= 599:
+        raise ASGIMessageError(f"'status' must be an int from 200 to 599, got {code!r}")
+    return code
+
+
 def response_body(message: Message) -> tuple[bytes, bool]:
     """``body`` and ``more_body`` of a response body message, checked. Raises ASGIMessageError."""
     body = message.get("body", b"")
@@ -453,9 +466,7 @@ class HTTPCycle:
                     await self._channel.drain()
 
     def _start_response(self, message: Message) -> None:
-        status = message.get("status")
-        if type(status) is not int or not 200 <= status <= 599:
-            raise ASGIMessageError(f"'status' must be an int from 200 to 599, got {status!r}")
+        status = checked_status(message.get("status"))
         headers = validate_headers(message.get("headers", ()))
         for name, value in headers:
             if name == b"content-length":

@@ -28,7 +28,7 @@ import logging
 from collections import deque
 from typing import Any, Protocol
 
-from squall.asgi.http import response_body, validate_headers
+from squall.asgi.http import checked_status, response_body, validate_headers
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
 from squall.events import Headers
 from squall.grammar import TOKEN
@@ -72,8 +72,10 @@ def check_close_message(message: Message) -> tuple[int, str]:
     reason = message.get("reason")
     if reason is None:
         reason = ""
-    if type(code) is not int:
-        raise ASGIMessageError(f"'code' must be an int, got {type(code).__name__}")
+    if type(code) is not int:  # an IntEnum (websockets' CloseCode) counts as its value
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise ASGIMessageError(f"'code' must be an int, got {type(code).__name__}")
+        code = int(code)
     if not (code == 1000 or 1001 <= code <= 1014 or 3000 <= code <= 4999) or code in (1004, 1005, 1006):
         raise ASGIMessageError(f"close code {code} cannot be sent")
     if not isinstance(reason, str):
@@ -254,9 +256,7 @@ class WebSocketSession:
             self._state = _CLOSED
             self._channel.respond(403, [(b"content-type", b"text/plain; charset=utf-8")], b"", False)
         elif mtype == "websocket.http.response.start":
-            status = message.get("status")
-            if type(status) is not int or not 200 <= status <= 599:
-                raise ASGIMessageError(f"'status' must be an int from 200 to 599, got {status!r}")
+            status = checked_status(message.get("status"))
             headers = validate_headers(message.get("headers", ()))
             self._state = _RESPONDING
             self._channel.respond(status, headers, b"", True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -157,6 +158,7 @@ async def test_expect_continue_sent_only_on_receive() -> None:
         ([body()], "expected 'http.response.start'"),
         ([start(status="200")], "'status' must be an int"),  # type: ignore[arg-type]
         ([start(status=99)], "'status' must be an int"),
+        ([start(status=True)], "'status' must be an int"),
         ([start(headers=[(b"x", "str")])], "must be bytes"),
         ([start(), {"type": "http.response.body", "body": "text"}], "'body' must be bytes"),
         ([start(), {"type": "http.response.body", "more_body": 1}], "'more_body' must be a bool"),
@@ -339,3 +341,13 @@ async def test_pathsend_of_a_missing_file_is_a_500(caplog: pytest.LogCaptureFixt
     channel = await run(app)
     assert isinstance(channel.sent[0], Response) and channel.sent[0].status == 500
     assert "cannot open" in caplog.text
+
+
+async def test_an_int_subclass_status_is_its_int_value() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(start(status=HTTPStatus.CREATED))
+        await send(body(b"made"))
+
+    channel = await run(app)
+    response = channel.sent[0]
+    assert isinstance(response, Response) and response.status == 201 and type(response.status) is int

@@ -7,10 +7,11 @@ import asyncio
 import base64
 import os
 from dataclasses import replace
+from http import HTTPStatus
 from typing import Any
 
 import pytest
-from websockets.frames import Close, Frame, Opcode
+from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.protocol import CLIENT, OPEN, Protocol
 
 from squall.asgi.types import ASGIMessageError, ClientDisconnected
@@ -132,6 +133,24 @@ async def test_close_before_accept_is_403() -> None:
     assert channel.calls[0][:2] == ("respond", 403)
 
 
+async def test_int_enum_close_code_and_denial_status_count_as_their_values() -> None:
+    async def closes(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": CloseCode.GOING_AWAY})
+
+    channel, _ = await run_session(closes)
+    assert channel.calls[-1] == ("close", 1001, "") and type(channel.calls[-1][1]) is int
+
+    async def denies(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": HTTPStatus.FORBIDDEN})
+        await send({"type": "websocket.http.response.body", "body": b"no"})
+
+    channel, _ = await run_session(denies)
+    assert channel.calls[0][:2] == ("respond", 403)
+
+
 async def test_raise_before_accept_is_500_and_after_is_1011() -> None:
     async def before(scope: Any, receive: Any, send: Any) -> None:
         raise RuntimeError("boom")
@@ -224,6 +243,7 @@ BAD_MESSAGES = [
     ({"type": "websocket.send", "bytes": "a"}, "accepted", "'bytes' must be bytes"),
     ({"type": "websocket.accept"}, "accepted", "expected 'websocket.send' or 'websocket.close'"),
     ({"type": "websocket.close", "code": "1000"}, "accepted", "'code' must be an int"),
+    ({"type": "websocket.close", "code": True}, "accepted", "'code' must be an int"),
     ({"type": "websocket.close", "reason": "x" * 124}, "accepted", "123 bytes"),
     ({"type": "websocket.close", "reason": 5}, "accepted", "'reason' must be a str"),
     ({"type": "websocket.http.response.body"}, "responding", "expected 'websocket.http.response.body'"),
