@@ -32,6 +32,9 @@ def build_info() -> str:
 def stale_compiled_modules() -> list[str]:
     """Compiled modules older than their source (an edited checkout not rebuilt): they would
     shadow the edit, so the CLI warns about them."""
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.exists(os.path.join(checkout, "setup.py")):
+        return []  # an installed wheel: its files' times say when pip unpacked them, nothing more
     stale = []
     library = _origin("squall__mypyc")  # mypyc puts the code of the whole group here
     built = os.path.getmtime(library) if library else 0.0

@@ -34,3 +34,20 @@ def test_a_compiled_module_older_than_its_source_is_reported(
     assert squall.stale_compiled_modules() == ["squall.fake"]
     os.utime(compiled, (3_000, 3_000))
     assert squall.stale_compiled_modules() == []
+
+
+def test_an_installed_wheel_is_never_called_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside a source checkout (no setup.py beside the package) file times mean nothing."""
+    package = tmp_path / "site-packages" / "squall"
+    package.mkdir(parents=True)
+    compiled = package / "mod.cpython-311-x86_64-linux-gnu.so"
+    source = package / "mod.py"
+    compiled.write_bytes(b"")
+    source.write_text("")
+    os.utime(compiled, (1_000, 1_000))
+    monkeypatch.setattr(squall, "__file__", str(package / "__init__.py"))
+    monkeypatch.setattr(squall, "COMPILED_MODULES", ("squall.fake",))
+    monkeypatch.setattr(squall, "_origin", {"squall.fake": str(compiled), "squall__mypyc": ""}.__getitem__)
+    assert squall.stale_compiled_modules() == []
+    (tmp_path / "site-packages" / "setup.py").write_text("")  # the same files in a checkout: stale
+    assert squall.stale_compiled_modules() == ["squall.fake"]
