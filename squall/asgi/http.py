@@ -377,8 +377,9 @@ class HTTPCycle:
         else:
             await self._send_extension(mtype, message)
 
-    async def _send_extension(self, mtype: str, message: Message) -> None:
-        """The extension messages (early hints, trailers, pathsend), or a message out of order."""
+    async def _send_extension(self, mtype: Any, message: Message) -> None:
+        """The extension messages (early hints, trailers, pathsend), or a message out of order.
+        (``mtype`` is whatever the app put under "type": compiled code would check a ``str``.)"""
         state = self._state
         if mtype == "http.response.early_hint" and state in (_START, _STARTED):
             self._send_early_hint(message.get("links", ()))
