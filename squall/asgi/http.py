@@ -402,9 +402,13 @@ class HTTPCycle:
             raise ASGIMessageError(f"expected {expected}, got {mtype!r}")
 
     def _send_early_hint(self, links: Any) -> None:
-        if isinstance(links, bytes | str) or not all(isinstance(link, bytes) for link in links):
+        try:  # once: a generator can be iterated only once
+            items = None if isinstance(links, bytes | str) else list(links)
+        except TypeError:
+            items = None
+        if items is None or not all(isinstance(link, bytes) for link in items):
             raise ASGIMessageError("'links' of http.response.early_hint must be an iterable of bytes")
-        headers = validate_headers([(b"link", link) for link in links])
+        headers = validate_headers([(b"link", link) for link in items])
         if headers:
             self._channel.send_event(Informational(self.stream_id, 103, headers))
             self._channel.flush()

@@ -292,6 +292,30 @@ async def test_early_hint_before_the_head_leaves() -> None:
     )
 
 
+async def test_early_hint_links_from_a_generator_are_all_sent() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        links = (link for link in [b"</a.css>", b"</b.js>"])
+        await send({"type": "http.response.early_hint", "links": links})
+        await send(start())
+        await send(body())
+
+    hint = (await run(app)).sent[0]
+    assert isinstance(hint, Informational)
+    assert hint.headers == [(b"link", b"</a.css>"), (b"link", b"</b.js>")]
+
+
+@pytest.mark.parametrize("links", [None, 5, b"</a>", [b"</a>", "</b>"]])
+async def test_early_hint_links_not_an_iterable_of_bytes_is_a_500(
+    links: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.early_hint", "links": links})
+
+    response = (await run(app)).sent[0]
+    assert isinstance(response, Response) and response.status == 500
+    assert "'links' of http.response.early_hint must be an iterable of bytes" in caplog.text
+
+
 @pytest.mark.parametrize("te", [True, False])
 async def test_trailers_only_to_a_client_that_takes_them(te: bool) -> None:
     from squall.events import Trailers
