@@ -161,7 +161,7 @@ def response_body(message: Message) -> tuple[bytes, bool]:
     body = message.get("body", b"")
     more = message.get("more_body", False)
     if type(body) is not bytes:
-        if not isinstance(body, bytearray | memoryview):
+        if not isinstance(body, bytes | bytearray | memoryview):  # a bytes subclass is bytes
             raise ASGIMessageError(f"'body' must be bytes, got {type(body).__name__}")
         body = bytes(body)
     if type(more) is not bool:

@@ -292,6 +292,21 @@ async def test_early_hint_before_the_head_leaves() -> None:
     )
 
 
+class BytesSubclass(bytes):
+    pass
+
+
+@pytest.mark.parametrize("data", [BytesSubclass(b"abc"), bytearray(b"abc"), memoryview(b"abc")])
+async def test_a_bytes_like_body_is_sent_as_bytes(data: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(start())
+        await send({"type": "http.response.body", "body": data})
+
+    sent = (await run(app)).sent
+    assert isinstance(sent[0], Response) and sent[0].status == 200
+    assert isinstance(sent[1], Data) and type(sent[1].data) is bytes and sent[1].data == b"abc"
+
+
 async def test_early_hint_links_from_a_generator_are_all_sent() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         links = (link for link in [b"</a.css>", b"</b.js>"])
