@@ -93,11 +93,21 @@ def test_header_values_lose_surrounding_whitespace() -> None:
     assert isinstance(request, Request) and request.headers[1] == (b"x", b"a b")
 
 
-def test_absolute_form_target() -> None:
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [
+        (b"http://ex.com/p/q?z=1", b"/p/q", b"z=1"),
+        # httptools' URL says its parts are bytes, but an absent one is None (compiled code checks)
+        (b"http://ex.com/p", b"/p", b""),
+        (b"http://ex.com", b"/", b""),
+        (b"https://ex.com:8443?z=1", b"/", b"z=1"),
+    ],
+)
+def test_absolute_form_target(target: bytes, path: bytes, query: bytes) -> None:
     proto = server()
-    (request, _) = proto.receive_data(b"GET http://ex.com/p/q?z=1 HTTP/1.1\r\nHost: ex.com\r\n\r\n")
+    (request, _) = proto.receive_data(b"GET " + target + b" HTTP/1.1\r\nHost: ex.com\r\n\r\n")
     assert isinstance(request, Request)
-    assert (request.raw_path, request.query_string) == (b"/p/q", b"z=1")
+    assert (request.raw_path, request.query_string) == (path, query)
 
 
 def test_expect_continue_flag() -> None:
