@@ -363,9 +363,9 @@ class HTTP1Server:
 
     def _split_target(self, method: str) -> tuple[bytes, bytes]:
         url = self._url
-        if url[:1] == b"/":
-            raw_path, _, query = url.partition(b"?")
-            return raw_path, query.partition(b"#")[0]
+        if url[:1] == b"/":  # a fragment (never sent by clients that follow RFC 9112) is dropped
+            raw_path, _, query = url.partition(b"#")[0].partition(b"?")
+            return raw_path, query
         if url == b"*" and method == "OPTIONS":
             return url, b""
         if method == "CONNECT":

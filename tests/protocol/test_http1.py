@@ -110,6 +110,17 @@ def test_absolute_form_target(target: bytes, path: bytes, query: bytes) -> None:
     assert (request.raw_path, request.query_string) == (path, query)
 
 
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [(b"/p#frag", b"/p", b""), (b"/p?q=1#frag", b"/p", b"q=1"), (b"/p#frag?q=1", b"/p", b"")],
+)
+def test_a_fragment_is_not_part_of_path_or_query(target: bytes, path: bytes, query: bytes) -> None:
+    proto = server()
+    (request, _) = proto.receive_data(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert isinstance(request, Request)
+    assert (request.raw_path, request.query_string) == (path, query)
+
+
 def test_expect_continue_flag() -> None:
     proto = server()
     (request,) = proto.receive_data(
