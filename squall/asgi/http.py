@@ -537,19 +537,26 @@ class HTTPCycle:
 
     def _log_access(self) -> None:
         scope = self.scope
-        client = scope.get("client")
-        path = scope["path"]
-        if not path.isprintable():
-            path = path.translate(_CONTROL_ESCAPES)
-        query = scope["query_string"]
-        if query:
-            path += "?" + query.decode("ascii", "backslashreplace")
+        try:
+            client = scope.get("client")
+            who = f"{client[0]}:{client[1]}" if client and client[1] is not None else "-"
+            path = scope["path"]
+            if not path.isprintable():
+                path = path.translate(_CONTROL_ESCAPES)
+            query = scope["query_string"]
+            if query:
+                path += "?" + query.decode("ascii", "backslashreplace")
+            method, version = scope["method"], scope["http_version"]
+        except Exception:  # the app changed scope keys (it may): log what they hold now, as repr
+            who = repr(scope.get("client"))
+            path = f"{scope.get('path')!r}?{scope.get('query_string')!r}"
+            method, version = repr(scope.get("method")), repr(scope.get("http_version"))
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d %d %.1fms',
-            f"{client[0]}:{client[1]}" if client and client[1] is not None else "-",
-            scope["method"],
+            who,
+            method,
             path,
-            scope["http_version"],
+            version,
             self._status,
             self._bytes_sent,
             (time.perf_counter() - self._started_at) * 1000,

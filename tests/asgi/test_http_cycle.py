@@ -392,3 +392,25 @@ async def test_an_int_subclass_status_is_its_int_value() -> None:
     channel = await run(app)
     response = channel.sent[0]
     assert isinstance(response, Response) and response.status == 201 and type(response.status) is int
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("path", b"/bytes"), ("query_string", "q=str"), ("client", ("host",)), ("path", None)]
+)
+async def test_an_app_that_changes_the_scope_still_gets_its_access_line(
+    key: str, value: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope[key] = value
+        await send(start())
+        await send(body(b"x"))
+
+    channel = FakeChannel()
+    cycle = HTTPCycle(channel, app, make_scope(), 1, access_log=True)
+    caplog.set_level("INFO")
+    cycle.start()
+    cycle.on_body_end()
+    await asyncio.wait_for(channel.finished.wait(), 5)
+    assert channel.completed
+    assert [r.levelname for r in caplog.records] == ["INFO"], caplog.text
+    assert " 200 1 " in caplog.records[0].getMessage()
