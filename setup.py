@@ -33,6 +33,12 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # no compiler, missing headers, ...
             _warn(f"building the C extensions failed ({exc}); installing pure Python")
             self.extensions = []
+            return
+        if self.inplace:  # a rebuild whose C did not change (a docstring edit) leaves old file
+            for ext in self.extensions:  # times, and squall would call the modules stale
+                path = self.get_ext_fullpath(ext.name)
+                if os.path.exists(path):
+                    os.utime(path)
 
 
 def _warn(text: str) -> None:

@@ -160,6 +160,7 @@ class HTTP1Server:
         self._fresh_chunk: bytes | None = None  # _chunk, while a message may start at its offset 0
         self._head_chunk: bytes | None = None  # the chunk the current head starts at offset 0 of
         self._in_message = False
+        self._first_in_chunk = -1
         self._closing = False
         self._manual_body = 0  # bytes of an unhonoured upgrade request's body still to pass on
         self._current: _Exchange | None = None
@@ -186,6 +187,7 @@ class HTTP1Server:
             return
         self._chunk = data
         self._fresh_chunk = None if self._in_message else data
+        self._first_in_chunk = -1 if self._in_message else self._stream_id + 1  # its stream id
         try:
             self._parser.feed_data(data)
         except Exception as exc:
@@ -215,9 +217,12 @@ class HTTP1Server:
             raise error
 
     def _method_error(self, data: bytes) -> tuple[int, str]:
-        method = data.lstrip(b"\r\n").split(b" ", 1)[0]
-        if TOKEN.fullmatch(method) and len(method) <= 32:
-            return 501, f"unsupported method {method[:32]!r}"
+        """501 for a well-formed method we do not know, else 400. The method can only be read off
+        ``data`` when the failed request is the chunk's first (nothing but CRLFs before it)."""
+        if self._stream_id == self._first_in_chunk:
+            method = data.lstrip(b"\r\n").split(b" ", 1)[0]
+            if TOKEN.fullmatch(method) and len(method) <= 32:
+                return 501, f"unsupported method {method[:32]!r}"
         return 400, "malformed request line"
 
     def _feed_manual_body(self, data: bytes) -> bytes:
@@ -376,7 +381,26 @@ class HTTP1Server:
             raise _Reject(400, "invalid request target") from None
         if parsed.schema not in (b"http", b"https") or not parsed.host:
             raise _Reject(400, "invalid request target")
+        if parsed.userinfo is not None:  # RFC 9110 §4.2.4: treat it as an error
+            raise _Reject(400, "userinfo in the request target")
+        self._use_target_authority(url, len(parsed.schema) + 3)
         return parsed.path or b"/", parsed.query or b""
+
+    def _use_target_authority(self, url: bytes, start: int) -> None:
+        """RFC 9112 §3.2.2: with an absolute-form target, the Host field is ignored and the
+        target's authority (``scheme://AUTHORITY/...``) stands in its place."""
+        end = len(url)
+        for delimiter in (b"/", b"?", b"#"):
+            at = url.find(delimiter, start)
+            if 0 <= at < end:
+                end = at
+        field = (b"host", url[start:end])
+        headers = self._headers
+        for index, (name, _) in enumerate(headers):
+            if name == b"host":
+                headers[index] = field
+                return
+        headers.append(field)
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)

@@ -111,6 +111,38 @@ def test_absolute_form_target(target: bytes, path: bytes, query: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    ("target", "host"),
+    [
+        (b"http://a.example/p", b"a.example"),
+        (b"http://a.example:8080?z=1", b"a.example:8080"),
+        (b"https://[::1]:8443/x#f", b"[::1]:8443"),
+    ],
+)
+def test_absolute_form_authority_replaces_the_host_field(target: bytes, host: bytes) -> None:
+    """RFC 9112 §3.2.2: the origin server ignores Host and uses the target's authority."""
+    request = server().receive_data(b"GET " + target + b" HTTP/1.1\r\nHost: other.example\r\nX: 1\r\n\r\n")[0]
+    assert isinstance(request, Request)
+    assert request.headers == [(b"host", host), (b"x", b"1")]
+    request = server().receive_data(b"GET " + target + b" HTTP/1.0\r\n\r\n")[0]  # 1.0: no Host needed
+    assert isinstance(request, Request) and request.headers == [(b"host", host)]
+
+
+def test_userinfo_in_an_absolute_form_target_is_rejected() -> None:
+    """RFC 9110 §4.2.4: a recipient treats userinfo in an http(s) URI as an error."""
+    events = server().receive_data(b"GET http://u:p@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n")
+    assert isinstance(events[-1], Rejected) and events[-1].status == 400
+
+
+def test_an_unknown_method_is_501_only_where_it_can_be_read() -> None:
+    """The method of a failed request is read off the chunk only when the request starts it;
+    after a valid request in the same chunk, squall cannot tell where it starts: 400."""
+    first = server().receive_data(b"\r\nBREW / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert first == [Rejected(1, 501, "unsupported method b'BREW'")]
+    events = server().receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\nFOO@ / HTTP/1.1\r\n\r\n")
+    assert isinstance(events[-1], Rejected) and (events[-1].status, events[-1].stream_id) == (400, 2)
+
+
+@pytest.mark.parametrize(
     ("target", "path", "query"),
     [(b"/p#frag", b"/p", b""), (b"/p?q=1#frag", b"/p", b"q=1"), (b"/p#frag?q=1", b"/p", b"")],
 )
