@@ -313,9 +313,8 @@ class HTTPCycle:
             self._status = 500
             self._headers = [  # and close: the app failed, the connection's state is unknown
                 (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
                 (b"connection", b"close"),
-            ]
+            ]  # Content-Length: added by _send_body, as for any one-message body
             self._remaining = None
             self._state = _STARTED
             self._send_body(body, False)
