@@ -16,7 +16,9 @@ queued bytes is ``write_paused`` and its app waits in ``drain()`` until a WINDOW
 queue go. While the transport itself is paused (the client does not read) every stream is paused
 and reading stops too, so floods of frames that need answers (PING, SETTINGS) cannot grow our
 output without bound. Incoming: a stream's body is acknowledged to the client only when the app
-has read it (``body_consumed``), so the client can never send more than the windows allow.
+has read it (``body_consumed``), so the client can never send more than the windows allow. The h2c
+upgrade request's body is HTTP/1.1 bytes outside flow control: reading pauses while the app holds
+more than ``_UPGRADE_BODY_HIGH_WATER`` of it unread.
 
 Timers (one handle, ``_timer``, re-armed lazily): close an idle connection (no streams) after
 ``--timeout-keep-alive`` with GOAWAY; reset a stream whose response made no progress on a zero
@@ -58,6 +60,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
 
+# The h2c upgrade request's body is HTTP/1.1 bytes, outside flow control: reading pauses while the
+# app holds more than this of it unread (as HTTP1Connection does).
+_UPGRADE_BODY_HIGH_WATER = 256 * 1024
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 
 
@@ -150,6 +155,8 @@ class H2Stream:
             if self.ack:
                 self.conn.proto.acknowledge(self.stream_id, self.unacked)
             self.unacked = 0
+            if not self.ack:
+                self.conn.resume_upgrade_body()
             self.conn.flush()
 
     def response_complete(self, cycle: HTTPCycle) -> None:
@@ -203,6 +210,7 @@ class H2Connection(asyncio.Protocol):
         self._closed = False
         self._peer_leaving = False
         self._upgrade_body: tuple[H2Stream, int] | None = None
+        self._upgrade_paused = False  # reading waits until the app reads the h2c upgrade body
         self._last_active = self.loop.time()
         self._timer: asyncio.TimerHandle | None = None
         self._stall_seen: dict[int, int] = {}
@@ -279,12 +287,22 @@ class H2Connection(asyncio.Protocol):
         take, rest = data[:remaining], data[remaining:]
         remaining -= len(take)
         self._upgrade_body = (stream, remaining) if remaining else None
-        if take and stream.cycle is not None:
+        if take and stream.cycle is not None and not stream.gone and stream.stream_id in self.streams:
             stream.unacked += len(take)
             stream.cycle.on_body(take)
+            if stream.unacked > _UPGRADE_BODY_HIGH_WATER and self.transport is not None:
+                self._upgrade_paused = True  # not flow-controlled: TCP holds the rest back
+                self.transport.pause_reading()
         if not remaining:
             self._on_end_body(stream.stream_id)
         return rest
+
+    def resume_upgrade_body(self) -> None:
+        """The app read the h2c upgrade body it was given (or is gone): read on."""
+        if self._upgrade_paused:
+            self._upgrade_paused = False
+            if self.transport is not None and not self._closed and not self.write_paused:
+                self.transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         return None
@@ -311,7 +329,7 @@ class H2Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.transport is not None and not self._closed:
+        if self.transport is not None and not self._closed and not self._upgrade_paused:
             self.transport.resume_reading()
         self._wake_streams()
 
@@ -454,6 +472,8 @@ class H2Connection(asyncio.Protocol):
             stream.unacked = 0
         if cycle is not None and not cycle.body_done and not stream.gone and not self._closed:
             self.proto.reset(sid, NO_ERROR)  # answered: the client may stop sending the body
+        if not stream.ack:
+            self.resume_upgrade_body()  # the rest of the upgrade body is read and dropped
         server = self.server
         server.active_requests -= 1
         if server.shutting_down and server.tasks_done is not None and not server.active_requests:

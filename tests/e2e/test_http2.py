@@ -87,17 +87,21 @@ def test_http11_still_served_with_http2_on(server: Server) -> None:
     assert httpx.get(server.url + "/").text == "hello"
 
 
-def test_h2c_upgrade_with_body(server: Server) -> None:
+def _upgrade_head(path: bytes, settings: bytes, length: int) -> bytes:
+    return (
+        b"POST %s HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: %s\r\nContent-Length: %d\r\n\r\n" % (path, settings, length)
+    )
+
+
+def _upgraded_client(server: Server, path: bytes, body: bytes) -> H2Client:
+    """POST ``body`` to ``path`` with Upgrade: h2c; the HTTP/2 client once 101 has come back."""
     import h2.connection
 
     peer = h2.connection.H2Connection()
     settings = peer.initiate_upgrade_connection()
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    body = b"upgrade body"
-    sock.sendall(
-        b"POST /echo HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-        b"Upgrade: h2c\r\nHTTP2-Settings: " + settings + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
-    )
+    sock.sendall(_upgrade_head(path, settings, len(body)) + body)
     data = b""
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
@@ -111,10 +115,39 @@ def test_h2c_upgrade_with_body(server: Server) -> None:
     events = peer.receive_data(rest) if rest else []
     for event in events:
         client._apply(event)
+    return client
+
+
+def test_h2c_upgrade_with_body(server: Server) -> None:
+    body = b"upgrade body"
+    client = _upgraded_client(server, b"/echo", body)
     reply = client.wait(1)
     assert reply.status == 200 and reply.body == body
     sid = client.request("/scope")
     assert json.loads(client.wait(sid).body)["http_version"] == "2"
+    client.close()
+
+
+def test_h2c_upgrade_body_unread_by_the_app_is_not_buffered(server: Server) -> None:
+    """The upgrade request's body is HTTP/1.1 bytes, outside HTTP/2 flow control: while the app does
+    not read it, squall stops reading (it buffered all of it, up to --limit-request-body, 1 GiB)."""
+    size = 64 << 20
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_upgrade_head(b"/forever", b"AAMAAABkAAQAAP__", size))
+        sock.settimeout(1.0)
+        sent = 0
+        with pytest.raises(TimeoutError):
+            while sent < size:
+                sent += sock.send(bytes(1 << 20))
+    assert sent < size // 2
+
+
+def test_h2c_upgrade_body_read_slowly_arrives_whole(server: Server) -> None:
+    """Reading pauses while the app holds the upgrade body unread, and resumes as it reads."""
+    body = bytes(range(256)) * (16 << 10)  # 4 MiB
+    client = _upgraded_client(server, b"/slow-read", body)
+    reply = client.wait(1)
+    assert reply.status == 200 and json.loads(reply.body)["length"] == len(body)
     client.close()
 
 
