@@ -22,7 +22,8 @@ more than ``_UPGRADE_BODY_HIGH_WATER`` of it unread.
 
 Timers (one handle, ``_timer``, re-armed lazily): close an idle connection (no streams) after
 ``--timeout-keep-alive`` with GOAWAY; reset a stream whose response made no progress on a zero
-window for ``--h2-timeout-stalled``.
+window for ``--h2-timeout-stalled``; reset a stream whose request body made no progress for
+``--timeout-request-body`` while the client could send it (``_body_timer``).
 
 Limits. At most ``--h2-max-concurrent-streams`` running cycles (also counting apps still running
 after their stream was reset: REFUSED_STREAM beyond, metered like resets); after
@@ -190,6 +191,7 @@ class H2Connection(asyncio.Protocol):
         self._h2 = h2c
         self._root_path = config.app.root_path
         self._max_body = config.http.limit_request_body
+        self._timeout_body = config.http.timeout_request_body
         self._access_log = config.runtime.access_log and access_logger.isEnabledFor(logging.INFO)
         self._template = template
         self.proto = H2Server(
@@ -215,6 +217,8 @@ class H2Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._stall_seen: dict[int, int] = {}
         self._stall_timer: asyncio.TimerHandle | None = None
+        self._body_seen: dict[int, int] = {}
+        self._body_timer: asyncio.TimerHandle | None = None
         self._flush_pending = False
 
     # ------------------------------------------------------------------ start
@@ -310,7 +314,7 @@ class H2Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.server.connections.discard(cast(Any, self))
-        for handle in (self._timer, self._stall_timer):
+        for handle in (self._timer, self._stall_timer, self._body_timer):
             if handle is not None:
                 handle.cancel()
         gone = ClientDisconnected("client disconnected")
@@ -376,6 +380,8 @@ class H2Connection(asyncio.Protocol):
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
             self.proto.graceful_shutdown()
         cycle.start()
+        if self._body_timer is None:
+            self._arm_body_timer()
         return stream
 
     def _declared_too_large(self, event: Request) -> bool:
@@ -562,6 +568,43 @@ class H2Connection(asyncio.Protocol):
         self.flush()
         if proto.blocked_streams or self.write_paused:
             self.arm_stall_timer()
+
+    def _waits_for_body(self, stream: H2Stream) -> bool:
+        """The app has read all the request body it was given and the client may send more, but
+        the body is not complete: the client is the one to move."""
+        cycle = stream.cycle
+        return (
+            isinstance(cycle, HTTPCycle)
+            and not cycle.body_done
+            and not stream.gone
+            and stream.ack
+            and not stream.unacked
+            and self.proto.receiving(stream.stream_id)
+        )
+
+    def _arm_body_timer(self) -> None:
+        timeout = self._timeout_body
+        if self._body_timer is None and timeout is not None and not self._closed:
+            waiting = self._waits_for_body
+            self._body_seen = {sid: s.received for sid, s in self.streams.items() if waiting(s)}
+            self._body_timer = self.loop.call_later(timeout, self._on_body_timer)
+
+    def _on_body_timer(self) -> None:
+        """Reset the streams whose request body made no progress for ``--timeout-request-body``
+        while the client could send it (as HTTP/1.1 closes the connection)."""
+        self._body_timer = None
+        if self._closed:
+            return
+        seen = self._body_seen
+        for sid, stream in list(self.streams.items()):
+            if seen.get(sid) == stream.received and self._waits_for_body(stream):
+                client = self.client_text()
+                logger.info("resetting HTTP/2 stream %d from %s: request body timeout", sid, client)
+                self.proto.reset(sid, CANCEL)
+                stream.disconnect(ClientDisconnected("request body timed out"))
+        self.flush()
+        if any(isinstance(s.cycle, HTTPCycle) and not s.cycle.body_done for s in self.streams.values()):
+            self._arm_body_timer()
 
 
 def take_over(connection: HTTP1Connection, initial: bytes = b"") -> H2Connection:

@@ -183,6 +183,21 @@ def test_zero_window_stall_resets_the_stream(start_server: StartServer) -> None:
     server.wait_for_line("zero window stall")
 
 
+def test_stalled_request_body_resets_the_stream(start_server: StartServer) -> None:
+    """Slowloris over HTTP/2: a request body that stops coming while the app waits for it is cut
+    off after --timeout-request-body (RST_STREAM CANCEL, the app reads http.disconnect), as over
+    HTTP/1.1; the stream and its app were held forever. An app that does not read is left be."""
+    server = start_server("--timeout-request-body", "0.4")
+    client = H2Client(server.port)
+    stalled = client.request("/long-poll?id=stalled", method="POST", body=b"abc", end=False)
+    unread = client.request("/sleep?s=1.2", method="POST", body=b"never read", end=False)
+    assert client.wait(stalled).reset == h2.errors.ErrorCodes.CANCEL
+    assert client.wait(unread).status == 200
+    client.close()
+    server.wait_for_line(r"stream 1 from .*request body timeout")
+    assert httpx.get(server.url + "/report?id=stalled").json() == {"disconnected": True}
+
+
 def test_streams_beyond_the_limit_are_refused(start_server: StartServer) -> None:
     server = start_server("--h2-max-concurrent-streams", "3")
     client = H2Client(server.port)
