@@ -149,7 +149,9 @@ class HTTPSettings:
         10.0, "Deadline in seconds for a request's head to arrive once it has begun.", parse=timeout
     )
     timeout_request_body: float | None = opt(
-        30.0, "Close the connection when the request body stalls this many seconds.", parse=timeout
+        30.0,
+        "Close the connection (HTTP/2: reset the stream) when the request body stalls this many seconds.",
+        parse=timeout,
     )
     limit_request_line: int | None = opt(8190, "Longest request target in bytes (414 beyond).", parse=limit)
     limit_request_head: int | None = opt(

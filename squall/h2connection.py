@@ -16,11 +16,14 @@ queued bytes is ``write_paused`` and its app waits in ``drain()`` until a WINDOW
 queue go. While the transport itself is paused (the client does not read) every stream is paused
 and reading stops too, so floods of frames that need answers (PING, SETTINGS) cannot grow our
 output without bound. Incoming: a stream's body is acknowledged to the client only when the app
-has read it (``body_consumed``), so the client can never send more than the windows allow.
+has read it (``body_consumed``), so the client can never send more than the windows allow. The h2c
+upgrade request's body is HTTP/1.1 bytes outside flow control: reading pauses while the app holds
+more than ``_UPGRADE_BODY_HIGH_WATER`` of it unread.
 
 Timers (one handle, ``_timer``, re-armed lazily): close an idle connection (no streams) after
 ``--timeout-keep-alive`` with GOAWAY; reset a stream whose response made no progress on a zero
-window for ``--h2-timeout-stalled``.
+window for ``--h2-timeout-stalled``; reset a stream whose request body made no progress for
+``--timeout-request-body`` while the client could send it (``_body_timer``).
 
 Limits. At most ``--h2-max-concurrent-streams`` running cycles (also counting apps still running
 after their stream was reset: REFUSED_STREAM beyond, metered like resets); after
@@ -58,6 +61,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
 
+# The h2c upgrade request's body is HTTP/1.1 bytes, outside flow control: reading pauses while the
+# app holds more than this of it unread (as HTTP1Connection does).
+_UPGRADE_BODY_HIGH_WATER = 256 * 1024
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 
 
@@ -150,6 +156,8 @@ class H2Stream:
             if self.ack:
                 self.conn.proto.acknowledge(self.stream_id, self.unacked)
             self.unacked = 0
+            if not self.ack:
+                self.conn.resume_upgrade_body()
             self.conn.flush()
 
     def response_complete(self, cycle: HTTPCycle) -> None:
@@ -183,6 +191,7 @@ class H2Connection(asyncio.Protocol):
         self._h2 = h2c
         self._root_path = config.app.root_path
         self._max_body = config.http.limit_request_body
+        self._timeout_body = config.http.timeout_request_body
         self._access_log = config.runtime.access_log and access_logger.isEnabledFor(logging.INFO)
         self._template = template
         self.proto = H2Server(
@@ -203,10 +212,13 @@ class H2Connection(asyncio.Protocol):
         self._closed = False
         self._peer_leaving = False
         self._upgrade_body: tuple[H2Stream, int] | None = None
+        self._upgrade_paused = False  # reading waits until the app reads the h2c upgrade body
         self._last_active = self.loop.time()
         self._timer: asyncio.TimerHandle | None = None
         self._stall_seen: dict[int, int] = {}
         self._stall_timer: asyncio.TimerHandle | None = None
+        self._body_seen: dict[int, int] = {}
+        self._body_timer: asyncio.TimerHandle | None = None
         self._flush_pending = False
 
     # ------------------------------------------------------------------ start
@@ -279,12 +291,22 @@ class H2Connection(asyncio.Protocol):
         take, rest = data[:remaining], data[remaining:]
         remaining -= len(take)
         self._upgrade_body = (stream, remaining) if remaining else None
-        if take and stream.cycle is not None:
+        if take and stream.cycle is not None and not stream.gone and stream.stream_id in self.streams:
             stream.unacked += len(take)
             stream.cycle.on_body(take)
+            if stream.unacked > _UPGRADE_BODY_HIGH_WATER and self.transport is not None:
+                self._upgrade_paused = True  # not flow-controlled: TCP holds the rest back
+                self.transport.pause_reading()
         if not remaining:
             self._on_end_body(stream.stream_id)
         return rest
+
+    def resume_upgrade_body(self) -> None:
+        """The app read the h2c upgrade body it was given (or is gone): read on."""
+        if self._upgrade_paused:
+            self._upgrade_paused = False
+            if self.transport is not None and not self._closed and not self.write_paused:
+                self.transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         return None
@@ -292,7 +314,7 @@ class H2Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.server.connections.discard(cast(Any, self))
-        for handle in (self._timer, self._stall_timer):
+        for handle in (self._timer, self._stall_timer, self._body_timer):
             if handle is not None:
                 handle.cancel()
         gone = ClientDisconnected("client disconnected")
@@ -311,7 +333,7 @@ class H2Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.transport is not None and not self._closed:
+        if self.transport is not None and not self._closed and not self._upgrade_paused:
             self.transport.resume_reading()
         self._wake_streams()
 
@@ -358,6 +380,8 @@ class H2Connection(asyncio.Protocol):
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
             self.proto.graceful_shutdown()
         cycle.start()
+        if self._body_timer is None:
+            self._arm_body_timer()
         return stream
 
     def _declared_too_large(self, event: Request) -> bool:
@@ -454,6 +478,8 @@ class H2Connection(asyncio.Protocol):
             stream.unacked = 0
         if cycle is not None and not cycle.body_done and not stream.gone and not self._closed:
             self.proto.reset(sid, NO_ERROR)  # answered: the client may stop sending the body
+        if not stream.ack:
+            self.resume_upgrade_body()  # the rest of the upgrade body is read and dropped
         server = self.server
         server.active_requests -= 1
         if server.shutting_down and server.tasks_done is not None and not server.active_requests:
@@ -542,6 +568,43 @@ class H2Connection(asyncio.Protocol):
         self.flush()
         if proto.blocked_streams or self.write_paused:
             self.arm_stall_timer()
+
+    def _waits_for_body(self, stream: H2Stream) -> bool:
+        """The app has read all the request body it was given and the client may send more, but
+        the body is not complete: the client is the one to move."""
+        cycle = stream.cycle
+        return (
+            isinstance(cycle, HTTPCycle)
+            and not cycle.body_done
+            and not stream.gone
+            and stream.ack
+            and not stream.unacked
+            and self.proto.receiving(stream.stream_id)
+        )
+
+    def _arm_body_timer(self) -> None:
+        timeout = self._timeout_body
+        if self._body_timer is None and timeout is not None and not self._closed:
+            waiting = self._waits_for_body
+            self._body_seen = {sid: s.received for sid, s in self.streams.items() if waiting(s)}
+            self._body_timer = self.loop.call_later(timeout, self._on_body_timer)
+
+    def _on_body_timer(self) -> None:
+        """Reset the streams whose request body made no progress for ``--timeout-request-body``
+        while the client could send it (as HTTP/1.1 closes the connection)."""
+        self._body_timer = None
+        if self._closed:
+            return
+        seen = self._body_seen
+        for sid, stream in list(self.streams.items()):
+            if seen.get(sid) == stream.received and self._waits_for_body(stream):
+                client = self.client_text()
+                logger.info("resetting HTTP/2 stream %d from %s: request body timeout", sid, client)
+                self.proto.reset(sid, CANCEL)
+                stream.disconnect(ClientDisconnected("request body timed out"))
+        self.flush()
+        if any(isinstance(s.cycle, HTTPCycle) and not s.cycle.body_done for s in self.streams.values()):
+            self._arm_body_timer()
 
 
 def take_over(connection: HTTP1Connection, initial: bytes = b"") -> H2Connection:

@@ -314,7 +314,7 @@ class HTTPCycle:
             self._headers = [  # and close: the app failed, the connection's state is unknown
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"connection", b"close"),
-            ]  # (_send_body adds the Content-Length)
+            ]  # Content-Length: added by _send_body, as for any one-message body
             self._remaining = None
             self._state = _STARTED
             self._send_body(body, False)

@@ -521,7 +521,9 @@ class HTTP1Server:
                 elif name == b"transfer-encoding":
                     continue  # framing is ours to choose
                 elif name == b"connection":
-                    close |= value.lower().find(b"close") >= 0
+                    if value.lower().find(b"close") >= 0:
+                        close = True
+                        continue  # "connection: close" is added below, once
                 else:
                     overridden = True
             parts += (name, b": ", value, b"\r\n")

@@ -983,6 +983,12 @@ class H2Server:
         raw_path, _, query = path.partition(b"?")
         return Request(promised, "GET", raw_path, query, "2", [(b"host", authority), *fields])
 
+    def receiving(self, stream_id: int) -> bool:
+        """The client may send request body on ``stream_id`` now: it has not ended it, and both the
+        stream's and the connection's receive windows are open."""
+        stream = self._streams.get(stream_id)
+        return stream is not None and stream.remote_open and stream.recv_window > 0 and self._recv_window > 0
+
     def pending(self, stream_id: int) -> int:
         """Response bytes queued on ``stream_id`` waiting for flow-control window."""
         stream = self._blocked.get(stream_id)

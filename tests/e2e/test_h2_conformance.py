@@ -1060,6 +1060,16 @@ def test_8_1_1_responses_without_content(peer: Peer, method: bytes, path: bytes)
     assert reply.body == b"" and not any(reply.data_frames)
 
 
+@pytest.mark.parametrize("path", [b"/raise-before", b"/no-response", b"/invalid?kind=header-crlf"])
+def test_8_1_1_error_response_has_one_content_length(peer: Peer, path: bytes) -> None:
+    """The 500 squall sends for a failed app: nghttp2 (curl, nghttp) resets a response with two
+    Content-Length fields as malformed (RFC 9113 §8.1.1, RFC 9110 §8.6)."""
+    peer.send(peer.headers(1, [GET[0], GET[1], (b":path", path), GET[3]]))
+    reply = peer.response(1)
+    assert reply.status == 500
+    assert [v for n, v in reply.headers if n == b"content-length"] == [b"%d" % len(reply.body)]
+
+
 def test_8_1_post_with_trailers(peer: Peer) -> None:
     peer.send(
         peer.headers(1, [*POST, (b"te", b"trailers")], flags=END_HEADERS),

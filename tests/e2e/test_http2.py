@@ -87,17 +87,21 @@ def test_http11_still_served_with_http2_on(server: Server) -> None:
     assert httpx.get(server.url + "/").text == "hello"
 
 
-def test_h2c_upgrade_with_body(server: Server) -> None:
+def _upgrade_head(path: bytes, settings: bytes, length: int) -> bytes:
+    return (
+        b"POST %s HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: %s\r\nContent-Length: %d\r\n\r\n" % (path, settings, length)
+    )
+
+
+def _upgraded_client(server: Server, path: bytes, body: bytes) -> H2Client:
+    """POST ``body`` to ``path`` with Upgrade: h2c; the HTTP/2 client once 101 has come back."""
     import h2.connection
 
     peer = h2.connection.H2Connection()
     settings = peer.initiate_upgrade_connection()
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    body = b"upgrade body"
-    sock.sendall(
-        b"POST /echo HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-        b"Upgrade: h2c\r\nHTTP2-Settings: " + settings + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
-    )
+    sock.sendall(_upgrade_head(path, settings, len(body)) + body)
     data = b""
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
@@ -111,10 +115,39 @@ def test_h2c_upgrade_with_body(server: Server) -> None:
     events = peer.receive_data(rest) if rest else []
     for event in events:
         client._apply(event)
+    return client
+
+
+def test_h2c_upgrade_with_body(server: Server) -> None:
+    body = b"upgrade body"
+    client = _upgraded_client(server, b"/echo", body)
     reply = client.wait(1)
     assert reply.status == 200 and reply.body == body
     sid = client.request("/scope")
     assert json.loads(client.wait(sid).body)["http_version"] == "2"
+    client.close()
+
+
+def test_h2c_upgrade_body_unread_by_the_app_is_not_buffered(server: Server) -> None:
+    """The upgrade request's body is HTTP/1.1 bytes, outside HTTP/2 flow control: while the app does
+    not read it, squall stops reading (it buffered all of it, up to --limit-request-body, 1 GiB)."""
+    size = 64 << 20
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_upgrade_head(b"/forever", b"AAMAAABkAAQAAP__", size))
+        sock.settimeout(1.0)
+        sent = 0
+        with pytest.raises(TimeoutError):
+            while sent < size:
+                sent += sock.send(bytes(1 << 20))
+    assert sent < size // 2
+
+
+def test_h2c_upgrade_body_read_slowly_arrives_whole(server: Server) -> None:
+    """Reading pauses while the app holds the upgrade body unread, and resumes as it reads."""
+    body = bytes(range(256)) * (16 << 10)  # 4 MiB
+    client = _upgraded_client(server, b"/slow-read", body)
+    reply = client.wait(1)
+    assert reply.status == 200 and json.loads(reply.body)["length"] == len(body)
     client.close()
 
 
@@ -148,6 +181,21 @@ def test_zero_window_stall_resets_the_stream(start_server: StartServer) -> None:
     client.close()
     assert reply.reset == h2.errors.ErrorCodes.CANCEL
     server.wait_for_line("zero window stall")
+
+
+def test_stalled_request_body_resets_the_stream(start_server: StartServer) -> None:
+    """Slowloris over HTTP/2: a request body that stops coming while the app waits for it is cut
+    off after --timeout-request-body (RST_STREAM CANCEL, the app reads http.disconnect), as over
+    HTTP/1.1; the stream and its app were held forever. An app that does not read is left be."""
+    server = start_server("--timeout-request-body", "0.4")
+    client = H2Client(server.port)
+    stalled = client.request("/long-poll?id=stalled", method="POST", body=b"abc", end=False)
+    unread = client.request("/sleep?s=1.2", method="POST", body=b"never read", end=False)
+    assert client.wait(stalled).reset == h2.errors.ErrorCodes.CANCEL
+    assert client.wait(unread).status == 200
+    client.close()
+    server.wait_for_line(r"stream 1 from .*request body timeout")
+    assert httpx.get(server.url + "/report?id=stalled").json() == {"disconnected": True}
 
 
 def test_streams_beyond_the_limit_are_refused(start_server: StartServer) -> None:

@@ -153,7 +153,7 @@ def test_500_after_an_app_failure_closes_the_connection(server: Server) -> None:
         conn.send(request("GET", "/raise-before"))
         response = conn.read_response()
         assert response.status == 500
-        assert response.header("connection") == "close"
+        assert response.header_all("connection") == ["close"]
         assert response.header_all("content-length") == [str(len(response.body))]
         assert conn.read_to_eof() == b""
 
