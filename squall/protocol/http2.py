@@ -399,7 +399,9 @@ class H2Server:
         the preface; stream 1 is the upgrade request, half-closed by the client.
         Raises ValueError for a malformed settings header."""
         try:
-            payload = base64.urlsafe_b64decode(settings_header + b"=" * (-len(settings_header) % 4))
+            padded = settings_header + b"=" * (-len(settings_header) % 4)
+            # validate: a character outside base64url is an error, not skipped (RFC 9113 §3.2.1)
+            payload = base64.b64decode(padded, altchars=b"-_", validate=True)
             self._apply_settings(parse_settings(payload))
         except (binascii.Error, ValueError, _ConnectionError) as exc:
             raise ValueError(f"bad HTTP2-Settings: {exc}") from None

@@ -375,8 +375,10 @@ def test_h2c_upgrade_stream_one() -> None:
     server.send(Data(1, b"upgraded", True))
     events = client.receive_data(server.data_to_send())
     assert b"upgraded" in b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
-    with pytest.raises(ValueError):
-        H2Server().initiate_upgrade(b"!!!not base64!!!")
+    for bad in (b"!!!not base64!!!", b"!!!", b"AAMA!AABk", b"AAMAAABk AAQAAP__"):
+        with pytest.raises(ValueError):  # RFC 9113 §3.2.1: no upgrade on a bad HTTP2-Settings
+            H2Server().initiate_upgrade(bad)
+    H2Server().initiate_upgrade(b"AAMAAABkAAQAAP__")  # base64url, its '=' padding omitted
 
 
 def test_token_bucket() -> None:
