@@ -160,7 +160,7 @@ class HTTP1Server:
         self._fresh_chunk: bytes | None = None  # _chunk, while a message may start at its offset 0
         self._head_chunk: bytes | None = None  # the chunk the current head starts at offset 0 of
         self._in_message = False
-        self._first_in_chunk = -1
+        self._head_first = False  # the current request is the first begun in _chunk (CRLFs aside)
         self._closing = False
         self._manual_body = 0  # bytes of an unhonoured upgrade request's body still to pass on
         self._current: _Exchange | None = None
@@ -187,7 +187,6 @@ class HTTP1Server:
             return
         self._chunk = data
         self._fresh_chunk = None if self._in_message else data
-        self._first_in_chunk = -1 if self._in_message else self._stream_id + 1  # its stream id
         try:
             self._parser.feed_data(data)
         except Exception as exc:
@@ -219,7 +218,7 @@ class HTTP1Server:
     def _method_error(self, data: bytes) -> tuple[int, str]:
         """501 for a well-formed method we do not know, else 400. The method can only be read off
         ``data`` when the failed request is the chunk's first (nothing but CRLFs before it)."""
-        if self._stream_id == self._first_in_chunk:
+        if self._head_first:
             method = data.lstrip(b"\r\n").split(b" ", 1)[0]
             if TOKEN.fullmatch(method) and len(method) <= 32:
                 return 501, f"unsupported method {method[:32]!r}"
@@ -237,6 +236,7 @@ class HTTP1Server:
 
     def on_message_begin(self) -> None:
         chunk = self._fresh_chunk
+        self._head_first = chunk is not None
         self._head_chunk = chunk if chunk and chunk[0] not in _CRLF else None  # llhttp skips CRLFs
         self._fresh_chunk = None
         self._in_message = True
