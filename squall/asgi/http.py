@@ -143,16 +143,21 @@ def _validate_slowly(headers: Iterable[Any]) -> Headers:
     return checked
 
 
+def plain_int(value: Any) -> int | None:
+    """``value`` as an int, an int subclass (``HTTPStatus.OK``, an IntEnum) as its value; None
+    for anything else, a bool included."""
+    if type(value) is int:
+        return value
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return int(value)
+
+
 def checked_status(status: Any) -> int:
-    """A response ``status``: an int (an int subclass such as ``HTTPStatus.OK`` counts as its
-    value, a bool does not) from 200 to 599. Raises ASGIMessageError."""
-    if type(status) is not int:
-        if not isinstance(status, int) or isinstance(status, bool):
-            raise ASGIMessageError(f"'status' must be an int from 200 to 599, got {status!r}")
-        status = int(status)
-    code: int = status
-    if not 200 <= code <= 599:
-        raise ASGIMessageError(f"'status' must be an int from 200 to 599, got {code!r}")
+    """A response ``status``: an int (see ``plain_int``) from 200 to 599. Raises ASGIMessageError."""
+    code = plain_int(status)
+    if code is None or not 200 <= code <= 599:
+        raise ASGIMessageError(f"'status' must be an int from 200 to 599, got {status!r}")
     return code
 
 

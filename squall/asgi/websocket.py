@@ -28,7 +28,7 @@ import logging
 from collections import deque
 from typing import Any, Protocol
 
-from squall.asgi.http import checked_status, response_body, validate_headers
+from squall.asgi.http import checked_status, plain_int, response_body, validate_headers
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
 from squall.events import Headers
 from squall.grammar import TOKEN
@@ -68,14 +68,13 @@ class Channel(Protocol):
 
 def check_close_message(message: Message) -> tuple[int, str]:
     """The code and reason of a ``websocket.close`` message. Raises ASGIMessageError."""
-    code = message.get("code", 1000)
+    given = message.get("code", 1000)
     reason = message.get("reason")
     if reason is None:
         reason = ""
-    if type(code) is not int:  # an IntEnum (websockets' CloseCode) counts as its value
-        if not isinstance(code, int) or isinstance(code, bool):
-            raise ASGIMessageError(f"'code' must be an int, got {type(code).__name__}")
-        code = int(code)
+    code = plain_int(given)  # an IntEnum (websockets' CloseCode) counts as its value
+    if code is None:
+        raise ASGIMessageError(f"'code' must be an int, got {type(given).__name__}")
     if not (code == 1000 or 1001 <= code <= 1014 or 3000 <= code <= 4999) or code in (1004, 1005, 1006):
         raise ASGIMessageError(f"close code {code} cannot be sent")
     if not isinstance(reason, str):
