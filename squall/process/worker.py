@@ -3,9 +3,11 @@
 How it works
 ------------
 ``serve()`` runs lifespan startup, starts an asyncio server on each already-bound socket, then
-waits for a stop signal (signal handlers only set a flag). Shutdown is graceful: stop accepting,
-close idle connections, let in-flight requests finish for up to ``--timeout-graceful-shutdown``
-(a second signal cuts the wait short), then cancel what is left and run lifespan shutdown.
+waits for a stop signal (signal handlers only set a flag). Shutdown is graceful: ``--health-path``
+says 503 from the signal on, and squall keeps serving for ``--drain-delay`` seconds so that
+balancers stop sending first; then the drain (``_drain``): stop accepting, let every connection
+end at its own next boundary for up to ``--timeout-graceful-shutdown`` (a second signal cuts the
+wait short), then cancel what is left and run lifespan shutdown.
 
 Under the supervisor (``run_supervised``) the worker also talks to the parent over a pipe: it
 says ``("ready",)`` once lifespan startup is done and it is accepting, or ``("failed", reason)``
@@ -27,6 +29,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -48,10 +51,6 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
 logger = logging.getLogger("squall.error")
-
-# A draining worker keeps an idle connection this long for the request its client may already be
-# sending (answered, then closed) instead of closing it under that request.
-IDLE_GRACE = 1.0
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
@@ -146,9 +145,12 @@ class Worker:
         assert channel is not None
         try:
             while channel.poll():
-                if channel.recv() == "ping":
+                message = channel.recv()
+                if message == "ping":
                     served = self.state.total_requests if self.state is not None else 0
                     channel.send(("pong", served, rss_bytes()))
+                elif message == "draining" and self.state is not None:
+                    self.state.draining = True  # the supervisor's --drain-delay: --health-path says 503
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(channel.fileno())
             if not self._stop.is_set():
@@ -195,7 +197,8 @@ class Worker:
         self._on_ready(" and ".join(describe(sock, scheme) for sock in self.sockets))
         await self._stop.wait()
         self._on_stop()
-        await self._drain(servers, state)
+        await self._delay_drain(state)
+        await self._drain(servers, state, context)
         ticker.cancel()
         try:
             await self.lifespan.shutdown()
@@ -205,31 +208,45 @@ class Worker:
         logger.info("Finished server process")
         return 0
 
-    async def _drain(self, servers: list[asyncio.Server], state: ServerState) -> None:
-        """Stop accepting; let in-flight work finish (bounded); close idle connections.
+    def _drain_delay(self) -> float:
+        """Seconds to keep serving after the stop signal (the supervisor waits them itself)."""
+        return self.config.runtime.drain_delay if self.channel is None else 0.0
 
-        In-flight requests finish and their responses say ``Connection: close``. An idle
-        connection is not closed at once: a busy keep-alive client, or one accepted a moment ago,
-        may have its next request on the wire, and closing under it drops that request. Idle
-        connections get ``IDLE_GRACE`` to send it; it is served with ``Connection: close``
-        (``shutting_down``). After that, idle connections are closed. This is what lets a rolling
-        restart lose nothing.
+    async def _delay_drain(self, state: ServerState) -> None:
+        """``--drain-delay``: keep serving, ``--health-path`` answering 503, so that the balancers'
+        health checks take this server out before it stops accepting. A second signal ends it."""
+        state.draining = True
+        delay = self._drain_delay()
+        if delay > 0 and not self._force.is_set():
+            logger.info("Draining in %g s (--drain-delay); serving until then", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._force.wait(), delay)
+
+    async def _drain(
+        self, servers: list[asyncio.Server], state: ServerState, context: ssl.SSLContext | None = None
+    ) -> None:
+        """Stop accepting; let every connection end at its own next boundary (bounded).
+
+        Lose no request: the connections already queued on the listening sockets are accepted and
+        served, then the sockets close, so a balancer's next connect fails and it tries another
+        node (nginx does that even for a POST, which it never retries once sent). From then on
+        every response says ``Connection: close`` (``shutting_down``). A connection with a request
+        in flight closes after its response. An idle HTTP/1.1 keep-alive connection is never closed
+        first: its client may be sending a request on it right now, and a request that crosses the
+        close is lost. It ends when its client sends one (answered, then closed), when the client
+        closes it, or when its keep-alive timeout fires, as it would have without the drain.
+        HTTP/2 says GOAWAY, which names the last stream served. At ``--timeout-graceful-shutdown``
+        whatever is left is closed.
         """
-        for server in servers:
-            server.close()
+        accepting = self._stop_accepting(servers, state, context)
         state.shutting_down = True  # from now on every response says Connection: close
         for connection in list(state.connections):
-            if not _idle(connection):
-                connection.shutdown()
+            connection.shutdown()
         timeout = self.config.runtime.timeout_graceful_shutdown
-        now = time.monotonic()
-        deadline = None if timeout is None else now + timeout
-        grace_end = now + min(IDLE_GRACE, timeout if timeout is not None else IDLE_GRACE)
-        while (state.connections or state.active_requests) and not self._force.is_set():
-            if time.monotonic() >= grace_end:
-                for connection in list(state.connections):
-                    if _idle(connection):
-                        connection.shutdown()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (state.connections or state.active_requests or not all(t.done() for t in accepting)) and (
+            not self._force.is_set()
+        ):
             if deadline is not None and time.monotonic() >= deadline:
                 logger.warning(
                     "Graceful shutdown timed out; closing %d connection(s)", len(state.connections)
@@ -246,6 +263,28 @@ class Worker:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=1.0)
+
+    def _stop_accepting(
+        self, servers: list[asyncio.Server], state: ServerState, context: ssl.SSLContext | None
+    ) -> list[asyncio.Task[Any]]:
+        """Serve what waits in the accept queues, then close the listening sockets: a connection
+        left queued would be reset when the last copy of its socket closes, possibly after its
+        client sent a request. (A connection arriving between the two calls still is; the
+        supervisor has closed its copies, and --drain-delay lets balancers stop connecting.)
+        Returns the tasks that set the accepted connections up (a TLS handshake takes a while)."""
+        loop = asyncio.get_running_loop()
+        factory = protocol_factory(state)
+        tasks = [
+            loop.create_task(loop.connect_accepted_socket(factory, connection, ssl=context))
+            for sock in self.sockets
+            if sock.fileno() >= 0
+            for connection in accept_queued(sock, self.config.socket.backlog)
+        ]
+        for task in tasks:
+            task.add_done_callback(_retrieve)  # a failed handshake is the client's business
+        for server in servers:
+            server.close()
+        return tasks
 
 
 def _every_second(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> asyncio.TimerHandle:
@@ -273,9 +312,22 @@ def repeat(
     return ticker  # type: ignore[return-value]
 
 
-def _idle(connection: Any) -> bool:
-    """True for a connection between requests (or before its first), with nothing owed to it."""
-    return bool(getattr(connection, "idle", False))
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def accept_queued(sock: socket.socket, limit: int) -> list[socket.socket]:
+    """The connections waiting in ``sock``'s accept queue (at most ``limit``), accepted now."""
+    accepted: list[socket.socket] = []
+    try:
+        sock.setblocking(False)
+        while len(accepted) < limit:
+            connection, _ = sock.accept()
+            accepted.append(connection)
+    except OSError:  # BlockingIOError: the queue is empty
+        pass
+    return accepted
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
