@@ -239,6 +239,7 @@ class Worker:
         whatever is left is closed.
         """
         accepting = self._stop_accepting(servers, state, context)
+        logger.info("Stopped accepting; %d connection(s) open", len(state.connections) + len(accepting))
         state.shutting_down = True  # from now on every response says Connection: close
         for connection in list(state.connections):
             connection.shutdown()
