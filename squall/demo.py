@@ -106,9 +106,8 @@ from <code>/events</code>; a streamed response at <a href="/stream">/stream</a><
 
 
 def _protocol(scope: Scope) -> str:
-    return {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}.get(
-        scope["http_version"], "HTTP/" + scope["http_version"]
-    )
+    version = str(scope["http_version"])
+    return "HTTP/1.0" if version == "1.0" else f"HTTP/{version}"
 
 
 def _security(scope: Scope) -> str:
