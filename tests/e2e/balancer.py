@@ -149,15 +149,24 @@ def running_nginx(workdir: Path, upstreams: Sequence[str], **kwargs: object) -> 
 # ---------------------------------------------------------------------- nodes
 
 
-def node_args(port: int, workers: int = 2, extra: Sequence[str] = ()) -> list[str]:
+def node_args(port: int, workers: int = 2, extra: Sequence[str] = (), access_log: bool = False) -> list[str]:
     """CLI arguments of one squall node behind nginx."""
-    return ["--port", str(port), "--workers", str(workers), "--no-access-log", *extra]
+    log = [] if access_log else ["--no-access-log"]
+    return ["--port", str(port), "--workers", str(workers), *log, *extra]
 
 
-def start_node(name: str, port: int, version: str, *, workers: int = 2, extra: Sequence[str] = ()) -> Server:
+def start_node(
+    name: str,
+    port: int,
+    version: str,
+    *,
+    workers: int = 2,
+    extra: Sequence[str] = (),
+    access_log: bool = False,
+) -> Server:
     """A squall node (``version``: ``old`` or ``new`` code) on ``port``; returns once it serves."""
     server = Server(
-        node_args(port, workers, extra),
+        node_args(port, workers, extra, access_log),
         app=f"tests.e2e.node_apps:{version}",
         env={"SQUALL_TEST_NODE": name},
         ephemeral_port=False,
@@ -282,11 +291,14 @@ class Node:
         return f"127.0.0.1:{self.port}"
 
 
-def start_nodes(names: Sequence[str], version: str = "old", extra: Sequence[str] = ()) -> list[Node]:
+def start_nodes(
+    names: Sequence[str], version: str = "old", extra: Sequence[str] = (), workers: int = 2
+) -> list[Node]:
+    """One node per name, each on a free port."""
     nodes: list[Node] = []
     for name in names:
         port = free_port()
-        nodes.append(Node(name, port, start_node(name, port, version, extra=extra), version))
+        nodes.append(Node(name, port, start_node(name, port, version, workers=workers, extra=extra), version))
     return nodes
 
 

@@ -4,8 +4,8 @@ Every answer names the node (``SQUALL_TEST_NODE`` in its environment) and the co
 headers, so the load generator can count which node and which code served each request.
 ``GET /`` is a small text; ``POST /`` reads the body and answers its length and CRC-32, so a
 request that reached the app with a cut body is caught too. ``/scope`` shows what a proxied
-request looks like to the app (client, scheme, headers); ``/stream`` streams lines with a pause;
-``/ws`` is a websocket echo.
+request looks like to the app (client, scheme, headers); ``/stream`` sends a line, then the
+last one once ``/release`` was asked (one worker); ``/ws`` is a websocket echo.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def _make(version: bytes) -> App:
             await _answer(send, names, _scope_json(scope))
         elif scope["path"] == "/stream":
             await _stream(send, names)
+        elif scope["path"] == "/release":
+            _released.set()
+            await _answer(send, names, b"released")
         elif scope["method"] == "POST":
             body = await _read(receive)
             await _answer(send, names, b"%d %08x" % (len(body), zlib.crc32(body)))
@@ -71,13 +74,17 @@ def _scope_json(scope: Scope) -> bytes:
     return json.dumps(shown).encode()
 
 
+_released = asyncio.Event()
+
+
 async def _stream(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
-    """Five lines, 50 ms apart: through a buffering proxy they would arrive together at the end."""
+    """A first line, then the last once ``/release`` is asked: a client can read the first only if
+    nothing between it and squall holds the response back."""
+    _released.clear()
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    for n in range(5):
-        await send({"type": "http.response.body", "body": b"line %d\n" % n, "more_body": True})
-        await asyncio.sleep(0.05)
-    await send({"type": "http.response.body", "body": b""})
+    await send({"type": "http.response.body", "body": b"first\n", "more_body": True})
+    await _released.wait()
+    await send({"type": "http.response.body", "body": b"last\n"})
 
 
 async def _echo_websocket(receive: Receive, send: Send) -> None:
