@@ -106,8 +106,7 @@ from <code>/events</code>; a streamed response at <a href="/stream">/stream</a><
 
 
 def _protocol(scope: Scope) -> str:
-    version = str(scope["http_version"])
-    return "HTTP/1.0" if version == "1.0" else f"HTTP/{version}"
+    return f"HTTP/{scope['http_version']}"
 
 
 def _security(scope: Scope) -> str:
