@@ -151,6 +151,7 @@ class Worker:
                     channel.send(("pong", served, rss_bytes()))
                 elif message == "draining" and self.state is not None:
                     self.state.draining = True  # the supervisor's --drain-delay: --health-path says 503
+                    logger.info("Draining soon (--drain-delay); serving until then")
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(channel.fileno())
             if not self._stop.is_set():

@@ -6,6 +6,7 @@ rather than queued on a socket only the supervisor still holds."""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import httpx
@@ -30,7 +31,7 @@ def wait_for_lines(server: Server, text: str, count: int, start: int) -> None:
     """Wait until ``count`` stderr lines from index ``start`` on contain ``text``."""
     index = start
     for _ in range(count):
-        server.wait_for_line(text, start=index)
+        server.wait_for_line(re.escape(text), start=index)
         index = next(i for i in range(index, len(server.lines)) if text in server.lines[i]) + 1
 
 
@@ -67,6 +68,8 @@ def test_drain_delay_keeps_serving_while_health_says_503(start_server: StartServ
         mark = server.mark()
         server.terminate()
         server.wait_for_line(r"Draining in 30 s \(--drain-delay\)", start=mark)
+        if mode:  # each worker heard it from the supervisor
+            wait_for_lines(server, "Draining soon (--drain-delay)", 2, mark)
         idle.send(request("GET", "/healthz"))  # an open connection, as a balancer's health check
         response = idle.read_response()
         assert (response.status, response.body) == (503, b"draining\n")
