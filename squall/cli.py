@@ -60,20 +60,18 @@ class _Parser(argparse.ArgumentParser):
         one, or what to use instead of another server's flag); exit code 2."""
         flags = sorted({s for action in self._actions for s in action.option_strings})
         lines = []
-        previous = ""
         for extra in extras:
             name = extra.split("=", 1)[0]
-            value_of_previous = previous.startswith("-") and "=" not in previous
-            previous = extra
             if not name.startswith("-"):
-                if not value_of_previous:  # else it is the unknown flag's value: named already
-                    lines.append(f"unrecognized argument {extra!r}")
+                continue  # a value of an unknown flag (argparse cannot tell): the flag says it
             elif name in REFUSED:
                 lines.append(f"argument {name}: {REFUSED[name]}")
             else:
                 close = difflib.get_close_matches(name, flags, n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 lines.append(f"unrecognized argument {name}{hint}")
+        if not lines:
+            lines = [f"unrecognized arguments: {' '.join(extras)}"]
         self.exit(2, "".join(f"{self.prog}: error: {line}\n" for line in lines))
 
 
