@@ -580,6 +580,14 @@ class HTTP1Server:
 
     # ---------------------------------------------------------------- rejection
 
+    def reject_body(self, status: int, detail: str) -> list[Event]:
+        """Give up on the request whose body is being read (a client too slow to send it): its
+        response becomes ``status`` unless one has started; input stops. Returns the events."""
+        events = self._events = []
+        if not self.input_closed:
+            self._reject(status, detail)
+        return events
+
     def _reject(self, status: int, detail: str) -> None:
         self.input_closed = True
         self.keep_alive = False
