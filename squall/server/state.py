@@ -182,7 +182,7 @@ class ServerState:
                 self.rate_watch.discard(connection)
 
 
-def cut_off(transport: asyncio.BaseTransport) -> None:
+def cut_off(transport: asyncio.Transport) -> None:
     """Drop a connection whose client does not take our output: reset it (SO_LINGER 0) so that
     the kernel does not go on sending what it holds for the client, then abort the transport."""
     sock = transport.get_extra_info("socket")
