@@ -88,7 +88,10 @@ class TransportMeter(RateMeter):
 
     def held(self) -> int:
         """Bytes written and not yet taken by the client: the transport's and the kernel's."""
-        size = self.transport.get_write_buffer_size()
+        try:
+            size = self.transport.get_write_buffer_size()
+        except NotImplementedError:  # a transport that does not say (no buffer of its own)
+            size = 0
         if self.fd >= 0:
             with contextlib.suppress(OSError):
                 size += struct.unpack("i", fcntl.ioctl(self.fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
