@@ -140,7 +140,7 @@ def test_a_reload_stuck_starting_keeps_the_running_workers(
     """A rolling reload whose new worker hangs in startup ends: the old worker keeps serving."""
     caplog.set_level(logging.INFO, "squall.error")
     stuck = tmp_path / "stuck"
-    with supervising(f"stuck-if:{stuck}", workers=1, timeout_worker_startup=1.0) as (sup, result):
+    with supervising(f"stuck-if:{stuck}", workers=1, timeout_worker_startup=4.0) as (sup, result):
         assert sup.wait_for(lambda: ready(sup, 1), WAIT)
         old = sup.pids()
         stuck.touch()
