@@ -466,6 +466,12 @@ class H2Connection(asyncio.Protocol):
                 meter.moved += len(event.data)
                 meter.tick(self.loop.time(), False)
         if self._max_body is not None and stream.received > self._max_body:
+            logger.info(
+                "resetting HTTP/2 stream %d from %s: request body over --limit-request-body (%d bytes)",
+                event.stream_id,
+                self.client_text(),
+                self._max_body,
+            )
             self.proto.reset(event.stream_id)  # CANCEL: the body went past --limit-request-body
             stream.disconnect(ClientDisconnected("request body too large"))
             return

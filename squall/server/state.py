@@ -248,7 +248,7 @@ def _status_app(status: int, text: bytes) -> Callable[[Any, Receive, Send], Awai
 #: Answers requests over ``--limit-concurrency``.
 service_unavailable = _status_app(503, b"Service Unavailable")
 #: Answers HTTP/2 requests whose declared body is over ``--limit-request-body``.
-payload_too_large = _status_app(413, b"Content Too Large")
+payload_too_large = _status_app(413, b"Content Too Large: over the server's --limit-request-body")
 
 
 class DrainWaiters:

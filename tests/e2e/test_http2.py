@@ -383,10 +383,12 @@ def test_limit_request_body_over_http2(start_server: StartServer) -> None:
     server = start_server("--limit-request-body", "1000")
     client = H2Client(server.port)
     declared = client.request("/echo", method="POST", headers=[(b"content-length", b"5000")], end=False)
-    assert client.wait(declared).status == 413
+    answer = client.wait(declared)
+    assert answer.status == 413 and b"--limit-request-body" in answer.body  # what to raise
     streamed = client.request("/echo", method="POST", end=False)
     client.send_body(streamed, b"x" * 600, end=False)
     client.send_body(streamed, b"x" * 600, end=True)
     reply = client.wait(streamed)
     client.close()
     assert reply.reset == h2.errors.ErrorCodes.CANCEL
+    server.wait_for_line(r"stream \d+ from .*over --limit-request-body \(1000 bytes\)")
