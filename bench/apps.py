@@ -98,3 +98,22 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+#: The streamed response: ``STREAM_CHUNKS`` body messages of ``STREAM_CHUNK`` bytes each
+#: (token streaming, server-sent events), no content-length.
+STREAM_CHUNKS: int = 100
+STREAM_CHUNK: bytes = b"x" * 63 + b"\n"
+
+
+async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+    """100 body messages of 64 bytes, sent back to back (chunked over HTTP/1.1)."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    for _ in range(STREAM_CHUNKS - 1):
+        await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
+    await send({"type": "http.response.body", "body": STREAM_CHUNK})
