@@ -7,6 +7,7 @@ server, not a framework. Each app answers the lifespan protocol properly
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -117,3 +118,23 @@ async def stream(scope: Scope, receive: Receive, send: Send) -> None:
     for _ in range(STREAM_CHUNKS - 1):
         await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
     await send({"type": "http.response.body", "body": STREAM_CHUNK})
+
+
+# ---------------------------------------------------------------- for bench/suite.py
+
+_served = 0
+
+
+async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+    """``hello`` that counts its requests; at lifespan shutdown each worker process writes
+    ``<pid> <count>`` into ``$BENCH_COUNT_DIR`` (how evenly did the requests spread?)."""
+    global _served
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        directory = os.environ.get("BENCH_COUNT_DIR")
+        if directory:
+            with open(os.path.join(directory, str(os.getpid())), "w") as out:
+                out.write(f"{os.getpid()} {_served}\n")
+        return
+    _served += 1
+    await hello(scope, receive, send)
