@@ -497,7 +497,7 @@ def family_frameworks() -> list[Table]:
 
 def family_files() -> list[Table]:
     servers = selected()
-    rps = Table("file download (Starlette FileResponse)", "req/s", servers)
+    rps = Table("file download (Starlette FileResponse)", "MiB/s", servers)
     cpu = Table("file download: server CPU", "CPU seconds per GB sent", servers, False)
     folder = Path(tempfile.mkdtemp(prefix="squall-bench-files-"))
     for size, name in ((MIB, "1mib.bin"), (100 * MIB, "100mib.bin")):
@@ -523,7 +523,7 @@ def family_files() -> list[Table]:
                     load = wrk(server.port, path=f"/files/{name}", conns=conns)
                     used = server.cpu_seconds() - before
                     per_gb[server_name] = used / (load.bytes_read / (1024 * MIB)) if load.bytes_read else None
-                    return load.rps
+                    return load.bytes_read / MIB / DURATION
 
             label = f"{size // MIB} MiB, {conns} conns"
             rps.add(label, each(servers, run))

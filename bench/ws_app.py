@@ -1,7 +1,7 @@
 """The websocket echo app served by every server in ``bench/ws_run.sh`` (plain ASGI 3).
 
 It accepts, then sends every message back as it came (text as text, bytes as bytes); it answers
-the lifespan protocol and ignores HTTP.
+the lifespan protocol, and HTTP with hello world.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
     """Accept and echo every message until the client disconnects."""
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
+        return
+    if scope["type"] == "http":  # the readiness probe of bench/suite.py
+        await hello(scope, receive, send)
         return
     if scope["type"] != "websocket":
         return
