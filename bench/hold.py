@@ -35,15 +35,15 @@ class Held(asyncio.Protocol):
         self.got_message: asyncio.Future[float] = opened.get_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        write = transport.write  # type: ignore[attr-defined]
         if self.ws:
             key = base64.b64encode(os.urandom(16))
-            transport.write(
+            write(
                 b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
             )
         else:
-            transport.write(REQUEST)
+            write(REQUEST)
 
     def data_received(self, data: bytes) -> None:
         if self.open:
@@ -119,7 +119,7 @@ async def main() -> None:
     parser.add_argument("--broadcast", action="store_true")
     parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args()
-    held = await open_all(args.port, args.conns, args.ws, args.batch)
+    held = await asyncio.wait_for(open_all(args.port, args.conns, args.ws, args.batch), 300)
     print(f"ready {len(held)}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     if args.broadcast:

@@ -121,11 +121,12 @@ def server_command(
     bindir = str(Path(py).parent)
     if name == "squall":
         cmd = [py, "-m", "squall", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-        cmd += ["--log-level", "warning", "--workers", str(workers)]
+        cmd += ["--log-level", "warning", "--workers", str(workers), "--backlog", "4096"]
         return cmd + (["--timeout-keep-alive", "600"] if idle else [])
     if name == "uvicorn":
         cmd = [py, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop"]
         cmd += ["--http", "httptools", "--ws", "websockets", "--no-access-log", "--log-level", "warning"]
+        cmd += ["--backlog", "4096"]
         cmd += ["--workers", str(workers)] if workers > 1 else []
         return cmd + (["--timeout-keep-alive", "600"] if idle else [])
     if name == "granian":
