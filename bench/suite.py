@@ -84,6 +84,11 @@ def ensure_environment() -> None:
         subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(REPO)], check=True)
         stamp.write_text(wanted)
+    version = subprocess.run(
+        [str(python), "-m", "squall", "--version"], capture_output=True, text=True, check=False
+    )
+    if "compiled" not in version.stdout:  # a pure install of the checkout (SQUALL_NO_COMPILE): build it
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(REPO)], check=True)
     os.execv(str(python), [str(python), *sys.argv])
 
 
