@@ -40,6 +40,9 @@ class FakeChannel:
     async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
         await read_file_into(self, stream_id, fd, offset, count)
 
+    def body_wanted(self, cycle: HTTPCycle) -> None:
+        pass
+
     def body_consumed(self, cycle: HTTPCycle) -> None:
         self.consumed += 1
 
