@@ -275,7 +275,7 @@ class HTTP3Settings:
     http3_port: int | None = opt(None, "UDP port for HTTP/3 (default: the TCP port's number).", parse=port)
     http3_alt_svc: str = opt(
         "auto",
-        "Alt-Svc sent on HTTP/1.1 and HTTP/2 responses: auto (h3=\":PORT\"; ma=86400), off, or a value.",
+        'Alt-Svc sent on HTTP/1.1 and HTTP/2 responses: auto (h3=":PORT"; ma=86400), off, or a value.',
         metavar="VALUE",
     )
     h3_max_concurrent_streams: int = opt(

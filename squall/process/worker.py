@@ -40,6 +40,7 @@ from squall.loader import LoadError, load_app
 from squall.logs import configure
 from squall.process.listeners import describe
 from squall.process.spawn import WorkerSpec
+from squall.server import http3
 from squall.server.accept import protocol_factory, serving_state
 from squall.server.state import DefaultHeaders, ServerState
 from squall.server.tls import TLSConfigError, create_context
@@ -167,9 +168,11 @@ class Worker:
             logger.error("Application startup failed: %s", exc)
             self._on_failure(f"application startup failed: {exc}")
             return 3
-        headers = DefaultHeaders(
-            self.config.http.server_header, self.config.http.date_header, self.config.http.header
-        )
+        extra = list(self.config.http.header)
+        advertised = http3.alt_svc(self.config, self._udp_port()) if self.config.http3.http3 else None
+        if advertised is not None:
+            extra.append(("alt-svc", advertised))
+        headers = DefaultHeaders(self.config.http.server_header, self.config.http.date_header, extra)
         state = serving_state(
             self.config,
             self.app,
@@ -191,11 +194,18 @@ class Worker:
             )
             for sock in self.sockets
         ]
+        try:
+            endpoints = await self._start_http3(loop, state) if self.config.http3.http3 else []
+        except OSError as exc:
+            ticker.cancel()
+            logger.error("%s", exc)
+            self._on_failure(str(exc))
+            return 1
         scheme = "https" if context is not None else "http"
         self._on_ready(" and ".join(describe(sock, scheme) for sock in self.sockets))
         await self._stop.wait()
         self._on_stop()
-        await self._drain(servers, state)
+        await self._drain(servers, state, endpoints)
         ticker.cancel()
         try:
             await self.lifespan.shutdown()
@@ -205,7 +215,40 @@ class Worker:
         logger.info("Finished server process")
         return 0
 
-    async def _drain(self, servers: list[asyncio.Server], state: ServerState) -> None:
+    def _udp_port(self) -> int:
+        """HTTP/3's UDP port: --http3-port, else the (first) TCP socket's port number."""
+        chosen = self.config.http3.http3_port
+        if chosen is not None:
+            return chosen
+        for sock in self.sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                return int(sock.getsockname()[1])
+        return self.config.socket.port
+
+    async def _start_http3(
+        self, loop: asyncio.AbstractEventLoop, state: ServerState
+    ) -> list[http3.H3Endpoint]:
+        """This worker's own UDP socket(s) for HTTP/3, on the TCP sockets' addresses (SO_REUSEPORT:
+        each worker binds the shared port). Raises OSError naming the address."""
+        port = self._udp_port()
+        hosts = [
+            str(s.getsockname()[0]) for s in self.sockets if s.family in (socket.AF_INET, socket.AF_INET6)
+        ]
+        endpoints = []
+        for host in hosts or [self.config.socket.host]:
+            try:
+                sock = http3.bind_udp(host, port)
+            except OSError as exc:
+                shown = f"[{host}]" if ":" in host else host
+                raise OSError(f"--http3: cannot bind UDP {shown}:{port}: {exc.strerror or exc}") from None
+            _, endpoint = await loop.create_datagram_endpoint(lambda: http3.H3Endpoint(state), sock=sock)
+            endpoints.append(endpoint)
+            logger.info("HTTP/3 (QUIC) on udp://%s:%d", f"[{host}]" if ":" in host else host, port)
+        return endpoints
+
+    async def _drain(
+        self, servers: list[asyncio.Server], state: ServerState, endpoints: Sequence[http3.H3Endpoint] = ()
+    ) -> None:
         """Stop accepting; let in-flight work finish (bounded); close idle connections.
 
         In-flight requests finish and their responses say ``Connection: close``. An idle
@@ -217,6 +260,8 @@ class Worker:
         """
         for server in servers:
             server.close()
+        for endpoint in endpoints:
+            endpoint.stop_accepting()
         state.shutting_down = True  # from now on every response says Connection: close
         for connection in list(state.connections):
             if not _idle(connection):
@@ -239,6 +284,8 @@ class Worker:
         for connection in list(state.connections):
             if connection.transport is not None:
                 connection.transport.abort()
+        for endpoint in endpoints:
+            endpoint.close()
         pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
         lifespan_task = getattr(self.lifespan, "_task", None)
         pending = [task for task in pending if task is not lifespan_task]

@@ -584,6 +584,14 @@ class H3Server:
         self.quic.send_ping(0)
 
     @property
+    def flushed(self) -> bool:
+        """True when the client has acknowledged everything sent on every stream."""
+        return all(
+            stream.sender._buffer_stop == stream.sender._buffer_start
+            for stream in self.quic._streams.values()
+        )
+
+    @property
     def open_streams(self) -> int:
         """Request streams not finished both ways."""
         return len(self._streams)

@@ -36,20 +36,22 @@ import logging
 import socket
 from typing import Any
 
-from aioquic.buffer import Buffer, BufferReadError
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.packet import (
-    QuicPacketType,
-    encode_quic_version_negotiation,
-    pull_quic_header,
-)
-
 from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
 from squall.asgi.types import ASGI_VERSION, ClientDisconnected
 from squall.config import Config
 from squall.events import Body, EndBody, Event, Rejected, Request, StreamReset
-from squall.protocol.http3 import H3_NO_ERROR, H3_REQUEST_CANCELLED, H3Server, server_configuration
 from squall.server.state import ServerState, describe_client, payload_too_large, service_unavailable
+
+try:  # the http3 extra; without it the CLI refuses --http3, so nothing below is reached
+    from aioquic._buffer import Buffer, BufferReadError
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
+
+    from squall.protocol.http3 import H3_NO_ERROR, H3_REQUEST_CANCELLED, H3Server, server_configuration
+
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - the test extra installs aioquic
+    AVAILABLE = False
 
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
@@ -102,7 +104,18 @@ def alt_svc(config: Config, port: int) -> str | None:
 class H3Stream:
     """The ``Channel`` of one request stream's ``HTTPCycle``."""
 
-    __slots__ = ("conn", "loop", "stream_id", "cycle", "write_paused", "unacked", "received", "_waiter", "gone")
+    __slots__ = (
+        "conn",
+        "loop",
+        "stream_id",
+        "cycle",
+        "write_paused",
+        "unacked",
+        "received",
+        "_waiter",
+        "gone",
+        "discard_body",
+    )
 
     def __init__(self, conn: H3Connection, stream_id: int) -> None:
         self.conn = conn
@@ -114,6 +127,7 @@ class H3Stream:
         self.received = 0
         self._waiter: asyncio.Future[None] | None = None
         self.gone = False
+        self.discard_body = False
 
     def send_event(self, event: Event) -> None:
         self.conn.proto.send(event)
@@ -205,6 +219,7 @@ class H3Connection:
         self._keepalive: asyncio.TimerHandle | None = None
         self._transmit_pending = False
         self._closing = False
+        self._close_when_flushed = False  # GOAWAY sent: close once idle and acknowledged
         self.done = False
         self.routes: set[bytes] = set()
 
@@ -221,10 +236,10 @@ class H3Connection:
         return not self.streams
 
     def shutdown(self) -> None:
-        """Graceful shutdown: GOAWAY; open streams finish; then close."""
+        """Graceful shutdown: GOAWAY; open streams finish; once the client has acknowledged
+        everything, close."""
         self.proto.graceful_shutdown()
-        if not self.streams:
-            self.close(H3_NO_ERROR, "shutting down")
+        self._close_when_flushed = True
         self.transmit()
 
     def close(self, code: int, reason: str) -> None:
@@ -232,7 +247,7 @@ class H3Connection:
         if not self._closing:
             self._closing = True
             self.proto.close(code, reason)
-            self.server.connections.discard(self)  # type: ignore[arg-type]
+            self.server.connections.discard(self)
 
     # ------------------------------------------------------------------ input
 
@@ -268,6 +283,7 @@ class H3Connection:
             app = payload_too_large
         sid = event.stream_id
         stream = H3Stream(self, sid)
+        stream.discard_body = app is not server.app  # answered without reading it
         scope = build_scope(self._template, event, self._root_path)
         cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
         stream.cycle = cycle
@@ -288,7 +304,7 @@ class H3Connection:
 
     def _on_body(self, event: Body) -> None:
         stream = self.streams.get(event.stream_id)
-        if stream is None or stream.cycle is None or stream.gone:
+        if stream is None or stream.cycle is None or stream.gone or stream.discard_body:
             self.proto.acknowledge(event.stream_id, len(event.data))
             return
         stream.unacked += len(event.data)
@@ -318,6 +334,8 @@ class H3Connection:
     def transmit(self) -> None:
         """Send the datagrams due, update routes, wake streams, re-arm the timer."""
         proto = self.proto
+        if self._close_when_flushed and not self.streams and not self._closing and proto.flushed:
+            self.close(H3_NO_ERROR, "shutting down")  # (a close drops whatever is not sent yet)
         endpoint = self.endpoint
         sendto = endpoint.sendto
         for data, addr in proto.datagrams_to_send(self.loop.time()):
@@ -372,8 +390,8 @@ class H3Connection:
         server.active_requests -= 1
         if server.shutting_down and server.tasks_done is not None and not server.active_requests:
             server.tasks_done.set()
-        if not self.streams and self.proto.going_away:
-            self.close(H3_NO_ERROR, "shutting down")
+        if self.proto.going_away:
+            self._close_when_flushed = True
         self.transmit_soon()
 
     def _terminated(self) -> None:
@@ -381,7 +399,7 @@ class H3Connection:
             return
         self.done = True
         self._closing = True
-        self.server.connections.discard(self)  # type: ignore[arg-type]
+        self.server.connections.discard(self)
         for handle in (self._timer, self._keepalive):
             if handle is not None:
                 handle.cancel()
@@ -440,7 +458,7 @@ class H3Endpoint(asyncio.DatagramProtocol):
         self.routes[header.destination_cid] = conn
         conn.routes.add(header.destination_cid)
         self.update_routes(conn, conn.proto.host_cids, [])
-        self.server.connections.add(conn)  # type: ignore[arg-type]
+        self.server.connections.add(conn)
         return conn
 
     def update_routes(self, conn: H3Connection, issued: list[bytes], retired: list[bytes]) -> None:
