@@ -36,6 +36,10 @@ malformed request) beyond ``max_reset_rate`` a second close the connection with
 H3_EXCESSIVE_LOAD (rapid reset). WebTransport, HTTP datagrams, extended CONNECT and server push
 are not offered.
 
+Connection ids carry stateless reset tokens derived from ``reset_secret`` (``reset_token``), so
+whichever worker receives a packet for a connection it does not hold can answer with a Stateless
+Reset (``stateless_reset``) and the client starts a new connection at once instead of timing out.
+
 Shutdown. ``graceful_shutdown()`` sends GOAWAY naming the first request stream not served; the
 streams below it finish, later ones are rejected (H3_REQUEST_REJECTED: the client may retry them
 elsewhere).
@@ -43,6 +47,9 @@ elsewhere).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -130,6 +137,22 @@ def server_configuration(
     return configuration
 
 
+def reset_token(secret: bytes, cid: bytes) -> bytes:
+    """The stateless reset token of connection id ``cid``: derived from a secret every worker
+    shares, so a worker can reset a connection another worker (or an earlier process) held."""
+    return hmac.new(secret, cid, hashlib.sha256).digest()[:16]
+
+
+def stateless_reset(secret: bytes, cid: bytes, received: int) -> bytes | None:
+    """A Stateless Reset (RFC 9000 §10.3) for a packet of ``received`` bytes to unknown ``cid``:
+    shorter than what came, so two endpoints cannot loop; None when that is too short."""
+    size = min(received - 1, 43)
+    if size < 21:
+        return None
+    head = bytes([0x40 | (os.urandom(1)[0] & 0x3F)]) + os.urandom(size - 17)
+    return head + reset_token(secret, cid)
+
+
 class _HeadersTooLarge(ProtocolError):
     """A HEADERS frame longer than the header list limit (a stream error here)."""
 
@@ -140,8 +163,10 @@ class _Quic(QuicConnection):
     """aioquic's QUIC connection, with receive credit on request streams granted as the
     application reads (see the module docstring)."""
 
-    def __init__(self, *, window: int, max_streams: int, **kwargs: Any) -> None:
+    def __init__(self, *, window: int, max_streams: int, reset_secret: bytes, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.reset_secret = reset_secret
+        self._host_cids[0].stateless_reset_token = reset_token(reset_secret, self._host_cids[0].cid)
         self.window = window
         self.taken: dict[int, int] = {}  # request stream -> stream bytes the H3 layer took
         self.unread: dict[int, int] = {}  # request stream -> body bytes the app has not read
@@ -170,6 +195,12 @@ class _Quic(QuicConnection):
             buf.push_uint_var(sid)
             buf.push_uint_var(stream.max_stream_data_local)
             stream.max_stream_data_local_sent = stream.max_stream_data_local
+
+    def _replenish_connection_ids(self) -> None:
+        super()._replenish_connection_ids()
+        for entry in self._host_cids:
+            if not entry.was_sent:
+                entry.stateless_reset_token = reset_token(self.reset_secret, entry.cid)
 
     def forget(self, sid: int) -> None:
         self.taken.pop(sid, None)
@@ -327,6 +358,7 @@ class H3Server:
         stream_window: int = 262144,
         max_reset_rate: float = 100,
         default_headers: Callable[[], bytes] = lambda: b"",
+        reset_secret: bytes = b"",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.quic = _Quic(
@@ -334,6 +366,7 @@ class H3Server:
             original_destination_connection_id=original_destination_connection_id,
             window=stream_window,
             max_streams=max_concurrent_streams,
+            reset_secret=reset_secret or os.urandom(32),
         )
         self.h3: _H3 | None = None
         self._max_header_list_size = max_header_list_size

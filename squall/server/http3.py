@@ -6,9 +6,12 @@ How it works
 its destination connection id to the ``H3Connection`` that issued the id (every id a connection
 issues or retires is added to or removed from ``routes``); an unknown id on a long-header Initial
 packet of a supported version starts a connection (an unsupported version gets Version
-Negotiation); anything else is dropped. A worker has its own socket on the shared port
-(SO_REUSEPORT): the kernel hashes a client's address to one worker, so a connection's datagrams
-reach the worker that holds its state.
+Negotiation); a short-header packet for an unknown id gets a Stateless Reset (its token derived
+from the private key, the same in every worker and across restarts), anything else is dropped. A
+worker has its own socket on the shared port (SO_REUSEPORT): the kernel hashes a client's address
+to one worker, so a connection's datagrams reach the worker that holds its state; when the set of
+sockets changes (a worker replaced, a rolling reload) some addresses hash elsewhere, and those
+clients are reset at their next packet and reconnect at once.
 
 ``H3Connection`` feeds datagrams to the sans-I/O ``H3Server`` and dispatches its events as
 ``server/http2.py`` does: each ``Request`` starts an ``HTTPCycle`` — the same ASGI cycle as
@@ -32,6 +35,7 @@ Shutdown. ``shutdown()`` sends GOAWAY; open streams finish, then the connection 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import socket
 from typing import Any
@@ -47,7 +51,13 @@ try:  # the http3 extra; without it the CLI refuses --http3, so nothing below is
     from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
 
-    from squall.protocol.http3 import H3_NO_ERROR, H3_REQUEST_CANCELLED, H3Server, server_configuration
+    from squall.protocol.http3 import (
+        H3_NO_ERROR,
+        H3_REQUEST_CANCELLED,
+        H3Server,
+        server_configuration,
+        stateless_reset,
+    )
 
     AVAILABLE = True
 except ImportError:  # pragma: no cover - the test extra installs aioquic
@@ -57,6 +67,7 @@ logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
 
 CID_LENGTH = 8  # aioquic's default connection id length
+_LINGER = 1.0  # after the last stream of a closing connection, wait this long at most for acks
 _MIN_INITIAL = 1200  # a client's Initial datagram is padded to at least this (RFC 9000 §14.1)
 
 
@@ -72,6 +83,14 @@ def configuration(config: Config) -> QuicConfiguration:
         stream_window=h3.h3_stream_window,
         max_concurrent_streams=h3.h3_max_concurrent_streams,
     )
+
+
+def reset_secret(config: Config) -> bytes:
+    """The stateless reset secret every worker derives alike: from the private key's file."""
+    path = config.tls.ssl_keyfile or config.tls.ssl_certfile
+    assert path is not None
+    with open(path, "rb") as handle:
+        return hashlib.sha256(b"squall stateless reset\0" + handle.read()).digest()
 
 
 def bind_udp(host: str, port: int) -> socket.socket:
@@ -201,6 +220,7 @@ class H3Connection:
             stream_window=h3.h3_stream_window,
             max_reset_rate=h3.h3_max_reset_rate,
             default_headers=server.default_headers,
+            reset_secret=endpoint.reset_secret,
         )
         self._template: dict[str, Any] = {
             "type": "http",
@@ -240,6 +260,8 @@ class H3Connection:
         everything, close."""
         self.proto.graceful_shutdown()
         self._close_when_flushed = True
+        if not self.streams:
+            self.close(H3_NO_ERROR, "shutting down")  # idle: no need to wait for the GOAWAY's ack
         self.transmit()
 
     def close(self, code: int, reason: str) -> None:
@@ -392,7 +414,14 @@ class H3Connection:
             server.tasks_done.set()
         if self.proto.going_away:
             self._close_when_flushed = True
+            if not self.streams:  # acknowledged or not, close soon: the acks may reach another worker
+                self.loop.call_later(_LINGER, self._linger_over)
         self.transmit_soon()
+
+    def _linger_over(self) -> None:
+        if not self.streams and not self._closing:
+            self.close(H3_NO_ERROR, "shutting down")
+            self.transmit()
 
     def _terminated(self) -> None:
         if self.done:
@@ -415,6 +444,7 @@ class H3Endpoint(asyncio.DatagramProtocol):
     def __init__(self, server: ServerState) -> None:
         self.server = server
         self.configuration = configuration(server.config)
+        self.reset_secret = reset_secret(server.config)
         self.routes: dict[bytes, H3Connection] = {}
         self.transport: asyncio.DatagramTransport | None = None
         self.sockname: tuple[str, int] | None = None
@@ -442,6 +472,11 @@ class H3Endpoint(asyncio.DatagramProtocol):
         conn.datagram_received(data, addr)
 
     def _accept(self, header: Any, data: bytes, addr: Any) -> H3Connection | None:
+        if not data[0] & 0x80:  # a short header: a connection this worker does not hold
+            reset = stateless_reset(self.reset_secret, header.destination_cid, len(data))
+            if reset is not None:
+                self.sendto(reset, addr)
+            return None
         if header.packet_type != QuicPacketType.INITIAL or len(data) < _MIN_INITIAL or not self.accepting:
             return None
         if header.version not in self.configuration.supported_versions:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
+import signal
 
 import httpx
 import pytest
@@ -192,3 +194,59 @@ async def test_body_over_the_limit_is_refused(start_server: StartServer, certs: 
         streamed = await client.request("POST", "/echo", body=b"x" * 5000)
     assert declared.status == 413
     assert streamed.reset is not None
+
+
+def test_unknown_connection_gets_a_stateless_reset(h3: Server, certs: Certs) -> None:
+    """A packet for a connection this worker does not hold (another worker's before a reload, an
+    earlier process's) is answered with a Stateless Reset, so the client reconnects at once."""
+    import hashlib
+    import hmac
+    import os
+    import socket
+
+    dcid = os.urandom(8)
+    packet = bytes([0x40 | 0x01]) + dcid + os.urandom(60)  # short header, then protected bytes
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(5)
+        udp.sendto(packet, ("127.0.0.1", h3.port))
+        reply, _ = udp.recvfrom(2048)
+    secret = hashlib.sha256(b"squall stateless reset\0" + certs.key.read_bytes()).digest()
+    assert len(reply) < len(packet) and reply[0] & 0xC0 == 0x40
+    assert reply[-16:] == hmac.new(secret, dcid, hashlib.sha256).digest()[:16]
+
+
+def test_workers_share_the_udp_port(start_server: StartServer, certs: Certs) -> None:
+    server = h3_server(start_server, certs, "--workers", "2")
+    server.wait_for_line(r"\[(\d+)\] INFO HTTP/3 \(QUIC\) on udp")
+
+    async def many() -> list[int]:
+        async def one() -> int:
+            async with h3_connect(server.port, ca=certs.ca) as client:
+                return (await client.request("GET", "/")).status
+
+        return await asyncio.gather(*(one() for _ in range(24)))
+
+    assert asyncio.run(many()) == [200] * 24
+    pids = {
+        m.group(1)
+        for m in map(re.compile(r"\[(\d+)\] INFO .* HTTP/3\" 200").search, server.log().splitlines())
+        if m
+    }
+    assert len(pids) == 2  # the kernel spread the connections over both workers' sockets
+
+
+async def test_rolling_reload_closes_idle_connections_cleanly(
+    start_server: StartServer, certs: Certs
+) -> None:
+    """SIGHUP: the old worker closes its idle QUIC connections with H3_NO_ERROR (after GOAWAY) and
+    the client's next connection is served by the new worker."""
+    server = h3_server(start_server, certs, "--supervisor")
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        assert (await client.request("GET", "/")).status == 200
+        mark = server.mark()
+        server.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        closed = await asyncio.wait_for(asyncio.shield(client.terminated), 15)
+    assert closed.error_code == 0x100  # H3_NO_ERROR: a clean close, not a timeout
+    server.wait_for_line(r"Reload complete", start=mark)
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        assert (await client.request("GET", "/")).status == 200

@@ -10,7 +10,13 @@ from aioquic.quic.events import ConnectionTerminated
 
 from squall.events import Body, Data, EndBody, Informational, Request, Response, Trailers
 from squall.events import StreamReset as SquallReset
-from squall.protocol.http3 import H3_EXCESSIVE_LOAD, H3_MESSAGE_ERROR, H3_REQUEST_REJECTED
+from squall.protocol.http3 import (
+    H3_EXCESSIVE_LOAD,
+    H3_MESSAGE_ERROR,
+    H3_REQUEST_REJECTED,
+    reset_token,
+    stateless_reset,
+)
 
 from ..h3peer import CertFiles, Pair, make_certs
 
@@ -269,3 +275,19 @@ def test_idle_timeout_terminates_the_connection(certs: CertFiles) -> None:
     pair.now += 10
     pair.server.handle_timer(pair.now)
     assert pair.server.terminated
+
+
+def test_connection_ids_carry_reset_tokens_derived_from_the_shared_secret(certs: CertFiles) -> None:
+    secret = b"s" * 32
+    pair = Pair(certs, reset_secret=secret)
+    sid = pair.request()
+    pair.pump()
+    peer_ids = [pair.client._peer_cid, *pair.client._peer_cid_available]
+    assert len(peer_ids) > 1  # the first id (transport parameter) and NEW_CONNECTION_ID ones
+    for entry in peer_ids:
+        assert entry.stateless_reset_token == reset_token(secret, entry.cid)
+    packet = stateless_reset(secret, pair.client._peer_cid.cid, 1200)
+    assert packet is not None and len(packet) < 1200 and packet[0] & 0xC0 == 0x40
+    assert packet[-16:] == pair.client._peer_cid.stateless_reset_token
+    assert stateless_reset(secret, b"12345678", 21) is None  # never as long as what came
+    assert sid == 0
