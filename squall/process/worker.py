@@ -242,6 +242,7 @@ class Worker:
                 shown = f"[{host}]" if ":" in host else host
                 raise OSError(f"--http3: cannot bind UDP {shown}:{port}: {exc.strerror or exc}") from None
             _, endpoint = await loop.create_datagram_endpoint(lambda: http3.H3Endpoint(state), sock=sock)
+            endpoint.use_gso(sock)
             endpoints.append(endpoint)
             logger.info("HTTP/3 (QUIC) on udp://%s:%d", f"[{host}]" if ":" in host else host, port)
         return endpoints

@@ -625,6 +625,12 @@ class H3Server:
         )
 
     @property
+    def all_sent(self) -> bool:
+        """True when every stream's data has been sent at least once (none waits for pacing,
+        congestion control or flow control)."""
+        return all(stream.sender.buffer_is_empty for stream in self.quic._streams.values())
+
+    @property
     def open_streams(self) -> int:
         """Request streams not finished both ways."""
         return len(self._streams)

@@ -38,6 +38,8 @@ import asyncio
 import hashlib
 import logging
 import socket
+import struct
+import sys
 from typing import Any
 
 from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
@@ -68,7 +70,9 @@ access_logger = logging.getLogger("squall.access")
 
 CID_LENGTH = 8  # aioquic's default connection id length
 _LINGER = 1.0  # after the last stream of a closing connection, wait this long at most for acks
-_MIN_INITIAL = 1200  # a client's Initial datagram is padded to at least this (RFC 9000 §14.1)
+_MIN_INITIAL = 1200
+_SOL_UDP, _UDP_SEGMENT, _GSO_MAX = 17, 103, 64  # <netinet/udp.h>; at most 64 segments a send
+_SEGMENT = struct.Struct("=H")  # a client's Initial datagram is padded to at least this (RFC 9000 §14.1)
 
 
 def configuration(config: Config) -> QuicConfiguration:
@@ -118,6 +122,28 @@ def alt_svc(config: Config, port: int) -> str | None:
     if value == "auto":
         return f'h3=":{port}"; ma=86400'
     return value
+
+
+def gso_runs(datagrams: list[tuple[bytes, Any]]) -> list[tuple[int, int, int]]:
+    """Cut ``datagrams`` into runs that one GSO send can carry: ``(start, end, size)`` where every
+    datagram in ``[start, end)`` goes to the same address and is ``size`` bytes, except the last,
+    which may be shorter; at most 64 to a run."""
+    runs = []
+    index = 0
+    while index < len(datagrams):
+        data, addr = datagrams[index]
+        size = len(data)
+        end = index + 1
+        while end < len(datagrams) and end - index < _GSO_MAX and datagrams[end][1] == addr:
+            length = len(datagrams[end][0])
+            if length > size:
+                break
+            end += 1
+            if length < size:  # a shorter one may end a run, never continue it
+                break
+        runs.append((index, end, size))
+        index = end
+    return runs
 
 
 class H3Stream:
@@ -359,9 +385,9 @@ class H3Connection:
         if self._close_when_flushed and not self.streams and not self._closing and proto.flushed:
             self.close(H3_NO_ERROR, "shutting down")  # (a close drops whatever is not sent yet)
         endpoint = self.endpoint
-        sendto = endpoint.sendto
-        for data, addr in proto.datagrams_to_send(self.loop.time()):
-            sendto(data, addr)
+        datagrams = proto.datagrams_to_send(self.loop.time())
+        if datagrams:
+            endpoint.send_all(datagrams)
         if proto.issued or proto.retired:
             endpoint.update_routes(self, proto.issued, proto.retired)
             proto.issued, proto.retired = [], []
@@ -419,9 +445,13 @@ class H3Connection:
         self.transmit_soon()
 
     def _linger_over(self) -> None:
-        if not self.streams and not self._closing:
-            self.close(H3_NO_ERROR, "shutting down")
-            self.transmit()
+        if self.streams or self._closing or self.done:
+            return
+        if not self.proto.all_sent:  # still paced or held by congestion control: not yet
+            self.loop.call_later(_LINGER, self._linger_over)
+            return
+        self.close(H3_NO_ERROR, "shutting down")
+        self.transmit()
 
     def _terminated(self) -> None:
         if self.done:
@@ -447,6 +477,7 @@ class H3Endpoint(asyncio.DatagramProtocol):
         self.reset_secret = reset_secret(server.config)
         self.routes: dict[bytes, H3Connection] = {}
         self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None  # for sendmsg with GSO; None: transport.sendto
         self.sockname: tuple[str, int] | None = None
         self.accepting = True
 
@@ -458,6 +489,36 @@ class H3Endpoint(asyncio.DatagramProtocol):
     def sendto(self, data: bytes, addr: Any) -> None:
         if self.transport is not None:
             self.transport.sendto(data, addr)
+
+    def use_gso(self, sock: socket.socket) -> None:
+        """Send runs of datagrams with UDP GSO on ``sock`` (the endpoint's own socket; Linux only)."""
+        if sys.platform == "linux":
+            self.sock = sock
+
+    def send_all(self, datagrams: list[tuple[bytes, Any]]) -> None:
+        """Send datagrams; runs of equal-sized ones to one address leave in one ``sendmsg`` with
+        UDP generic segmentation offload (Linux), one system call for up to 64 datagrams."""
+        sock = self.sock
+        if sock is None or len(datagrams) < 2:
+            for data, addr in datagrams:
+                self.sendto(data, addr)
+            return
+        for start, end, size in gso_runs(datagrams):
+            addr = datagrams[start][1]
+            if end - start == 1 or not self._send_segments(sock, datagrams[start:end], size, addr):
+                for data, addr in datagrams[start:end]:
+                    self.sendto(data, addr)
+
+    def _send_segments(self, sock: socket.socket, run: list[tuple[bytes, Any]], size: int, addr: Any) -> bool:
+        buffer = b"".join(data for data, _ in run)
+        try:
+            sock.sendmsg([buffer], [(_SOL_UDP, _UDP_SEGMENT, _SEGMENT.pack(size))], 0, addr)
+        except BlockingIOError:
+            return False  # the transport queues them instead
+        except OSError:  # no GSO here (old kernel, another OS): plain sends from now on
+            self.sock = None
+            return False
+        return True
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:
