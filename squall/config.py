@@ -296,6 +296,13 @@ class HTTP3Settings:
         100, "Stream resets per second (burst twice that) before closing the connection.", parse=positive_int
     )
 
+    def alt_svc(self, port: int) -> str | None:
+        """The Alt-Svc value that advertises HTTP/3 on UDP ``port`` (None: HTTP/3 off, or not advertised)."""
+        value = self.http3_alt_svc
+        if not self.http3 or value.strip().lower() in ("off", "none", ""):
+            return None
+        return f'h3=":{port}"; ma=86400' if value == "auto" else value
+
 
 @dataclass(frozen=True)
 class ProcessSettings:

@@ -30,7 +30,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from squall import __version__
 from squall.asgi.lifespan import Lifespan, LifespanFailed
@@ -40,7 +40,6 @@ from squall.loader import LoadError, load_app
 from squall.logs import configure
 from squall.process.listeners import describe
 from squall.process.spawn import WorkerSpec
-from squall.server import http3
 from squall.server.accept import protocol_factory, serving_state
 from squall.server.state import DefaultHeaders, ServerState
 from squall.server.tls import TLSConfigError, create_context
@@ -169,7 +168,7 @@ class Worker:
             self._on_failure(f"application startup failed: {exc}")
             return 3
         extra = list(self.config.http.header)
-        advertised = http3.alt_svc(self.config, self._udp_port()) if self.config.http3.http3 else None
+        advertised = self.config.http3.alt_svc(self._udp_port())
         if advertised is not None:
             extra.append(("alt-svc", advertised))
         headers = DefaultHeaders(self.config.http.server_header, self.config.http.date_header, extra)
@@ -225,16 +224,18 @@ class Worker:
                 return int(sock.getsockname()[1])
         return self.config.socket.port
 
-    async def _start_http3(
-        self, loop: asyncio.AbstractEventLoop, state: ServerState
-    ) -> list[http3.H3Endpoint]:
+    async def _start_http3(self, loop: asyncio.AbstractEventLoop, state: ServerState) -> list[Endpoint]:
         """This worker's own UDP socket(s) for HTTP/3, on the TCP sockets' addresses (SO_REUSEPORT:
         each worker binds the shared port). Raises OSError naming the address."""
+        # The one function-level import of a squall module, on purpose: server/http3 loads aioquic
+        # and cryptography (about 0.2 s), which a worker without --http3 must not pay.
+        from squall.server import http3
+
         port = self._udp_port()
         hosts = [
             str(s.getsockname()[0]) for s in self.sockets if s.family in (socket.AF_INET, socket.AF_INET6)
         ]
-        endpoints = []
+        endpoints: list[Endpoint] = []
         for host in hosts or [self.config.socket.host]:
             try:
                 sock = http3.bind_udp(host, port)
@@ -248,7 +249,7 @@ class Worker:
         return endpoints
 
     async def _drain(
-        self, servers: list[asyncio.Server], state: ServerState, endpoints: Sequence[http3.H3Endpoint] = ()
+        self, servers: list[asyncio.Server], state: ServerState, endpoints: Sequence[Endpoint] = ()
     ) -> None:
         """Stop accepting; let in-flight work finish (bounded); close idle connections.
 
@@ -294,6 +295,13 @@ class Worker:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=1.0)
+
+
+class Endpoint(Protocol):
+    """What the drain needs of an HTTP/3 UDP endpoint (``server.http3.H3Endpoint``)."""
+
+    def stop_accepting(self) -> None: ...
+    def close(self) -> None: ...
 
 
 def _every_second(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> asyncio.TimerHandle:

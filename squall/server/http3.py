@@ -114,16 +114,6 @@ def bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
-def alt_svc(config: Config, port: int) -> str | None:
-    """The Alt-Svc value HTTP/1.1 and HTTP/2 responses advertise HTTP/3 with (None: none)."""
-    value = config.http3.http3_alt_svc
-    if value.strip().lower() in ("off", "none", ""):
-        return None
-    if value == "auto":
-        return f'h3=":{port}"; ma=86400'
-    return value
-
-
 def gso_runs(datagrams: list[tuple[bytes, Any]]) -> list[tuple[int, int, int]]:
     """Cut ``datagrams`` into runs that one GSO send can carry: ``(start, end, size)`` where every
     datagram in ``[start, end)`` goes to the same address and is ``size`` bytes, except the last,
