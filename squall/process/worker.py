@@ -199,6 +199,9 @@ class Worker:
             ticker.cancel()
             logger.error("%s", exc)
             self._on_failure(str(exc))
+            await self._drain(servers, state)
+            with contextlib.suppress(LifespanFailed):
+                await self.lifespan.shutdown()
             return 1
         scheme = "https" if context is not None else "http"
         self._on_ready(" and ".join(describe(sock, scheme) for sock in self.sockets))

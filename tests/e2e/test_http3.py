@@ -250,3 +250,36 @@ async def test_rolling_reload_closes_idle_connections_cleanly(
     server.wait_for_line(r"Reload complete", start=mark)
     async with h3_connect(server.port, ca=certs.ca) as client:
         assert (await client.request("GET", "/")).status == 200
+
+
+def test_udp_port_in_use_is_a_one_line_error(certs: Certs) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # bound without SO_REUSEPORT
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = run_cli(["tests.e2e.apps:app", "--port", str(port), *certs.args("--http3")])
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"squall: error: --http3: cannot bind UDP 127.0.0.1:{port}: Address already in use"
+    )
+    assert "Traceback" not in result.stderr and "lifespan' protocol appears unsupported" not in result.stderr
+
+
+def test_http3_without_aioquic_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], certs: Certs
+) -> None:
+    import importlib.util
+
+    from squall import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "aioquic" else real(name, *a)
+    )
+    with pytest.raises(SystemExit) as exited:
+        cli.load_config(["tests.e2e.apps:app", *certs.args("--http3")])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "squall: error: argument --http3: aioquic is not installed: pip install 'squall[http3]'\n"
+    )
