@@ -530,6 +530,9 @@ class H3Endpoint(asyncio.DatagramProtocol):
             return None
         if header.packet_type != QuicPacketType.INITIAL or len(data) < _MIN_INITIAL or not self.accepting:
             return None
+        limit = self.server.config.http.limit_concurrency
+        if limit is not None and len(self.server.connections) >= limit:
+            return None  # --limit-concurrency: the client retries, or falls back to TCP
         if header.version not in self.configuration.supported_versions:
             self.sendto(
                 encode_quic_version_negotiation(

@@ -283,3 +283,15 @@ def test_http3_without_aioquic_names_the_extra(
     assert capsys.readouterr().err == (
         "squall: error: argument --http3: aioquic is not installed: pip install 'squall[http3]'\n"
     )
+
+
+async def test_limit_concurrency_caps_quic_connections(start_server: StartServer, certs: Certs) -> None:
+    server = h3_server(start_server, certs, "--limit-concurrency", "1")
+    async with h3_connect(server.port, ca=certs.ca) as first:
+        assert (await first.request("GET", "/")).status == 200
+        with pytest.raises((ConnectionError, TimeoutError)):
+            async with asyncio.timeout(2):
+                async with h3_connect(server.port, ca=certs.ca):
+                    pass  # the second connection's Initial packets are not answered
+    async with h3_connect(server.port, ca=certs.ca) as again:  # the first one is gone: room again
+        assert (await again.request("GET", "/")).status == 200
