@@ -291,3 +291,14 @@ def test_connection_ids_carry_reset_tokens_derived_from_the_shared_secret(certs:
     assert packet[-16:] == pair.client._peer_cid.stateless_reset_token
     assert stateless_reset(secret, b"12345678", 21) is None  # never as long as what came
     assert sid == 0
+
+
+def test_oversized_headers_frame_is_refused_before_it_is_buffered(certs: CertFiles) -> None:
+    """A HEADERS frame announcing more than the limit resets the stream at once, before its
+    bytes pile up waiting for the end of the frame."""
+    pair = Pair(certs, max_header_list_size=1000)
+    sid = pair.client.get_next_available_stream_id()
+    frame_head = bytes([0x01]) + (0x80000000 | 100_000).to_bytes(4, "big")  # HEADERS, 100 kB (varint)
+    pair.client.send_stream_data(sid, frame_head + b"\0" * 500)
+    pair.pump()
+    assert pair.reset_code(sid) == H3_EXCESSIVE_LOAD
