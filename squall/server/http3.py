@@ -188,6 +188,10 @@ class H3Stream:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def body_wanted(self, cycle: HTTPCycle) -> None:
+        """The app waits for request body. (--min-request-body-rate is not applied on HTTP/3: a
+        silent client is cut by --h3-idle-timeout, a slow one is held to its stream window.)"""
+
     def body_consumed(self, cycle: HTTPCycle) -> None:
         if self.unacked:
             self.conn.proto.acknowledge(self.stream_id, self.unacked)
