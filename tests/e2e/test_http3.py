@@ -258,7 +258,9 @@ def test_udp_port_in_use_is_a_one_line_error(certs: Certs) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # bound without SO_REUSEPORT
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
-        result = run_cli(["tests.e2e.apps:app", "--port", str(port), *certs.args("--http3")])
+        result = run_cli(
+            ["tests.e2e.apps:app", "--port", "0", "--http3-port", str(port), *certs.args("--http3")]
+        )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"squall: error: --http3: cannot bind UDP 127.0.0.1:{port}: Address already in use"
