@@ -42,7 +42,7 @@ import struct
 import sys
 from typing import Any
 
-from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
+from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope, read_file_into
 from squall.asgi.types import ASGI_VERSION, ClientDisconnected
 from squall.config import Config
 from squall.events import Body, EndBody, Event, Rejected, Request, StreamReset
@@ -173,6 +173,12 @@ class H3Stream:
         if not self.write_paused and conn.proto.pending(self.stream_id) > conn.high_water:
             self.write_paused = True
             conn.paused.add(self)
+
+    def flush_soon(self) -> None:
+        self.flush()  # (flush() already sends once the ready callbacks have run)
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
+        await read_file_into(self, stream_id, fd, offset, count)
 
     async def drain(self) -> None:
         while self.write_paused and not self.gone:
