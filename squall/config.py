@@ -378,6 +378,45 @@ class HTTP2Settings:
 
 
 @dataclass(frozen=True)
+class HTTP3Settings:
+    """HTTP/3 over QUIC (UDP, TLS 1.3 with the --ssl-* certificate), and its defences."""
+
+    http3: bool = opt(
+        False, "Serve HTTP/3 over QUIC on UDP (needs --ssl-certfile and squall[http3]).", kind="bool"
+    )
+    http3_port: int | None = opt(None, "UDP port for HTTP/3 (default: the TCP port's number).", parse=port)
+    http3_alt_svc: str = opt(
+        "auto",
+        'Alt-Svc sent on HTTP/1.1 and HTTP/2 responses: auto (h3=":PORT"; ma=86400), off, or a value.',
+        metavar="VALUE",
+    )
+    h3_max_concurrent_streams: int = opt(
+        100, "Most concurrent request streams per HTTP/3 connection (QUIC MAX_STREAMS).", parse=positive_int
+    )
+    h3_max_header_list_size: int = opt(
+        65536, "Largest request header section in bytes (QPACK bomb limit).", parse=positive_int
+    )
+    h3_stream_window: int = opt(
+        262144,
+        "Per-stream receive window in bytes, and unacknowledged response bytes before send() waits.",
+        parse=positive_int,
+    )
+    h3_idle_timeout: float = opt(
+        30.0, "Close a QUIC connection idle this many seconds (open requests are kept alive).", parse=seconds
+    )
+    h3_max_reset_rate: int = opt(
+        100, "Stream resets per second (burst twice that) before closing the connection.", parse=positive_int
+    )
+
+    def alt_svc(self, port: int) -> str | None:
+        """The Alt-Svc value that advertises HTTP/3 on UDP ``port`` (None: HTTP/3 off, or not advertised)."""
+        value = self.http3_alt_svc
+        if not self.http3 or value.strip().lower() in ("off", "none", ""):
+            return None
+        return f'h3=":{port}"; ma=86400' if value == "auto" else value
+
+
+@dataclass(frozen=True)
 class ProcessSettings:
     """The process manager: workers, recycling, reload, systemd."""
 
@@ -488,6 +527,7 @@ class Config:
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     tls: TLSSettings = field(default_factory=TLSSettings)
     http2: HTTP2Settings = field(default_factory=HTTP2Settings)
+    http3: HTTP3Settings = field(default_factory=HTTP3Settings)
     process: ProcessSettings = field(default_factory=ProcessSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
@@ -499,6 +539,7 @@ GROUP_TITLES = {
     "websocket": "WebSockets",
     "tls": "TLS",
     "http2": "HTTP/2",
+    "http3": "HTTP/3",
     "process": "Process manager",
     "runtime": "Runtime and logging",
 }
