@@ -35,6 +35,7 @@ from squall.protocol.http1 import HTTP1Server
 from squall.server.state import (
     DrainWaiters,
     ServerState,
+    apply_forwarded,
     describe_client,
     scope_template,
     service_unavailable,
@@ -100,6 +101,7 @@ class HTTP1Connection(asyncio.Protocol):
         self._deadline = 0.0
         self._write_timer: asyncio.TimerHandle | None = None
         self._template: dict[str, Any] = {}
+        self._forwarded = False  # the peer is a trusted proxy: its requests' proxy headers count
         # ``_intercept``: data_received discards the input (lingering close). One flag, so the
         # per-read cost is a single check.
         self._intercept = False
@@ -111,6 +113,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
         self._template = scope_template(self.server, transport)
+        self._forwarded = self.server.trusts_peer(self._template["client"])
         self._update_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -190,6 +193,8 @@ class HTTP1Connection(asyncio.Protocol):
         if limit is not None and (len(server.connections) > limit or server.active_requests >= limit):
             app = service_unavailable
         scope = build_scope(self._template, event, self._root_path)
+        if self._forwarded:
+            apply_forwarded(scope, server)
         cycle = HTTPCycle(
             self,
             app,
