@@ -122,6 +122,7 @@ class H2WebSocket(H2Stream):
         self._app_done = False
         session = self.session = WebSocketSession(self, server.app, scope)
         session.start()
+        server.running.add(session)
 
     # ------------------------------------------------------------------ the stream's "cycle"
 

@@ -206,6 +206,7 @@ class HTTP1Connection(asyncio.Protocol):
         if server.shutting_down:  # draining: serve it, say Connection: close, then close
             self.proto.close_after_response()
         server.active_requests += 1
+        server.running.add(cycle)
         self.cycles[event.stream_id] = cycle
         self.receiving = cycle
         if self.active is None:
@@ -294,6 +295,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.cycles.pop(cycle.stream_id, None)
         server = self.server
         server.active_requests -= 1
+        server.running.discard(cycle)
         if server.shutting_down and server.tasks_done is not None and not server.active_requests:
             server.tasks_done.set()
 

@@ -382,6 +382,7 @@ class H2Connection(asyncio.Protocol):
         stream.cycle = cycle
         self.streams[sid] = stream
         server.active_requests += 1
+        server.running.add(cycle)
         self.requests += 1
         max_requests = self._h2.h2_max_requests
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
@@ -491,6 +492,7 @@ class H2Connection(asyncio.Protocol):
             self.resume_upgrade_body()  # the rest of the upgrade body is read and dropped
         server = self.server
         server.active_requests -= 1
+        server.running.discard(cycle if cycle is not None else getattr(stream, "session", None))
         if server.shutting_down and server.tasks_done is not None and not server.active_requests:
             server.tasks_done.set()
         self.flush_soon()

@@ -87,6 +87,7 @@ class ServerState:
         self.total_requests = 0
         self.shutting_down = False
         self.tasks_done: asyncio.Event | None = None
+        self.running: set[Any] = set()  # the exchanges whose app runs: HTTP cycles, websocket sessions
         self.switches: dict[bytes, Switch] = dict(switches or {})
         self.upgrades = frozenset(name for name in self.switches if name in (b"websocket", b"h2c"))
         # Cleartext HTTP/2 by prior knowledge: a new connection's first bytes are looked at.
@@ -109,6 +110,11 @@ class ServerState:
             if len(self._trusted) < 4096:
                 self._trusted[host] = trusted
         return trusted
+
+    def app_tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks squall started for apps (requests, websocket sessions) that still run."""
+        tasks = [getattr(exchange, "task", None) for exchange in self.running]
+        return [task for task in tasks if task is not None and not task.done()]
 
 
 def scope_template(server: ServerState, transport: asyncio.BaseTransport) -> dict[str, Any]:

@@ -210,6 +210,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._offer = offer
         session = self.session = WebSocketSession(self, self.server.app, scope)
         session.start()
+        self.server.running.add(session)
 
     def reject(self, status: int, headers: Headers, detail: str) -> None:
         """Answer the handshake with an HTTP error and close."""
@@ -362,6 +363,7 @@ class WebSocketConnection(asyncio.Protocol):
     def session_finished(self, session: WebSocketSession) -> None:
         """The app returned (or raised)."""
         self.server.total_requests += 1
+        self.server.running.discard(session)
         _release(self.server)
 
     # ------------------------------------------------------------------ shutdown
