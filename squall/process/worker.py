@@ -88,6 +88,7 @@ class Worker:
         self.sock = self.sockets[0]
         self.channel = channel
         self.state: ServerState | None = None
+        self.servers: list[asyncio.Server] = []  # one per socket, once serving
         self.lifespan = Lifespan(app, config.app.lifespan)
         self.failure: str | None = None  # why serving could not start, when it could not
         self.forced_by: int | None = None  # the signal that cut the graceful stop short
@@ -186,7 +187,7 @@ class Worker:
             self._on_failure(str(exc))
             return 1
         ticker = _every_second(loop, headers.refresh)
-        servers = [
+        servers = self.servers = [
             await loop.create_server(
                 protocol_factory(state), sock=sock, backlog=self.config.socket.backlog, ssl=context
             )
