@@ -102,7 +102,7 @@ def test_an_added_upward_import_is_caught(tmp_path: Path) -> None:
 # Layers, top to bottom: a module may import its own layer's modules (if that makes no cycle)
 # and any layer below, never one above.
 LAYERS = [
-    ("squall.cli", "squall.__main__"),
+    ("squall.cli", "squall.__main__", "squall.workers"),
     ("squall.process",),
     ("squall.server",),
     ("squall.asgi", "squall.protocol", "squall.loader", "squall.demo", "squall.logs"),

@@ -2,7 +2,8 @@
 
 It says on stderr how the task ended (``APP task <pid> stopped by shutdown`` or ``... cancelled
 before shutdown``), and ``/hang`` is a request that never finishes by itself (``APP request
-<pid> cancelled`` when squall gives up on it after the grace period).
+<pid> cancelled`` when squall gives up on it after the grace period); ``/slow`` takes half a
+second, ``/block`` blocks the event loop. Other paths answer with the worker's pid.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 from typing import Any
 
 
@@ -50,5 +52,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         except asyncio.CancelledError:
             note(f"request {os.getpid()} cancelled")
             raise
+    if scope["path"] == "/slow":
+        note(f"request {os.getpid()} slow")
+        await asyncio.sleep(0.5)
+    if scope["path"] == "/block":
+        note(f"request {os.getpid()} blocking the event loop")
+        time.sleep(30)  # a blocked loop: a supervisor's health check must notice
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
