@@ -12,6 +12,7 @@ posted events      stop, force, reload (SIGHUP), more/fewer (SIGTTIN/SIGTTOU), c
 pipe messages      ``("ready",)``, ``("pong", requests_served, rss_bytes)``, ``("failed", reason)``
 sentinels          a worker exited: log how; the next reconcile replaces it
 timers             health pings; an unanswered ping older than --timeout-worker-healthcheck → SIGKILL;
+                   a worker not ready within --timeout-worker-startup → SIGKILL, a failed start;
                    a stopping worker past its deadline → SIGKILL; the systemd watchdog
 =================  ================================================================================
 
@@ -93,6 +94,7 @@ class WorkerProcess:
     ping_sent: float | None = None  # when the unanswered ping was sent
     last_pong: float = field(default_factory=time.monotonic)
     stop_deadline: float | None = None
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
@@ -376,8 +378,15 @@ class Supervisor:
         now = time.monotonic()
         interval = self._ping_interval()
         timeout = self.config.process.timeout_worker_healthcheck
+        startup = self.config.process.timeout_worker_startup
         for w in self.workers:
-            if w.state == "stopping":
+            if w.state == "starting" and startup is not None and now - w.started >= startup:
+                # A failed start like any other (an import or a lifespan startup that hangs would
+                # hold a rolling reload forever): killed, then reported by _reap.
+                w.failure = f"not ready within {startup:g} s (--timeout-worker-startup): killed"
+                w.started = float("inf")
+                _kill(w, signal.SIGKILL)
+            elif w.state == "stopping":
                 if w.stop_deadline is not None and now >= w.stop_deadline:
                     logger.warning("Worker [%d] did not stop in time; killing it", w.pid)
                     _kill(w, signal.SIGKILL)

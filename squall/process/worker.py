@@ -186,7 +186,12 @@ class Worker:
             logger.error("%s", exc)
             self._on_failure(str(exc))
             return 1
-        ticker = _every_second(loop, headers.refresh)
+
+        def tick() -> None:
+            headers.refresh()
+            state.sweep()
+
+        ticker = _every_second(loop, tick)
         servers = self.servers = [
             await loop.create_server(
                 protocol_factory(state), sock=sock, backlog=self.config.socket.backlog, ssl=context
