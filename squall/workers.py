@@ -13,8 +13,8 @@ timeout                  the worker notifies gunicorn from its event loop each s
                          blocked loop misses the heartbeat and gunicorn replaces the worker
 graceful_timeout         SIGTERM drains as ``squall`` does, for up to this many seconds
                          (SIGINT/SIGQUIT: stop at once)
-max_requests (+jitter)   the worker drains and exits after that many requests (checked 10 times
-                         a second); gunicorn starts a replacement
+max_requests (+jitter)   exactly that many requests: the last one admitted says Connection:
+                         close, the worker drains and exits, gunicorn starts a replacement
 keepalive                ``--timeout-keep-alive``
 accesslog, loglevel      squall's ``squall.access`` / ``squall.error`` lines go to gunicorn's
                          handlers; no ``accesslog``, no access log
@@ -54,7 +54,6 @@ from squall.process.worker import run as run_worker
 logger = logging.getLogger("squall.error")
 
 HEARTBEAT = 1.0  # seconds between notifications to gunicorn's arbiter
-RECYCLE_CHECK = 0.1  # seconds between looks at the request count, with max_requests
 
 
 class SquallWorker(GunicornWorker):  # type: ignore[misc]
@@ -129,9 +128,11 @@ class _GunicornServing(Worker):
     """squall's worker with gunicorn's heartbeat, signals and max_requests."""
 
     def __init__(self, gunicorn: SquallWorker, app: Any) -> None:
-        super().__init__(gunicorn.settings, app, [listener.sock for listener in gunicorn.sockets])
+        limit = gunicorn.max_requests if gunicorn.max_requests < sys.maxsize else None
+        sockets = [listener.sock for listener in gunicorn.sockets]
+        super().__init__(gunicorn.settings, app, sockets, max_requests=limit)
         self.gunicorn = gunicorn
-        self._timers: list[Any] = []
+        self._ticker: Any = None
 
     def _signal_handlers(self) -> dict[int, Callable[[int], None]]:
         quit_now = self.handle_quit
@@ -142,24 +143,11 @@ class _GunicornServing(Worker):
         # Until a worker's first notification its heartbeat file carries the wall-clock time, which
         # gunicorn's monotonic check takes for fresh forever: notify now, not a second from now.
         self.gunicorn.notify()
-        loop = asyncio.get_running_loop()
-        self._timers.append(repeat(loop, self._heartbeat, lambda: HEARTBEAT))
-        if self.gunicorn.max_requests < sys.maxsize:
-            self._timers.append(repeat(loop, self._check_requests, lambda: RECYCLE_CHECK))
-
-    def _on_stop(self) -> None:
-        for timer in self._timers[1:]:
-            timer.cancel()  # the heartbeat goes on while draining: the loop is alive
-        super()._on_stop()
+        # The heartbeat goes on while draining: the loop is alive.
+        self._ticker = repeat(asyncio.get_running_loop(), self._heartbeat, lambda: HEARTBEAT)
 
     def _heartbeat(self) -> None:
         self.gunicorn.notify()
         if os.getppid() != self.gunicorn.ppid and not self._stop.is_set():
             logger.warning("The gunicorn arbiter went away; shutting down")
-            self.handle_signal()
-
-    def _check_requests(self) -> None:
-        served = self.state.total_requests if self.state is not None else 0
-        if served >= self.gunicorn.max_requests and not self._stop.is_set():
-            logger.info("Served %d requests (max_requests): recycling this worker", served)
             self.handle_signal()

@@ -29,9 +29,9 @@ from urllib.parse import unquote
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
 from squall.events import Data, Event, Headers, Informational, Request, Response, Trailers
 from squall.grammar import BAD_FIELD_VALUE, TOKEN
+from squall.logs import log_access
 
 logger = logging.getLogger("squall.error")
-access_logger = logging.getLogger("squall.access")
 
 _START, _STARTED, _STREAMING, _TRAILERS, _DONE = range(5)
 _PATH_CHUNK = 256 * 1024
@@ -564,8 +564,7 @@ class HTTPCycle:
             who = repr(scope.get("client"))
             path = f"{scope.get('path')!r}?{scope.get('query_string')!r}"
             method, version = repr(scope.get("method")), repr(scope.get("http_version"))
-        access_logger.info(
-            '%s - "%s %s HTTP/%s" %d %d %.1fms',
+        log_access(
             who,
             method,
             path,

@@ -29,10 +29,11 @@ from typing import Any
 from squall import config
 from squall.asgi.types import ASGIApp
 from squall.config import CHECK_ONLY_ENV, OptionError
-from squall.loader import LoadError, load_app, prepare_app
-from squall.logs import LEVELS, configure
+from squall.loader import LoadError, load_app, load_env_file, prepare_app
+from squall.logs import LEVELS, LogConfigError, configure
 from squall.process import single
 from squall.process.listeners import BindError, bind, bind_all
+from squall.process.spawn import STARTUP_FAILURE
 from squall.process.supervisor import Supervisor
 from squall.process.worker import Worker, new_event_loop
 from squall.server.tls import TLSConfigError, create_context
@@ -58,13 +59,14 @@ class Config:
     """An app and its options, checked; ``settings`` is the frozen ``squall.config.Config`` tree.
 
     ``app`` is an import string (``"main:app"``) or the app object. Options not given keep the
-    command line's defaults (``FORWARDED_ALLOW_IPS`` is read from the environment as uvicorn reads
-    it); each option is also readable as an attribute (``config.port``).
+    command line's defaults; as ``uvicorn.Config`` does, ``env_file`` is loaded first, then
+    ``FORWARDED_ALLOW_IPS`` and ``WEB_CONCURRENCY`` are read from the environment for the options
+    not given. Each option is also readable as an attribute (``config.port``).
     """
 
     def __init__(self, app: str | Any, **options: Any) -> None:
         self.app = app
-        values = config.from_uvicorn_environ(os.environ)
+        given: dict[str, Any] = {}
         for key, value in options.items():
             name = ALIASES.get(key, key)
             option = _OPTIONS.get(name)
@@ -74,7 +76,18 @@ class Config:
                     f"squall.Config() got an unknown option {key!r}"
                     + (f"; did you mean {hint[0]!r}?" if hint else "")
                 )
-            values[name] = _coerce(option, key, value)
+            given[name] = _coerce(option, key, value)
+        if given.get("env_file"):
+            try:
+                load_env_file(given["env_file"])
+            except LoadError as exc:
+                raise OptionError(str(exc)) from None
+        values = config.from_uvicorn_environ(os.environ)
+        if config.WEB_CONCURRENCY in os.environ and "workers" not in given:
+            values["workers"] = _OPTIONS["workers"].parse(
+                os.environ[config.WEB_CONCURRENCY], "WEB_CONCURRENCY"
+            )
+        values.update(given)
         if isinstance(app, str):
             values["app"] = app
         elif not callable(app):
@@ -155,7 +168,10 @@ def run(app: str | Any, **options: Any) -> None:
             f"{_supervising_option(settings)}: needs the app as an import string such as 'main:app' "
             "(each worker process imports it)"
         )
-    configure(settings.runtime.log_level, settings.runtime.access_log)
+    try:
+        configure(settings.runtime, hints=not os.environ.get(CHECK_ONLY_ENV))
+    except LogConfigError as exc:
+        raise OptionError(f"log_config: {exc}") from None
     if os.environ.pop(CHECK_ONLY_ENV, None):  # a one-process SIGHUP reload checks this very program
         _exit(*((0, None) if cfg.import_string is None else single.check_only(settings)))
         return
@@ -163,7 +179,7 @@ def run(app: str | Any, **options: Any) -> None:
         create_context(settings.tls, settings.http2.http2)
         sockets = bind_all(settings.socket)
     except (TLSConfigError, BindError) as exc:
-        raise _failed(1, str(exc)) from None
+        raise _failed(STARTUP_FAILURE, str(exc)) from None
     try:
         if settings.process.supervised:
             supervisor = Supervisor(settings, sockets)
@@ -172,7 +188,7 @@ def run(app: str | Any, **options: Any) -> None:
         try:
             served = None if cfg.import_string is not None else cfg.load()
         except LoadError as exc:
-            raise _failed(1, str(exc)) from None
+            raise _failed(STARTUP_FAILURE, str(exc)) from None
         _exit(*single.run(settings, sockets, app=served))
     finally:
         for sock in sockets:
@@ -298,7 +314,10 @@ class Server:
         """Serve until stopped (see the class docstring); ``sockets`` are bound ones to serve on."""
         settings = self.config.settings
         if not logging.getLogger("squall.error").handlers:
-            configure(settings.runtime.log_level, settings.runtime.access_log)
+            try:
+                configure(settings.runtime)
+            except LogConfigError as exc:
+                self._fail(f"log_config: {exc}")
         owned: list[socket.socket] = []
         try:
             try:

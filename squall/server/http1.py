@@ -227,9 +227,9 @@ class HTTP1Connection(asyncio.Protocol):
             expect_continue=event.expect_continue,
             access_log=self._access_log,
         )
+        server.admit()  # may reach --limit-max-requests, which starts the drain
         if server.shutting_down:  # draining: serve it, say Connection: close, then close
             self.proto.close_after_response()
-        server.active_requests += 1
         server.running.add(cycle)
         self.cycles[event.stream_id] = cycle
         self.receiving = cycle

@@ -418,7 +418,7 @@ class H2Connection(asyncio.Protocol):
         cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
         stream.cycle = cycle
         self.streams[sid] = stream
-        server.active_requests += 1
+        server.admit()  # may reach --limit-max-requests: GOAWAY below
         server.running.add(cycle)
         self.requests += 1
         max_requests = self._h2.h2_max_requests

@@ -162,6 +162,11 @@ class ServerState:
         self.connections: set[Connection] = set()
         self.active_requests = 0
         self.total_requests = 0
+        # --limit-max-requests: the worker's own limit; ``on_limit`` runs when the request that
+        # reaches it is admitted (before its response starts, so that it says Connection: close).
+        self.admitted = 0
+        self.request_limit: int | None = None
+        self.on_limit: Callable[[], None] | None = None
         self.shutting_down = False
         self.tasks_done: asyncio.Event | None = None
         self.running: set[Any] = set()  # the exchanges whose app runs: HTTP cycles, websocket sessions
@@ -198,6 +203,13 @@ class ServerState:
         """The tasks squall started for apps (requests, websocket sessions) that still run."""
         tasks = [getattr(exchange, "task", None) for exchange in self.running]
         return [task for task in tasks if task is not None and not task.done()]
+
+    def admit(self) -> None:
+        """Count an HTTP request that starts; the one reaching ``request_limit`` calls ``on_limit``."""
+        self.active_requests += 1
+        self.admitted += 1
+        if self.admitted == self.request_limit and self.on_limit is not None:
+            self.on_limit()
 
     def sweep(self) -> None:
         """Once a second (the worker's clock tick): check the minimum data rates of the
