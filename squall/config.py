@@ -8,6 +8,7 @@ fields, so an option is declared in exactly one place.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -251,6 +252,42 @@ def loop(text: str) -> str:
     if not sep or not module or not attr:
         raise ValueError("choose auto, asyncio, uvloop, zuvloop, none or MODULE:ATTR")
     return text
+
+
+def trusted_proxies(text: str) -> str:
+    """``--forwarded-allow-ips``: comma-separated IPs, CIDR networks, ``*`` and ``unix:``; normalised."""
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    for entry in entries:
+        if entry != "*" and entry.lower() != "unix:":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is no IP address, CIDR network, '*' or 'unix:'") from None
+    return ",".join(entries)
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Proxy headers: believe X-Forwarded-* and Forwarded from trusted proxies only (uvicorn's flags)."""
+
+    proxy_headers: bool = opt(
+        True,
+        "Take the client address, scheme (and with --forwarded-host the host) from X-Forwarded-For/"
+        "-Proto/-Host or Forwarded, from trusted proxies only.",
+        kind="bool",
+    )
+    forwarded_allow_ips: str = opt(
+        "127.0.0.1,::1",
+        "Trusted proxies: comma-separated IPs, CIDR networks, '*' (any) or 'unix:' (Unix socket "
+        "peers); the default is $FORWARDED_ALLOW_IPS when set.",
+        parse=trusted_proxies,
+        metavar="IPS",
+    )
+    forwarded_host: bool = opt(
+        False,
+        "Also take the Host the app sees from X-Forwarded-Host / Forwarded host= (trusted proxies only).",
+        kind="bool",
+    )
 
 
 def workers(text: str) -> int:
@@ -524,6 +561,7 @@ class Config:
     app: AppSettings = field(default_factory=AppSettings)
     socket: SocketSettings = field(default_factory=SocketSettings)
     http: HTTPSettings = field(default_factory=HTTPSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     tls: TLSSettings = field(default_factory=TLSSettings)
     http2: HTTP2Settings = field(default_factory=HTTP2Settings)
@@ -536,6 +574,7 @@ GROUP_TITLES = {
     "app": "Application",
     "socket": "Socket binding",
     "http": "HTTP and limits",
+    "proxy": "Proxy headers",
     "websocket": "WebSockets",
     "tls": "TLS",
     "http2": "HTTP/2",
@@ -647,9 +686,25 @@ def build(values: dict[str, Any]) -> Config:
     return Config(**kwargs)
 
 
-def from_environ(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
-    """Option values set through ``SQUALL_*`` environment variables."""
+#: Environment variables read under uvicorn's names, as uvicorn reads them; the ``SQUALL_*``
+#: variable of the same option wins over them.
+UVICORN_ENV = {"FORWARDED_ALLOW_IPS": "forwarded_allow_ips"}
+
+
+def from_uvicorn_environ(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+    """Option values set through the variables of ``UVICORN_ENV``."""
+    by_name = {option.name: option for option in options()}
     values: dict[str, Any] = {}
+    for variable, name in UVICORN_ENV.items():
+        text = environ.get(variable)
+        if text is not None:
+            values[name] = by_name[name].parse(text, variable)
+    return values
+
+
+def from_environ(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+    """Option values set through ``SQUALL_*`` environment variables (and ``UVICORN_ENV``)."""
+    values: dict[str, Any] = from_uvicorn_environ(environ)
     for option in options():
         name = next((env for env in option.envs if env in environ), None)
         if name is None and option.name == "workers" and WEB_CONCURRENCY in environ:

@@ -5,7 +5,8 @@ How it works
 ``serve()`` runs lifespan startup, starts an asyncio server on each already-bound socket, then
 waits for a stop signal (signal handlers only set a flag). Shutdown is graceful: stop accepting,
 close idle connections, let in-flight requests finish for up to ``--timeout-graceful-shutdown``
-(a second signal cuts the wait short), then cancel what is left and run lifespan shutdown.
+(a second signal cuts the wait short), then cancel the request and websocket tasks that are left
+(squall's own, never the app's other tasks) and run lifespan shutdown.
 
 Under the supervisor (``run_supervised``) the worker also talks to the parent over a pipe: it
 says ``("ready",)`` once lifespan startup is done and it is accepting, or ``("failed", reason)``
@@ -114,6 +115,11 @@ class Worker:
         self._force = asyncio.Event()
         self._signals = 0
         self._servers: list[asyncio.Server] = []
+
+    @property
+    def servers(self) -> list[asyncio.Server]:
+        """The asyncio servers, one per socket (empty until serving)."""
+        return list(self._servers)
 
     def handle_signal(self, signum: int = signal.SIGTERM) -> None:
         """SIGINT/SIGTERM: the first asks for a graceful stop, the next for an immediate one."""
@@ -362,9 +368,10 @@ class Worker:
                 connection.transport.abort()
         for endpoint in endpoints:
             endpoint.close()
-        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        lifespan_task = getattr(self.lifespan, "_task", None)
-        pending = [task for task in pending if task is not lifespan_task]
+        # Cancel only what squall started (its requests and websocket sessions still running):
+        # the app's own tasks (one started in lifespan startup, say) are its lifespan shutdown's
+        # to stop, and an embedding program's tasks are none of squall's business.
+        pending = state.app_tasks()
         for task in pending:
             task.cancel()
         if pending:

@@ -46,7 +46,13 @@ from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope, read_file_
 from squall.asgi.types import ASGI_VERSION, ClientDisconnected
 from squall.config import Config
 from squall.events import Body, EndBody, Event, Rejected, Request, StreamReset
-from squall.server.state import ServerState, describe_client, payload_too_large, service_unavailable
+from squall.server.state import (
+    ServerState,
+    apply_forwarded,
+    describe_client,
+    payload_too_large,
+    service_unavailable,
+)
 
 try:  # the http3 extra; without it the CLI refuses --http3, so nothing below is reached
     from aioquic._buffer import Buffer, BufferReadError
@@ -258,6 +264,7 @@ class H3Connection:
             "state": server.lifespan_state,
             "extensions": dict(HTTP_EXTENSIONS),
         }
+        self._forwarded = server.trusts_peer(self._template["client"])
         self.streams: dict[int, H3Stream] = {}
         self.paused: set[H3Stream] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -333,10 +340,13 @@ class H3Connection:
         stream = H3Stream(self, sid)
         stream.discard_body = app is not server.app  # answered without reading it
         scope = build_scope(self._template, event, self._root_path)
+        if self._forwarded:
+            apply_forwarded(scope, server)
         cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
         stream.cycle = cycle
         self.streams[sid] = stream
-        server.active_requests += 1
+        server.admit()  # counts toward --limit-max-requests too
+        server.running.add(cycle)  # its task is cancelled at the end of a drain
         if server.shutting_down:
             self.proto.graceful_shutdown()
         cycle.start()
@@ -435,6 +445,7 @@ class H3Connection:
             stream.unacked = 0
         self.proto.stream_finished(sid)
         server = self.server
+        server.running.discard(stream.cycle)
         server.active_requests -= 1
         if server.shutting_down and server.tasks_done is not None and not server.active_requests:
             server.tasks_done.set()
