@@ -7,7 +7,8 @@ waits for a stop signal (signal handlers only set a flag). Shutdown is graceful:
 says 503 from the signal on, and squall keeps serving for ``--drain-delay`` seconds so that
 balancers stop sending first; then the drain (``_drain``): stop accepting, let every connection
 end at its own next boundary for up to ``--timeout-graceful-shutdown`` (a second signal cuts the
-wait short), then cancel what is left and run lifespan shutdown.
+wait short), then cancel the request and websocket tasks that are left (squall's own, never the
+app's other tasks) and run lifespan shutdown.
 
 Under the supervisor (``run_supervised``) the worker also talks to the parent over a pipe: it
 says ``("ready",)`` once lifespan startup is done and it is accepting, or ``("failed", reason)``
@@ -35,7 +36,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from squall import __version__
 from squall.asgi.lifespan import Lifespan, LifespanFailed
@@ -113,6 +114,11 @@ class Worker:
         self._force = asyncio.Event()
         self._signals = 0
         self._servers: list[asyncio.Server] = []
+
+    @property
+    def servers(self) -> list[asyncio.Server]:
+        """The asyncio servers, one per socket (empty until serving)."""
+        return list(self._servers)
 
     def handle_signal(self, signum: int = signal.SIGTERM) -> None:
         """SIGINT/SIGTERM: the first asks for a graceful stop, the next for an immediate one."""
@@ -196,9 +202,7 @@ class Worker:
             return STARTUP_FAILURE
         if self.lifespan.supported:
             logger.info("Application startup complete.")
-        headers = DefaultHeaders(
-            self.config.http.server_header, self.config.http.date_header, self.config.http.header
-        )
+        headers = self._default_headers()
         state = serving_state(
             self.config,
             self.app,
@@ -227,12 +231,15 @@ class Worker:
             )
             for sock in self.sockets
         ]
+        endpoints = await self._start_http3(loop, state) if self.config.http3.http3 else []
+        if endpoints is None:
+            return await self._abandon(servers, state, ticker)
         scheme = "https" if context is not None else "http"
         self._on_ready(" and ".join(describe(sock, scheme) for sock in self.sockets))
         await self._stop.wait()
         self._on_stop()
         await self._delay_drain(state)
-        await self._drain(servers, state, context)
+        await self._drain(servers, state, endpoints, context)
         ticker.cancel()
         running = (
             self.lifespan.supported and self.lifespan._task is not None and not self.lifespan._task.done()
@@ -281,8 +288,70 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._force.wait(), delay)
 
+    def _default_headers(self) -> DefaultHeaders:
+        """Server, Date, --header, and Alt-Svc when HTTP/3 is on."""
+        http = self.config.http
+        extra = list(http.header)
+        advertised = self.config.http3.alt_svc(self._udp_port())
+        if advertised is not None:
+            extra.append(("alt-svc", advertised))
+        return DefaultHeaders(http.server_header, http.date_header, extra)
+
+    async def _abandon(self, servers: list[asyncio.Server], state: ServerState, ticker: Any) -> int:
+        """Serving could not start after all (HTTP/3's UDP port): close, run lifespan shutdown, exit 1."""
+        ticker.cancel()
+        await self._drain(servers, state)
+        with contextlib.suppress(LifespanFailed):
+            await self.lifespan.shutdown()
+        return 1
+
+    def _udp_port(self) -> int:
+        """HTTP/3's UDP port: --http3-port, else the (first) TCP socket's port number."""
+        chosen = self.config.http3.http3_port
+        if chosen is not None:
+            return chosen
+        for sock in self.sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                return int(sock.getsockname()[1])
+        return self.config.socket.port
+
+    async def _start_http3(
+        self, loop: asyncio.AbstractEventLoop, state: ServerState
+    ) -> list[Endpoint] | None:
+        """This worker's own UDP socket(s) for HTTP/3, on the TCP sockets' addresses (SO_REUSEPORT:
+        each worker binds the shared port); None (logged, and told to the supervisor) when a bind fails."""
+        # The one function-level import of a squall module, on purpose: server/http3 loads aioquic
+        # and cryptography (about 0.2 s), which a worker without --http3 must not pay.
+        from squall.server import http3
+
+        port = self._udp_port()
+        hosts = [
+            str(s.getsockname()[0]) for s in self.sockets if s.family in (socket.AF_INET, socket.AF_INET6)
+        ]
+        endpoints: list[Endpoint] = []
+        for host in hosts or [self.config.socket.host]:
+            try:
+                sock = http3.bind_udp(host, port)
+            except OSError as exc:
+                shown = f"[{host}]" if ":" in host else host
+                reason = f"--http3: cannot bind UDP {shown}:{port}: {exc.strerror or exc}"
+                logger.error("%s", reason)
+                self._on_failure(reason)
+                for endpoint in endpoints:
+                    endpoint.close()
+                return None
+            _, endpoint = await loop.create_datagram_endpoint(lambda: http3.H3Endpoint(state), sock=sock)
+            endpoint.use_gso(sock)
+            endpoints.append(endpoint)
+            logger.info("HTTP/3 (QUIC) on udp://%s:%d", f"[{host}]" if ":" in host else host, port)
+        return endpoints
+
     async def _drain(
-        self, servers: list[asyncio.Server], state: ServerState, context: ssl.SSLContext | None = None
+        self,
+        servers: list[asyncio.Server],
+        state: ServerState,
+        endpoints: Sequence[Endpoint] = (),
+        context: ssl.SSLContext | None = None,
     ) -> None:
         """Stop accepting; let every connection end at its own next boundary (bounded).
 
@@ -294,10 +363,12 @@ class Worker:
         first: its client may be sending a request on it right now, and a request that crosses the
         close is lost. It ends when its client sends one (answered, then closed), when the client
         closes it, or when its keep-alive timeout fires, as it would have without the drain.
-        HTTP/2 says GOAWAY, which names the last stream served. At ``--timeout-graceful-shutdown``
-        whatever is left is closed.
+        HTTP/2 says GOAWAY, which names the last stream served; HTTP/3 endpoints stop accepting
+        new QUIC connections. At ``--timeout-graceful-shutdown`` whatever is left is closed.
         """
         accepting = self._stop_accepting(servers, state, context)
+        for endpoint in endpoints:
+            endpoint.stop_accepting()
         logger.info("Stopped accepting; %d connection(s) open", len(state.connections) + len(accepting))
         state.shutting_down = True  # from now on every response says Connection: close
         for connection in list(state.connections):
@@ -316,9 +387,12 @@ class Worker:
         for connection in list(state.connections):
             if connection.transport is not None:
                 connection.transport.abort()
-        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        lifespan_task = getattr(self.lifespan, "_task", None)
-        pending = [task for task in pending if task is not lifespan_task]
+        for endpoint in endpoints:
+            endpoint.close()
+        # Cancel only what squall started (its requests and websocket sessions still running):
+        # the app's own tasks (one started in lifespan startup, say) are its lifespan shutdown's
+        # to stop, and an embedding program's tasks are none of squall's business.
+        pending = state.app_tasks()
         for task in pending:
             task.cancel()
         if pending:
@@ -345,6 +419,13 @@ class Worker:
         for server in servers:
             server.close()
         return tasks
+
+
+class Endpoint(Protocol):
+    """What the drain needs of an HTTP/3 UDP endpoint (``server.http3.H3Endpoint``)."""
+
+    def stop_accepting(self) -> None: ...
+    def close(self) -> None: ...
 
 
 def _every_second(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> asyncio.TimerHandle:
