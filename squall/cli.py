@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     spawns the workers.
     """
     cfg, _ = load_config(argv)
-    configure(cfg.runtime.log_level, cfg.runtime.access_log)
+    configure(cfg.runtime.log_level, cfg.runtime.access_log, cfg.observe.log_format)
     if os.environ.pop(config.CHECK_ONLY_ENV, None):
         from squall.process.single import check_only  # imports asyncio: see _serve
 

@@ -11,12 +11,15 @@ Under the supervisor (``run_supervised``) the worker also talks to the parent ov
 says ``("ready",)`` once lifespan startup is done and it is accepting, or ``("failed", reason)``
 when the app cannot be imported or its startup fails; it answers each ``"ping"`` with
 ``("pong", requests_served, rss_bytes)`` from the event loop (so a blocked loop fails the health
-check); and it drains when the pipe reaches EOF (the parent is gone). Signals there: SIGTERM
+check), plus its metrics snapshot with ``--metrics`` (and a last ``("metrics", snapshot)`` once
+drained, so the supervisor's totals lose nothing); and it drains when the pipe reaches EOF (the
+parent is gone). Signals there: SIGTERM
 drains, SIGQUIT stops at once; SIGINT/SIGHUP/SIGTTIN/SIGTTOU are ignored because a terminal sends
 them to the whole process group and only the parent decides what they mean.
 
 Without a supervisor (one worker, see :mod:`squall.process.single`) the worker is the whole server;
-``SingleProcess`` adds signals, sd_notify and the SIGHUP reload through the ``_on_*`` hooks.
+``SingleProcess`` adds signals, sd_notify and the SIGHUP reload through the ``_on_*`` hooks; with
+``--metrics`` it serves the metrics listener itself (``MetricsEndpoint``).
 """
 
 from __future__ import annotations
@@ -38,16 +41,20 @@ from squall.asgi.types import ASGIApp
 from squall.config import Config
 from squall.loader import LoadError, load_app
 from squall.logs import configure
+from squall.observe.metrics import MAX_HEAD, http_response, merge, render
 from squall.process.listeners import describe
 from squall.process.spawn import WorkerSpec
 from squall.server.accept import protocol_factory, serving_state
-from squall.server.state import DefaultHeaders, ServerState
+from squall.server.state import DefaultHeaders, ServerState, metrics_snapshot
 from squall.server.tls import TLSConfigError, create_context
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
 logger = logging.getLogger("squall.error")
+
+LAG_INTERVAL = 0.5  # seconds between the event-loop lag probe's timers (with --metrics)
+METRICS_READ_TIMEOUT = 10.0  # a scraper that sends no complete request head in this long is dropped
 
 # A draining worker keeps an idle connection this long for the request its client may already be
 # sending (answered, then closed) instead of closing it under that request.
@@ -147,8 +154,10 @@ class Worker:
         try:
             while channel.poll():
                 if channel.recv() == "ping":
-                    served = self.state.total_requests if self.state is not None else 0
-                    channel.send(("pong", served, rss_bytes()))
+                    state = self.state
+                    served = state.total_requests if state is not None else 0
+                    snapshot = metrics_snapshot(state) if state is not None else None
+                    channel.send(("pong", served, rss_bytes(), snapshot))
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(channel.fileno())
             if not self._stop.is_set():
@@ -184,8 +193,17 @@ class Worker:
             logger.error("%s", exc)
             self._on_failure(str(exc))
             return 1
+        try:
+            servers = await self._metrics_listener(loop, state)
+        except OSError as exc:
+            where = f"{self.config.observe.metrics_host}:{self.config.observe.metrics_port}"
+            reason = f"--metrics-port: cannot listen on {where}: {exc.strerror}"
+            logger.error("%s", reason)
+            self._on_failure(reason)
+            return 1
         ticker = _every_second(loop, headers.refresh)
-        servers = [
+        probe = LagProbe(loop, state.metrics) if state.metrics is not None else None
+        servers += [
             await loop.create_server(
                 protocol_factory(state), sock=sock, backlog=self.config.socket.backlog, ssl=context
             )
@@ -197,6 +215,11 @@ class Worker:
         self._on_stop()
         await self._drain(servers, state)
         ticker.cancel()
+        if probe is not None:
+            probe.cancel()
+        snapshot = metrics_snapshot(state)
+        if snapshot is not None:
+            self._tell(("metrics", snapshot))  # the counts since the last ping
         try:
             await self.lifespan.shutdown()
         except LifespanFailed as exc:
@@ -204,6 +227,24 @@ class Worker:
             return 3
         logger.info("Finished server process")
         return 0
+
+    async def _metrics_listener(
+        self, loop: asyncio.AbstractEventLoop, state: ServerState
+    ) -> list[asyncio.Server]:
+        """Without a supervisor, ``--metrics`` is served here (a supervisor serves it otherwise)."""
+        settings = self.config.observe
+        if self.channel is not None or not settings.metrics:
+            return []
+        sock = bind_metrics(settings.metrics_host, settings.metrics_port)
+
+        def body() -> str:
+            snap = metrics_snapshot(state) or {}
+            return render(merge([snap]), [snap])
+
+        server = await loop.create_server(lambda: MetricsEndpoint(body), sock=sock)
+        host, port = sock.getsockname()[:2]
+        logger.info("Metrics on http://%s:%d/metrics", host, port)
+        return [server]
 
     async def _drain(self, servers: list[asyncio.Server], state: ServerState) -> None:
         """Stop accepting; let in-flight work finish (bounded); close idle connections.
@@ -246,6 +287,64 @@ class Worker:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=1.0)
+
+
+def bind_metrics(host: str, port: int) -> socket.socket:
+    """The metrics listener's socket (``--metrics-host``/``--metrics-port``); raises OSError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(16)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class MetricsEndpoint(asyncio.Protocol):
+    """One scrape: read a request head, answer with the exposition (``http_response``), close."""
+
+    def __init__(self, body: Callable[[], str]) -> None:
+        self.body = body
+        self.transport: asyncio.Transport | None = None
+        self.head = b""
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.timer = asyncio.get_running_loop().call_later(METRICS_READ_TIMEOUT, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self.head += data
+        if b"\r\n\r\n" in self.head or len(self.head) > MAX_HEAD:
+            assert self.transport is not None
+            self.transport.write(http_response(self.head, self.body()))
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class LagProbe:
+    """Event-loop lag: how late a timer due every ``LAG_INTERVAL`` seconds fires (``loop_lag``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, metrics: Any) -> None:
+        self.loop = loop
+        self.metrics = metrics
+        self.due = loop.time() + LAG_INTERVAL
+        self.handle = loop.call_at(self.due, self.tick)
+
+    def tick(self) -> None:
+        now = self.loop.time()
+        self.metrics.loop_lag = max(0.0, now - self.due)
+        self.due = now + LAG_INTERVAL
+        self.handle = self.loop.call_at(self.due, self.tick)
+
+    def cancel(self) -> None:
+        self.handle.cancel()
 
 
 def _every_second(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> asyncio.TimerHandle:
@@ -317,7 +416,7 @@ def run_supervised(spec: WorkerSpec) -> int:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, terminal)
     config = spec.config
-    configure(config.runtime.log_level, config.runtime.access_log)
+    configure(config.runtime.log_level, config.runtime.access_log, config.observe.log_format)
     try:
         app = import_app(config)
     except LoadError as exc:

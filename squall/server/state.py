@@ -17,11 +17,16 @@ from typing import Any, Protocol
 from squall.asgi.http import HTTP_EXTENSIONS
 from squall.asgi.types import ASGI_VERSION, ASGIApp, Receive, Send
 from squall.config import Config
+from squall.observe.hooks import Observer, observer
+from squall.observe.metrics import Metrics
 from squall.server.tls import tls_extension
 
 
 class Connection(Protocol):
     """What the worker's drain needs of every open connection, whatever its kind."""
+
+    #: The ``protocol`` label of ``squall_connections_open``.
+    kind: str
 
     @property
     def transport(self) -> asyncio.Transport | None: ...
@@ -90,6 +95,33 @@ class ServerState:
         self.upgrades = frozenset(name for name in self.switches if name in (b"websocket", b"h2c"))
         # Cleartext HTTP/2 by prior knowledge: a new connection's first bytes are looked at.
         self.sniff_preface = config.http2.http2 and not config.tls.ssl_certfile
+        #: This worker's counters (``--metrics``), and what each request reports to (or None).
+        self.metrics: Metrics | None = Metrics() if config.observe.metrics else None
+        self.observer: Observer | None = observer(config, self.metrics)
+
+
+def metrics_snapshot(server: ServerState) -> dict[str, Any] | None:
+    """This worker's metrics now (None without ``--metrics``): its counters plus the gauges read
+    off the open connections (by kind), the requests in flight and the websocket sessions open."""
+    metrics = server.metrics
+    if metrics is None:
+        return None
+    connections: dict[str, int] = {}
+    ws_open = 0
+    open_h2 = []
+    for connection in server.connections:
+        kind = getattr(connection, "kind", "other")
+        connections[kind] = connections.get(kind, 0) + 1
+        if kind == "websocket":
+            ws_open += getattr(connection, "session", None) is not None
+        elif kind == "HTTP/2":
+            ws_open += len(getattr(connection, "websockets", ()))
+            proto = getattr(connection, "proto", None)
+            if proto is not None:
+                open_h2.append((proto.resets_sent, proto.resets_received, proto.goaways_sent))
+    return metrics.snapshot(
+        open_h2, in_flight=server.active_requests, connections=connections, ws_open=ws_open
+    )
 
 
 def scope_template(server: ServerState, transport: asyncio.BaseTransport) -> dict[str, Any]:
