@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import resource
+import socket
 from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
@@ -398,3 +399,16 @@ def _plain(status: int, text: bytes) -> bytes:
 
 #: Longest request head a metrics listener reads.
 MAX_HEAD = 8192
+
+
+def bind_metrics(host: str, port: int) -> socket.socket:
+    """The metrics listener's socket (``--metrics-host``/``--metrics-port``); raises OSError."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(16)
+    except OSError:
+        sock.close()
+        raise
+    return sock

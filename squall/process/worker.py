@@ -41,7 +41,7 @@ from squall.asgi.types import ASGIApp
 from squall.config import Config
 from squall.loader import LoadError, load_app
 from squall.logs import configure
-from squall.observe.metrics import MAX_HEAD, http_response, merge, render
+from squall.observe.metrics import MAX_HEAD, bind_metrics, http_response, merge, render
 from squall.process.listeners import describe
 from squall.process.spawn import WorkerSpec
 from squall.server.accept import protocol_factory, serving_state
@@ -153,11 +153,14 @@ class Worker:
         assert channel is not None
         try:
             while channel.poll():
-                if channel.recv() == "ping":
-                    state = self.state
+                message = channel.recv()
+                state = self.state
+                snapshot = metrics_snapshot(state) if state is not None else None
+                if message == "ping":
                     served = state.total_requests if state is not None else 0
-                    snapshot = metrics_snapshot(state) if state is not None else None
                     channel.send(("pong", served, rss_bytes(), snapshot))
+                elif isinstance(message, tuple) and message[0] == "scrape":
+                    channel.send(("metrics", snapshot, message[1]))
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(channel.fileno())
             if not self._stop.is_set():
@@ -287,20 +290,6 @@ class Worker:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=1.0)
-
-
-def bind_metrics(host: str, port: int) -> socket.socket:
-    """The metrics listener's socket (``--metrics-host``/``--metrics-port``); raises OSError."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(16)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class MetricsEndpoint(asyncio.Protocol):
