@@ -631,25 +631,22 @@ class HTTPCycle:
             self._deadline = None
         seconds = time.perf_counter() - self._started_at
         status = self._status if self._state >= _STREAMING else 0  # 0: no head went out
+        scope = self.scope
+        method = scope.get("method")
+        sent = self._bytes_sent
+        if method == "HEAD" or status in _NO_BODY_STATUS:
+            sent = 0  # the body the app gave was not sent
         metrics = observer.metrics
         if metrics is not None:
-            scope = self.scope
-            method = scope.get("method")
             protocol = PROTOCOL_INDEX.get(str(scope.get("http_version")), 1)
-            metrics.request(
-                method if type(method) is str else "other",
-                status,
-                protocol,
-                seconds,
-                self._received,
-                self._bytes_sent,
-            )
+            name = method if type(method) is str else "other"
+            metrics.request(name, status, protocol, seconds, self._received, sent)
         access = observer.access
         if access is not None:
             record = AccessRecord(
-                self.scope,
+                scope,
                 status,
-                self._bytes_sent,
+                sent,
                 self._received,
                 seconds,
                 ended,
