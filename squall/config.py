@@ -384,7 +384,7 @@ class ObserveSettings:
     )
     access_log_format: str | None = opt(
         None,
-        "Access line in gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(b)s' (default: squall's line).",
+        "Access line in gunicorn's atoms: h r s b a T M..., {header}i, {header}o (default: squall's line).",
         parse=access_format,
         metavar="FORMAT",
     )

@@ -251,10 +251,11 @@ class HTTPCycle:
         self._deadline: asyncio.TimerHandle | None = None
         self._started_at = 0.0
         if observer is not None:
-            self._observe_start(observer, began)
+            self._started_at = time.perf_counter()
+            if observer.request_id_header is not None or observer.timeout is not None:
+                self._observe_start(observer, began)
 
     def _observe_start(self, observer: Observer, began: float) -> None:
-        self._started_at = time.perf_counter()
         header = observer.request_id_header
         if header is not None:
             rid = self._request_id = request_id(self.scope["headers"], header)
