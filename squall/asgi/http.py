@@ -27,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Iterable
+from time import perf_counter
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -37,7 +37,6 @@ from squall.events import Data, Event, Headers, Informational, Request, Response
 from squall.grammar import BAD_FIELD_VALUE, TOKEN
 from squall.observe.access import APP_ERROR, CLIENT_LEFT, COMPLETED, TIMED_OUT, AccessRecord, request_id
 from squall.observe.hooks import Observer
-from squall.observe.metrics import PROTOCOL_INDEX
 
 logger = logging.getLogger("squall.error")
 
@@ -251,7 +250,7 @@ class HTTPCycle:
         self._deadline: asyncio.TimerHandle | None = None
         self._started_at = 0.0
         if observer is not None:
-            self._started_at = time.perf_counter()
+            self._started_at = perf_counter()
             if observer.request_id_header is not None or observer.timeout is not None:
                 self._observe_start(observer, began)
 
@@ -630,18 +629,19 @@ class HTTPCycle:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        seconds = time.perf_counter() - self._started_at
+        seconds = perf_counter() - self._started_at
         status = self._status if self._state >= _STREAMING else 0  # 0: no head went out
         scope = self.scope
         method = scope.get("method")
         sent = self._bytes_sent
-        if method == "HEAD" or status in _NO_BODY_STATUS:
+        if status == 204 or status == 304 or method == "HEAD":  # noqa: PLR1714 - no set lookup
             sent = 0  # the body the app gave was not sent
         metrics = observer.metrics
         if metrics is not None:
-            protocol = PROTOCOL_INDEX.get(str(scope.get("http_version")), 1)
-            name = method if type(method) is str else "other"
-            metrics.request(name, status, protocol, seconds, self._received, sent)
+            version = scope.get("http_version")
+            if type(method) is not str or type(version) is not str:
+                method, version = str(method), str(version)  # the app changed them: count as is
+            metrics.request(method, status, version, seconds, self._received, sent)
         access = observer.access
         if access is not None:
             record = AccessRecord(
