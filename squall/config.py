@@ -66,10 +66,19 @@ def _off_or(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse_or_off
 
 
+def bytes_per_second(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a number of bytes per second above 0")
+    return value
+
+
 limit = _off_or(positive_int)
 limit.__name__ = "limit"
 timeout = _off_or(seconds)
 timeout.__name__ = "timeout"
+rate = _off_or(bytes_per_second)
+rate.__name__ = "rate"
 
 
 def header(text: str) -> tuple[str, str]:
@@ -161,13 +170,30 @@ class HTTPSettings:
         "Whole-request deadline from the head's first byte: 504, or the response cut ('off': none).",
         parse=timeout,
     )
+    min_request_body_rate: float | None = opt(
+        240.0,
+        "Least request body bytes/s, averaged while the app waits for body, after --min-rate-grace "
+        "(408, or close / HTTP/2 reset; 'off' disables).",
+        parse=rate,
+        metavar="BYTES_PER_S",
+    )
+    min_response_rate: float | None = opt(
+        240.0,
+        "Least response bytes/s the client takes, averaged while output waits on it, after "
+        "--min-rate-grace (close / HTTP/2 reset; 'off' disables).",
+        parse=rate,
+        metavar="BYTES_PER_S",
+    )
+    min_rate_grace: float = opt(
+        5.0, "Seconds before the minimum data rates apply to a request or response.", parse=seconds
+    )
     limit_request_line: int | None = opt(8190, "Longest request target in bytes (414 beyond).", parse=limit)
     limit_request_head: int | None = opt(
         65536, "Largest request line + headers in bytes (431 beyond).", parse=limit
     )
     limit_request_headers: int | None = opt(100, "Most header fields in a request (431 beyond).", parse=limit)
     limit_request_body: int | None = opt(
-        1 << 30,
+        30_000_000,
         "Largest request body in bytes (413 beyond; on HTTP/2 a body growing past it resets the stream).",
         parse=limit,
     )
@@ -249,7 +275,12 @@ class TLSSettings:
 class HTTP2Settings:
     """HTTP/2: ALPN h2 over TLS, cleartext prior knowledge, Upgrade: h2c; and its defences."""
 
-    http2: bool = opt(True, "Serve HTTP/2 (ALPN h2, prior knowledge, h2c upgrade).", kind="bool")
+    http2: bool = opt(True, "Serve HTTP/2 (ALPN h2 over TLS, cleartext prior knowledge).", kind="bool")
+    h2c_upgrade: bool = opt(
+        False,
+        "Switch cleartext requests with Upgrade: h2c to HTTP/2 (deprecated; a smuggling vector).",
+        kind="bool",
+    )
     h2_max_concurrent_streams: int = opt(
         100, "Most concurrent streams (running requests) per HTTP/2 connection.", parse=positive_int
     )
@@ -280,6 +311,11 @@ class ProcessSettings:
     workers: int = opt(1, "Number of worker processes ('auto' = CPU count).", parse=workers)
     timeout_worker_healthcheck: float = opt(
         10.0, "Replace a worker that does not answer a health check in this many seconds.", parse=seconds
+    )
+    timeout_worker_startup: float | None = opt(
+        60.0,
+        "Kill a worker that has not imported the app and finished lifespan startup in this many seconds.",
+        parse=timeout,
     )
     limit_max_requests: int | None = opt(None, "Recycle a worker after this many requests.", parse=limit)
     max_requests_jitter: int = opt(

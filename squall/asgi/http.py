@@ -64,6 +64,7 @@ class Channel(Protocol):
     def flush(self) -> None: ...
     async def drain(self) -> None: ...
     def body_consumed(self, cycle: HTTPCycle) -> None: ...
+    def body_wanted(self, cycle: HTTPCycle) -> None: ...
     def response_complete(self, cycle: HTTPCycle) -> None: ...
     def cycle_finished(self, cycle: HTTPCycle) -> None: ...
     def abort(self) -> None: ...
@@ -273,6 +274,11 @@ class HTTPCycle:
         return self._body_done
 
     @property
+    def response_started(self) -> bool:
+        """True once the response head has been handed to the connection."""
+        return self._state >= _STREAMING
+
+    @property
     def awaiting_continue(self) -> bool:
         """True while the client waits for ``100 Continue`` before sending its body."""
         return self._expect_continue
@@ -406,8 +412,10 @@ class HTTPCycle:
                     return _DISCONNECT
             elif self._chunks or self._body_done:
                 return self._take_body()
-            elif self._expect_continue:
-                self._send_continue()
+            else:
+                if self._expect_continue:
+                    self._send_continue()
+                self._channel.body_wanted(self)  # the app waits on the client: the rate is timed
             await self._wait()
 
     def _take_body(self) -> Message:

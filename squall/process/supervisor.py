@@ -13,6 +13,7 @@ pipe messages      ``("ready",)``, ``("pong", requests_served, rss_bytes, metric
                    ``("metrics", snapshot)`` (a worker's last counts, once drained)
 sentinels          a worker exited: log how; the next reconcile replaces it
 timers             health pings; an unanswered ping older than --timeout-worker-healthcheck → SIGKILL;
+                   a worker not ready within --timeout-worker-startup → SIGKILL, a failed start;
                    a stopping worker past its deadline → SIGKILL; the systemd watchdog
 =================  ================================================================================
 
@@ -107,6 +108,7 @@ class WorkerProcess:
     stop_deadline: float | None = None
     metrics: dict[str, Any] | None = None  # the last snapshot it sent (--metrics)
     scrape_seen: int = 0  # the last scrape number it answered
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
@@ -424,8 +426,15 @@ class Supervisor:
         now = time.monotonic()
         interval = self._ping_interval()
         timeout = self.config.process.timeout_worker_healthcheck
+        startup = self.config.process.timeout_worker_startup
         for w in self.workers:
-            if w.state == "stopping":
+            if w.state == "starting" and startup is not None and now - w.started >= startup:
+                # A failed start like any other (an import or a lifespan startup that hangs would
+                # hold a rolling reload forever): killed, then reported by _reap.
+                w.failure = f"not ready within {startup:g} s (--timeout-worker-startup): killed"
+                w.started = float("inf")
+                _kill(w, signal.SIGKILL)
+            elif w.state == "stopping":
                 if w.stop_deadline is not None and now >= w.stop_deadline:
                     logger.warning("Worker [%d] did not stop in time; killing it", w.pid)
                     _kill(w, signal.SIGKILL)

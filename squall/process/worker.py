@@ -204,7 +204,12 @@ class Worker:
             logger.error("%s", reason)
             self._on_failure(reason)
             return 1
-        ticker = _every_second(loop, headers.refresh)
+
+        def tick() -> None:
+            headers.refresh()
+            state.sweep()
+
+        ticker = _every_second(loop, tick)
         probe = LagProbe(loop, state.metrics) if state.metrics is not None else None
         servers += [
             await loop.create_server(

@@ -19,6 +19,15 @@ Timers (one slot, ``_timer_kind``): ``idle`` while nothing is owed to the client
 ``header`` from a request's first byte to the end of its head (never extended by more bytes),
 ``body`` while we wait on the client for request body (reset by each chunk), plus ``write``
 while the client does not read our output.
+
+Minimum data rates (Kestrel's): no timer of their own. A request body is timed while its app
+waits in ``receive()`` (``body_wanted`` starts the interval, each chunk ends it); a response while
+the transport is paused for writing (the client does not keep up). The connection then joins
+``ServerState.rate_watch`` and the worker's once-a-second sweep calls ``check_rates``: a body below
+``--min-request-body-rate`` after ``--min-rate-grace`` timed seconds gets 408 (or, once a response
+has started, the connection closes); a client taking our output below ``--min-response-rate`` is
+cut off. The app sees ``http.disconnect``. The stall timers stay: they also act while the app is not
+waiting, and when the rates are off.
 """
 
 from __future__ import annotations
@@ -35,7 +44,10 @@ from squall.observe.access import CLIENT_LEFT, REJECTED, TIMED_OUT
 from squall.protocol.http1 import HTTP1Server
 from squall.server.state import (
     DrainWaiters,
+    RateMeter,
     ServerState,
+    TransportMeter,
+    cut_off,
     describe_client,
     scope_template,
     service_unavailable,
@@ -108,6 +120,9 @@ class HTTP1Connection(asyncio.Protocol):
         # per-read cost is a single check.
         self._intercept = False
         self._linger_timer: asyncio.TimerHandle | None = None
+        self._timed: Exchange | None = None  # the request whose body rate is timed
+        self._body_meter: RateMeter | None = None
+        self._write_meter: TransportMeter | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -157,6 +172,7 @@ class HTTP1Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.server.connections.discard(self)
+        self._write_meter = self._body_meter = self._timed = None
         self._cancel_timer()
         if self._linger_timer is not None:
             self._linger_timer.cancel()
@@ -175,12 +191,20 @@ class HTTP1Connection(asyncio.Protocol):
         timeout = self._http.timeout_request_body
         if timeout is not None and self._write_timer is None:
             self._write_timer = self.loop.call_later(timeout, self._on_write_stalled)
+        if self.server.min_response_rate is not None and self.transport is not None:
+            now = self.loop.time()
+            if self._write_meter is None:
+                self._write_meter = TransportMeter(self.transport, now)
+            self._write_meter.look(now, True)
+            self.server.rate_watch.add(self)
 
     def resume_writing(self) -> None:
         self.write_paused = False
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
+        if self._write_meter is not None:
+            self._write_meter.look(self.loop.time(), False)
         self._drain.wake(None)
 
     # ------------------------------------------------------------------ events
@@ -225,6 +249,9 @@ class HTTP1Connection(asyncio.Protocol):
         if cycle is None:
             return  # the app already finished: the rest of its body is dropped
         cycle.on_body(event.data)
+        if cycle is self._timed and self._body_meter is not None:
+            self._body_meter.moved += len(event.data)
+            self._body_meter.tick(self.loop.time(), False)
         if cycle.buffered > _BODY_HIGH_WATER:
             self._pause(_PAUSE_BODY)
 
@@ -257,6 +284,8 @@ class HTTP1Connection(asyncio.Protocol):
         """Write whatever the protocol has framed."""
         output = self.proto.take_output()
         if output and self.transport is not None and not self._closed:
+            if self.write_paused and self._write_meter is not None:
+                self._write_meter.written += sum(map(len, output))
             if len(output) == 1:
                 self.transport.write(output[0])
             else:
@@ -268,6 +297,74 @@ class HTTP1Connection(asyncio.Protocol):
             raise ClientDisconnected("client disconnected")
         if self.write_paused:
             await self._drain.wait(self.loop)
+
+    def body_wanted(self, cycle: HTTPCycle) -> None:
+        """The app waits for request body: time the client's rate from now (``check_rates``)."""
+        if self.server.min_request_body_rate is None or cycle is not self.receiving:
+            return
+        now = self.loop.time()
+        if self._timed is not cycle or self._body_meter is None:
+            self._timed = cycle
+            self._body_meter = RateMeter(now)
+            self.server.rate_watch.add(self)
+        self._body_meter.tick(now, True)
+
+    def check_rates(self, now: float) -> bool:
+        """The once-a-second check of the minimum data rates; False once nothing is timed."""
+        server = self.server
+        watching = False
+        meter = self._body_meter
+        if meter is not None and self._closed:
+            self._timed = self._body_meter = meter = None
+        if meter is not None:
+            timed = self._timed
+            if timed is not self.receiving or timed is None or timed.body_done:
+                self._timed = self._body_meter = None
+            else:
+                meter.tick(now, meter.timing)
+                rate = server.min_request_body_rate
+                if rate is not None and meter.too_slow(rate, server.min_rate_grace):
+                    self._body_too_slow(meter)
+                    return False
+                watching = True
+        writes = self._write_meter
+        if writes is not None:
+            writes.look(now, self.write_paused)
+            rate = server.min_response_rate
+            if rate is not None and writes.too_slow(rate, server.min_rate_grace):
+                logger.info(
+                    "closing connection from %s: it took %d response bytes in %.1f s, under "
+                    "--min-response-rate",
+                    self._client_text(),
+                    writes.moved,
+                    writes.elapsed,
+                )
+                if server.metrics is not None:
+                    server.metrics.reject("min_response_rate")
+                self._cut_off()
+                return False
+            if self.write_paused:
+                watching = True  # (also after close: the transport still holds output for it)
+            elif not self.proto.response_pending:
+                self._write_meter = None  # the next response is timed afresh
+        return watching
+
+    def _body_too_slow(self, meter: RateMeter) -> None:
+        """408 (or, once the response has started, close): the app sees ``http.disconnect``."""
+        logger.info(
+            "request body from %s: %d bytes in %.1f s, under --min-request-body-rate",
+            self._client_text(),
+            meter.moved,
+            meter.elapsed,
+        )
+        receiving = self.receiving
+        self._timed = self._body_meter = None
+        for event in self.proto.reject_body(408, "request body too slow (under --min-request-body-rate)"):
+            if type(event) is Rejected:
+                self._on_rejected(event)
+        self.receiving = receiving  # the client is still sending: close lingering
+        self.flush()
+        self._close()
 
     def body_consumed(self, cycle: HTTPCycle) -> None:
         """The app read its buffered body: reading may resume."""
@@ -330,6 +427,7 @@ class HTTP1Connection(asyncio.Protocol):
             self._write_timer = None
         self._drain.wake(None)
         self.server.connections.discard(self)
+        self._write_meter = self._body_meter = self._timed = None
         return self.proto.trailing_data
 
     # ------------------------------------------------------------------ shutdown, pausing, timers
@@ -438,12 +536,19 @@ class HTTP1Connection(asyncio.Protocol):
     def _on_write_stalled(self) -> None:
         self._write_timer = None
         logger.info("closing connection from %s: client stopped reading", self._client_text())
-        self._lost_as = TIMED_OUT
         if self.server.metrics is not None:
             self.server.metrics.reject("write_timeout")
+        self._cut_off()
+
+    def _cut_off(self) -> None:
+        """Abort the connection: the client does not take what we send."""
+        self._lost_as = TIMED_OUT
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         if self.transport is not None:
             self._closed = True
-            self.transport.abort()
+            cut_off(self.transport)
 
 
 __all__ = ["HTTP1Connection"]

@@ -35,6 +35,9 @@ class FakeChannel:
     async def drain(self) -> None:
         return None
 
+    def body_wanted(self, cycle: HTTPCycle) -> None:
+        pass
+
     def body_consumed(self, cycle: HTTPCycle) -> None:
         self.consumed += 1
 
