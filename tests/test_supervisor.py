@@ -111,7 +111,7 @@ def test_every_worker_failing_startup_exits_nonzero_without_respawning(
     started = time.monotonic()
     with supervising("fail", workers=2) as (sup, result):
         assert sup.wait_for(lambda: "code" in result, WAIT)
-    assert result["code"] == 1
+    assert result["code"] == 3  # STARTUP_FAILURE, whatever the worker exited with
     assert sup.failure == "dummy import error"
     assert time.monotonic() - started < 10
     assert sum("failed to start" in m for m in messages(caplog)) == 2  # no respawn loop
@@ -130,7 +130,7 @@ def test_a_worker_stuck_starting_is_killed_and_reported_as_failed() -> None:
     """No worker can start: squall exits non-zero with the reason, instead of waiting forever."""
     with supervising("stuck", workers=1, timeout_worker_startup=0.5) as (sup, result):
         assert sup.wait_for(lambda: "code" in result, WAIT)
-    assert result["code"] == 1
+    assert result["code"] == 3  # a startup failure, as uvicorn
     assert sup.failure == "not ready within 0.5 s (--timeout-worker-startup): killed"
 
 
@@ -212,7 +212,7 @@ def test_ttin_and_ttou_change_the_worker_count() -> None:
 @pytest.mark.parametrize(
     ("mode", "limits", "reason"),
     [
-        ("busy", {"limit_max_requests": 10, "max_requests_jitter": 5}, "served 1000 requests"),
+        ("busy", {"limit_max_requests": 10, "limit_max_requests_jitter": 5}, "served 1000 requests"),
         ("fat", {"limit_max_memory": 100}, "MiB (limit 100 MiB); recycling it"),
     ],
 )

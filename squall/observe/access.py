@@ -210,50 +210,99 @@ def _variable(name: str) -> Callable[[AccessRecord], str]:
     return lambda r: _or_dash(os.environ.get(key))
 
 
-class AccessLog:
-    """Writes the access line of each request (see the module docstring)."""
+#: The access record's message (uvicorn's shape: a foreign uvicorn ``AccessFormatter`` unpacks
+#: exactly these five ``args``: client, method, path with query, http_version, status).
+ACCESS_MESSAGE = '%s - "%s %s HTTP/%s" %d'
 
-    def __init__(self, line_format: str | None = None, logger: logging.Logger = access_logger) -> None:
+
+class AccessLog:
+    """Writes the access record of each request (see the module docstring)."""
+
+    def __init__(self, logger: logging.Logger = access_logger) -> None:
         self.logger = logger
-        self.format = line_format
-        self._atoms: list[tuple[str, Callable[[AccessRecord], str]]] = []
-        for name in dict.fromkeys(ACCESS_ATOM.findall(line_format or "")):
-            self._atoms.append((name, ATOMS[name] if name in ATOMS else _variable(name)))
 
     def write(self, record: AccessRecord) -> None:
-        """Log ``record`` (one line, at INFO)."""
+        """Log ``record`` (one record, at INFO) with its facts as attributes."""
         try:
-            message = self._line(record) if self.format is not None else _default_line(record)
+            scope = record.scope
+            client, method = record.client(), escape(str(scope.get("method")))
+            target, version = escape(record.target()), str(scope.get("http_version"))
             fields = record.fields()
         except Exception:  # the app changed scope keys (it may): log what they hold now, as repr
-            message, fields = _repr_line(record)
-        self.logger.info("%s", message, extra={"access": fields})
-
-    def _line(self, record: AccessRecord) -> str:
-        assert self.format is not None
-        return self.format % {name: escape(get(record)) for name, get in self._atoms}
+            client, method, target, version, fields = _repr_facts(record)
+        emit(
+            client, method, target, version, record.status, record.sent, record.seconds * 1000, fields, record
+        )
 
 
-def _default_line(record: AccessRecord) -> str:
-    """squall's own line: ``client - "METHOD target HTTP/v" status bytes durationms [ended]``."""
+def emit(  # noqa: PLR0917 - the record's facts, in uvicorn's order
+    client: str,
+    method: str,
+    path: str,
+    version: str,
+    status: int,
+    sent: int,
+    duration_ms: float,
+    fields: dict[str, Any],
+    record: AccessRecord | None = None,
+) -> None:
+    """Hand ``squall.access`` one record in uvicorn's shape, carrying ``fields`` as ``access``,
+    ``fields["ended"]`` as ``ended`` and the ``AccessRecord`` (for ``GunicornFormatter``)."""
+    log = access_logger.makeRecord(
+        "squall.access",
+        logging.INFO,
+        __file__,
+        0,
+        ACCESS_MESSAGE,
+        (client, method, path, version, status),
+        None,
+    )
+    log.__dict__.update(
+        client_addr=client,
+        method=method,
+        path=path,
+        http_version=version,
+        status=status,
+        response_bytes=sent,
+        duration_ms=duration_ms,
+        request_line=f"{method} {path} HTTP/{version}",
+        ended=fields.get("ended"),
+        access=fields,
+        access_record=record,
+    )
+    access_logger.handle(log)
+
+
+def _repr_facts(record: AccessRecord) -> tuple[str, str, str, str, dict[str, Any]]:
     scope = record.scope
-    method, target = escape(str(scope.get("method"))), escape(record.target())
-    status = record.status or "-"
-    took = record.seconds * 1000
-    line = f'{record.client()} - "{method} {target} {record.protocol()}" {status} {record.sent} {took:.1f}ms'
-    return line if record.ended == COMPLETED else line + " " + record.ended
-
-
-def _repr_line(record: AccessRecord) -> tuple[str, dict[str, Any]]:
-    scope = record.scope
-    who, method = repr(scope.get("client")), repr(scope.get("method"))
-    target = f"{scope.get('path')!r}?{scope.get('query_string')!r}"
-    version = repr(scope.get("http_version"))
-    took = record.seconds * 1000
-    line = f'{who} - "{method} {target} HTTP/{version}" {record.status or "-"} {record.sent} {took:.1f}ms'
+    who, method = escape(repr(scope.get("client"))), escape(repr(scope.get("method")))
+    target = escape(f"{scope.get('path')!r}?{scope.get('query_string')!r}")
+    version = escape(repr(scope.get("http_version")))
     fields = {"client": who, "method": method, "path": target, "status": record.status or None}
     fields.update({"bytes_sent": record.sent, "ended": record.ended, "pid": os.getpid()})
-    return escape(line), fields
+    return who, method, target, version, fields
+
+
+class GunicornFormatter(logging.Formatter):
+    """``--access-log-format``: the access line in gunicorn's atoms (see ``ATOMS``), every value
+    escaped. Usable from a dictConfig: ``{"()": "squall.observe.access.GunicornFormatter",
+    "line_format": "..."}``. A record that is not squall's access record keeps its message."""
+
+    def __init__(self, line_format: str) -> None:
+        super().__init__()
+        self.line_format = line_format
+        self._atoms: list[tuple[str, Callable[[AccessRecord], str]]] = []
+        for name in dict.fromkeys(ACCESS_ATOM.findall(line_format)):
+            self._atoms.append((name, ATOMS[name] if name in ATOMS else _variable(name)))
+
+    def format(self, record: logging.LogRecord) -> str:
+        access = record.__dict__.get("access_record")
+        if not isinstance(access, AccessRecord):
+            return record.getMessage()
+        try:
+            return self.line_format % {name: escape(get(access)) for name, get in self._atoms}
+        except Exception:  # the app changed scope keys: the message, whose values are escaped
+            return record.getMessage()
 
 
 class JSONFormatter(logging.Formatter):
@@ -292,9 +341,10 @@ def rfc3339(created: float) -> str:
     )
 
 
-def log_websocket(client: str, path: str, status: int, protocol: str) -> None:
-    """The access line of a websocket handshake: 101 (or 200 on HTTP/2) when accepted, else the
-    denial's status."""
-    fields = {"client": client, "method": "GET", "path": path, "status": status, "protocol": protocol}
-    fields.update({"ended": COMPLETED if status in (101, 200) else REJECTED, "pid": os.getpid()})
-    access_logger.info('%s - "WebSocket %s" %d', client, escape(path), status, extra={"access": fields})
+def log_websocket(client: str, path: str, status: int, version: str) -> None:
+    """The access record of a websocket handshake (method ``WebSocket``): 101 (or 200 on HTTP/2)
+    when accepted, else the denial's status."""
+    ended = COMPLETED if status in (101, 200) else REJECTED
+    fields = {"client": client, "method": "GET", "path": path, "status": status, "protocol": "websocket"}
+    fields.update({"http_version": version, "ended": ended, "pid": os.getpid()})
+    emit(client, "WebSocket", escape(path), version, status, 0, 0.0, fields)

@@ -33,7 +33,7 @@ def observer(config: Config, metrics: Metrics | None) -> Observer | None:
     """The Observer ``config`` asks for, or None when it asks for nothing."""
     access = None
     if config.runtime.access_log and access_logger.isEnabledFor(logging.INFO):
-        access = AccessLog(config.observe.access_log_format)
+        access = AccessLog()
     header = config.observe.request_id_header
     timeout = config.http.timeout_request
     if access is None and metrics is None and header is None and timeout is None:

@@ -10,7 +10,8 @@ sentinel (see :mod:`squall.process.spawn`), then handles what is ready:
 =================  ================================================================================
 posted events      stop, force, reload (SIGHUP), more/fewer (SIGTTIN/SIGTTOU), changed (--reload)
 pipe messages      ``("ready",)``, ``("pong", requests_served, rss_bytes, metrics)``, ``("failed", reason)``,
-                   ``("metrics", snapshot)`` (a worker's last counts, once drained)
+                   ``("limit", n)`` (the worker reached --limit-max-requests and drains itself),
+                   ``("metrics", snapshot[, scrape])`` (an answer to a scrape; a worker's last counts)
 sentinels          a worker exited: log how; the next reconcile replaces it
 timers             health pings; an unanswered ping older than --timeout-worker-healthcheck → SIGKILL;
                    a worker not ready within --timeout-worker-startup → SIGKILL, a failed start;
@@ -19,17 +20,20 @@ timers             health pings; an unanswered ping older than --timeout-worker-
 
 and finally ``_reconcile()`` moves the worker set towards the wanted shape. A worker is
 ``starting`` → ``ready`` → ``stopping``, and may be marked ``obsolete`` (to be replaced: SIGHUP,
---limit-max-requests, --limit-max-memory). Reconcile keeps ``wanted`` non-obsolete workers alive
-and retires an obsolete *ready* worker only while the ready workers stay at least ``wanted``
-without it: a replacement has finished lifespan startup and is accepting before the worker it
-replaces is told to drain (SIGTERM). Because the parent keeps the listening sockets open, a
-connection that arrives while no worker accepts waits in the kernel backlog; it is never refused.
+--limit-max-memory). A worker knows its own --limit-max-requests: the request that reaches it is
+the last it admits; it says ``limit``, stops accepting and drains, and is ``stopping`` from then
+on, so a replacement starts at once (connections wait in the backlog meanwhile, with one worker).
+Reconcile keeps ``wanted`` non-obsolete workers alive and retires an obsolete *ready* worker only
+while the ready workers stay at least ``wanted`` without it: a replacement has finished lifespan
+startup and is accepting before the worker it replaces is told to drain (SIGTERM). Because the
+parent keeps the listening sockets open, a connection that arrives while no worker accepts waits in
+the kernel backlog; it is never refused.
 
 Startup failures (import error, lifespan startup failed) are reported over the pipe. When no
-worker is serving and none is still starting, the supervisor exits with the worker's exit code
-and the reason instead of respawning in a loop; with --reload it waits for the next file change;
-when other workers are serving (a SIGHUP with broken code) the replacement is abandoned, the
-running workers are kept, and further attempts back off exponentially.
+worker is serving and none is still starting, the supervisor exits with code 3 and the reason
+instead of respawning in a loop; with --reload it waits for the next file change; when other
+workers are serving (a SIGHUP with broken code) the replacement is abandoned, the running workers
+are kept, and further attempts back off exponentially.
 
 Metrics (``--metrics``). Each pong carries the worker's snapshot (plain counters, see
 :mod:`squall.observe.metrics`); the worker's request path only adds integers. A scrape of the
@@ -71,7 +75,7 @@ from squall.observe.metrics import COUNTERS, MAX_HEAD, add, bind_metrics, http_r
 from squall.process import malloc
 from squall.process.listeners import describe
 from squall.process.pidfile import pid_file
-from squall.process.spawn import Child, Target, WorkerSpec, start
+from squall.process.spawn import STARTUP_FAILURE, Child, Target, WorkerSpec, start
 from squall.process.systemd import Notifier
 
 logger = logging.getLogger("squall.error")
@@ -152,6 +156,7 @@ class Supervisor:
         self.restarts: dict[str, int] = {}  # workers replaced, by cause
         self.metrics_socket: socket.socket | None = None
         self._scrapes = 0
+        self._metrics_lock = threading.Lock()
 
     # ------------------------------------------------------------------ outside API
 
@@ -176,16 +181,17 @@ class Supervisor:
     def run(self, install_signals: bool = True) -> int:
         """Start the workers and supervise them until stopped; return the exit code.
 
-        When no worker could start, the exit code is the worker's (1: the app did not import,
-        3: lifespan startup failed) and ``failure`` holds the reason, for the caller to report.
+        When no worker could start, the exit code is 3 (``STARTUP_FAILURE``, as uvicorn) and
+        ``failure`` holds the reason, for the caller to report.
         """
         previous = self._install_signals() if install_signals else {}
+        logger.debug("Started supervisor process [%d]", os.getpid())
         try:
             with pid_file(self.config.process.pid_file):
                 if self.config.process.reload and not self._start_watcher():
-                    return 1
+                    return STARTUP_FAILURE
                 if self.config.observe.metrics and not self._start_metrics():
-                    return 1
+                    return STARTUP_FAILURE
                 self._loop()
         finally:
             self._watch_stop.set()
@@ -276,9 +282,9 @@ class Supervisor:
             w.stop_deadline = min(w.stop_deadline or deadline, deadline)
 
     def _on_scrape(self, number: int) -> None:
-        """Scrape ``number``: ask every ready worker for fresh figures."""
+        """Scrape ``number``: ask every worker serving or draining for fresh figures."""
         for w in self.workers:
-            if w.state == "ready":
+            if w.state != "starting":
                 with contextlib.suppress(OSError):
                     w.channel.send(("scrape", number))
 
@@ -350,6 +356,16 @@ class Supervisor:
             w.metrics = message[1]
             if len(message) > 2:
                 w.scrape_seen = message[2]
+        elif kind == "limit" and w.state == "ready":  # it stops taking requests and drains itself
+            logger.info(
+                "Worker [%d] served %d requests (limit %d); recycling it", w.pid, message[1], message[1]
+            )
+            w.state = "stopping"
+            if not w.obsolete:  # (not counted already by _check_limits)
+                self._restarted("max_requests")
+            graceful = self.config.runtime.timeout_graceful_shutdown
+            if graceful is not None:
+                w.stop_deadline = time.monotonic() + graceful + STOP_MARGIN
 
     def _check_limits(self, w: WorkerProcess, requests: int, rss: int) -> None:
         if w.obsolete or w.state != "ready" or self._stopping:
@@ -371,12 +387,13 @@ class Supervisor:
             if w.process.is_alive():
                 continue
             code = w.process.exitcode
-            self.workers.remove(w)
             with contextlib.suppress(EOFError, OSError):
                 while w.channel.poll():  # what it said last (its final metrics)
                     self._on_message(w, w.channel.recv())
-            if w.metrics is not None:
-                add(self._retired, w.metrics, COUNTERS)
+            with self._metrics_lock:  # a scrape sees it live or retired, never both
+                self.workers.remove(w)
+                if w.metrics is not None:
+                    add(self._retired, w.metrics, COUNTERS)
             w.channel.close()
             how = _describe_exit(code)
             if w.state == "stopping":
@@ -402,7 +419,7 @@ class Supervisor:
                 self._hold_spawn = True  # a sibling may still make it; start no more meanwhile
                 return
             self.failure = reason
-            self.exit_code = code if code is not None and code > 0 else 1
+            self.exit_code = STARTUP_FAILURE
             self._on_stop()
             return
         logger.error("Worker [%d] failed to start (%s): %s", w.pid, how, reason)
@@ -501,7 +518,7 @@ class Supervisor:
         process = self.config.process
         max_requests = process.limit_max_requests
         if max_requests is not None:
-            max_requests += random.randint(0, process.max_requests_jitter)
+            max_requests += random.randint(0, process.limit_max_requests_jitter)
         with _terminal_signals_ignored():
             child, channel = start(self.target, self.config, self.sockets, max_requests)
         self._spawn_after = 0.0
@@ -545,7 +562,7 @@ class Supervisor:
         except OSError as exc:
             where = f"{settings.metrics_host}:{settings.metrics_port}"
             self.failure = f"--metrics-port: cannot listen on {where}: {exc.strerror}"
-            self.exit_code = 1
+            self.exit_code = STARTUP_FAILURE
             return False
         host, port = self.metrics_socket.getsockname()[:2]
         logger.info("Metrics on http://%s:%d/metrics", host, port)
@@ -579,12 +596,14 @@ class Supervisor:
         self.post("scrape", number)
 
         def fresh() -> bool:
-            return all(w.scrape_seen >= number for w in list(self.workers) if w.state == "ready")
+            return all(w.scrape_seen >= number for w in list(self.workers) if w.state != "starting")
 
         self.wait_for(fresh, SCRAPE_WAIT)
-        live = [w.metrics for w in list(self.workers) if w.metrics is not None]
-        total = merge(live, self._retired)
-        alive = sum(w.state == "ready" for w in list(self.workers))
+        with self._metrics_lock:
+            workers = list(self.workers)
+            live = [w.metrics for w in workers if w.metrics is not None]
+            total = merge(live, self._retired)
+        alive = sum(w.state == "ready" for w in workers)
         return render(total, live, {"workers": alive, "restarts": dict(self.restarts)})
 
     # ------------------------------------------------------------------ --reload
@@ -594,7 +613,7 @@ class Supervisor:
             import watchfiles  # noqa: F401
         except ImportError:
             logger.error("--reload needs the watchfiles package: pip install watchfiles")
-            self.exit_code = 1
+            self.exit_code = STARTUP_FAILURE
             return False
         threading.Thread(target=self._watch_files, name="squall-reload", daemon=True).start()
         return True
@@ -605,6 +624,7 @@ class Supervisor:
         settings = self.config.process
         dirs = [os.path.abspath(d) for d in settings.reload_dir or [self.config.app.app_dir or "."]]
         accept = ReloadFilter(settings.reload_include or ["*.py"], settings.reload_exclude)
+        quiet_ms = max(1, round(settings.reload_delay * 1000))
         announced = False
         for changes in watchfiles.watch(
             *dirs,
@@ -613,7 +633,8 @@ class Supervisor:
             rust_timeout=500,
             yield_on_timeout=True,
             raise_interrupt=False,
-            debounce=400,
+            step=quiet_ms,  # --reload-delay: no further change for this long, then restart
+            debounce=max(400, 2 * quiet_ms),
         ):
             if not announced:  # the first yield proves the watcher is set up
                 logger.info("Watching for file changes in %s", ", ".join(dirs))

@@ -363,7 +363,7 @@ class H2WebSocket(H2Stream):
         if metrics is not None:
             metrics.websocket(101 if status == 200 else status)
         if self.conn.access_log:
-            log_websocket(self.conn.client_text(), self.path, status, "HTTP/2")
+            log_websocket(self.conn.client_text(), self.path, status, "2")
 
 
 def open_stream(conn: H2Connection, request: Request) -> H2WebSocket:

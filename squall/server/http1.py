@@ -231,9 +231,9 @@ class HTTP1Connection(asyncio.Protocol):
             observer=self._observer,
             began=began,
         )
+        server.admit()  # may reach --limit-max-requests, which starts the drain
         if server.shutting_down:  # draining: serve it, say Connection: close, then close
             self.proto.close_after_response()
-        server.active_requests += 1
         self.cycles[event.stream_id] = cycle
         self.receiving = cycle
         if self.active is None:

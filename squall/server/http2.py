@@ -428,7 +428,7 @@ class H2Connection(asyncio.Protocol):
         cycle = HTTPCycle(stream, app, scope, sid, observer=self._observer)
         stream.cycle = cycle
         self.streams[sid] = stream
-        server.active_requests += 1
+        server.admit()  # may reach --limit-max-requests: GOAWAY below
         self.requests += 1
         max_requests = self._h2.h2_max_requests
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):

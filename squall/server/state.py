@@ -166,6 +166,11 @@ class ServerState:
         self.connections: set[Connection] = set()
         self.active_requests = 0
         self.total_requests = 0
+        # --limit-max-requests: the worker's own limit; ``on_limit`` runs when the request that
+        # reaches it is admitted (before its response starts, so that it says Connection: close).
+        self.admitted = 0
+        self.request_limit: int | None = None
+        self.on_limit: Callable[[], None] | None = None
         self.shutting_down = False
         self.tasks_done: asyncio.Event | None = None
         http = config.http
@@ -181,6 +186,13 @@ class ServerState:
         #: This worker's counters (``--metrics``), and what each request reports to (or None).
         self.metrics: Metrics | None = Metrics() if config.observe.metrics else None
         self.observer: Observer | None = observer(config, self.metrics)
+
+    def admit(self) -> None:
+        """Count an HTTP request that starts; the one reaching ``request_limit`` calls ``on_limit``."""
+        self.active_requests += 1
+        self.admitted += 1
+        if self.admitted == self.request_limit and self.on_limit is not None:
+            self.on_limit()
 
     def sweep(self) -> None:
         """Once a second (the worker's clock tick): check the minimum data rates of the

@@ -476,4 +476,4 @@ class WebSocketConnection(asyncio.Protocol):
         if self._metrics is not None:
             self._metrics.websocket(status)
         if self._access_log:
-            log_websocket(self.client_text(), self.path, status, "HTTP/1.1")
+            log_websocket(self.client_text(), self.path, status, "1.1")

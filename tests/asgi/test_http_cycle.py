@@ -418,4 +418,6 @@ async def test_an_app_that_changes_the_scope_still_gets_its_access_line(
     await asyncio.wait_for(channel.finished.wait(), 5)
     assert channel.completed
     assert [r.levelname for r in caplog.records] == ["INFO"], caplog.text
-    assert " 200 1 " in caplog.records[0].getMessage()
+    record = caplog.records[0]
+    assert record.getMessage().endswith(" 200")
+    assert (record.status, record.response_bytes) == (200, 1)

@@ -136,7 +136,7 @@ def test_a_taken_metrics_port_is_a_one_line_error() -> None:
             result = run_cli(
                 ["tests.e2e.apps:app", "--port", "0", "--metrics", "--metrics-port", port, *extra]
             )
-            assert result.returncode == 1
+            assert result.returncode == 3
             assert f"squall: error: --metrics-port: cannot listen on 127.0.0.1:{port}" in result.stderr
             assert "Traceback" not in result.stderr
 
