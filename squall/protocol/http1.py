@@ -56,6 +56,7 @@ _FRAMING = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect
 _OWS = (32, 9)
 _CRLF = (13, 10)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+_JOIN_CHUNK = 2048  # a body chunk up to this size is copied into its chunked framing
 _RESPONSE_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection", b"server", b"date"))
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) [\x21-\x7e]+ HTTP/[0-9]\.[0-9]")
 _NAMED_LIMIT = {413: "--limit-request-body", 414: "--limit-request-line", 431: "--limit-request-head"}
@@ -702,15 +703,35 @@ class HTTP1Server:
         data = event.data
         if data and not exchange.no_body:
             if exchange.chunked:
-                self._output.append(b"%x\r\n" % len(data))
-                self._output.append(data)
-                self._output.append(b"\r\n")
+                size = len(data)
+                if size <= _JOIN_CHUNK:  # one small piece, not three: cheaper to write
+                    self._output.append(b"%x\r\n%b\r\n" % (size, data))
+                else:
+                    self._output.append(b"%x\r\n" % size)
+                    self._output.append(data)
+                    self._output.append(b"\r\n")
             else:
                 self._output.append(data)
         if event.end:
             if exchange.chunked:
                 self._output.append(b"0\r\n\r\n")
             self._finish(exchange)
+
+    def external_body(self, stream_id: int, size: int) -> bytes | None:
+        """Frame ``size`` body bytes that the caller writes itself, after the pending output
+        (``sendfile``): queue what precedes them and return what must follow them; None when the
+        response has no body (HEAD, 204, 304) and the bytes must not be written."""
+        if not self._outgoing or self._outgoing[0].stream_id != stream_id:
+            raise LocalProtocolError(f"no response expected for stream {stream_id}")
+        exchange = self._outgoing[0]
+        if not exchange.started:
+            raise LocalProtocolError("body before response start")
+        if exchange.no_body:
+            return None
+        if exchange.chunked and size:
+            self._output.append(b"%x\r\n" % size)
+            return b"\r\n"
+        return b""
 
     def _send_trailers(self, exchange: _Exchange, event: Trailers) -> None:
         """End a response with trailer fields; only chunked framing can carry them (else dropped)."""

@@ -33,12 +33,14 @@ waiting, and when the rates are off.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 from collections import deque
 from typing import Any, Protocol
 
-from squall.asgi.http import HTTPCycle, build_scope
-from squall.asgi.types import ClientDisconnected
+from squall.asgi.http import HTTPCycle, build_scope, read_file_into
+from squall.asgi.types import ASGIMessageError, ClientDisconnected
 from squall.events import Body, EndBody, Event, Rejected, Request
 from squall.observe.access import CLIENT_LEFT, REJECTED, TIMED_OUT
 from squall.protocol.http1 import HTTP1Server
@@ -59,6 +61,9 @@ _BODY_HIGH_WATER = 256 * 1024
 _MAX_PIPELINE = 32
 _PAUSE_BODY, _PAUSE_PIPELINE = 1, 2
 _LINGER_SECONDS = 2.0
+_SENDFILE_MAX = 1 << 30  # bytes per sendfile(2) call
+_SENDFILE_NUDGE = 16 * 1024  # written through the transport when the socket is full (see send_file)
+_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
 
 
 class Exchange(Protocol):
@@ -115,6 +120,7 @@ class HTTP1Connection(asyncio.Protocol):
         self._timer_at = 0.0
         self._deadline = 0.0
         self._write_timer: asyncio.TimerHandle | None = None
+        self._flush_pending = False
         self._template: dict[str, Any] = {}
         # ``_intercept``: data_received discards the input (lingering close). One flag, so the
         # per-read cost is a single check.
@@ -291,12 +297,76 @@ class HTTP1Connection(asyncio.Protocol):
             else:
                 self.transport.writelines(output)
 
+    def flush_soon(self) -> None:
+        """Write what the protocol has framed once the ready callbacks have run: the body chunks
+        an app sends within one pass of the event loop leave in one write."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_pending = False
+        self.flush()
+
     async def drain(self) -> None:
         """Wait until the client has read enough of our output."""
         if self._closed:
             raise ClientDisconnected("client disconnected")
         if self.write_paused:
             await self._drain.wait(self.loop)
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
+        """``count`` bytes of ``fd`` from ``offset`` as body of ``stream_id``'s response: with
+        ``sendfile(2)`` on a plain socket, by reading the file on TLS."""
+        transport = self.transport
+        sock = None if transport is None else transport.get_extra_info("socket")
+        if sock is None or transport is None or transport.get_extra_info("sslcontext") is not None:
+            await read_file_into(self, stream_id, fd, offset, count)
+            return
+        after = self.proto.external_body(stream_id, count)
+        self.flush()
+        if after is None:
+            return
+        # The bytes must follow what the transport holds: sendfile only while its buffer is empty.
+        # With a high-water mark of 0 the transport pauses us whenever it holds anything and
+        # resumes us once it is empty, so "not paused" means "empty". When the socket is full, a
+        # little of the file goes through the transport instead, which then waits for the socket.
+        low, high = transport.get_write_buffer_limits()
+        transport.set_write_buffer_limits(high=0, low=0)
+        try:
+            await self._sendfile(transport, sock.fileno(), fd, offset, count)
+        finally:
+            if not self._closed:
+                transport.set_write_buffer_limits(high=high, low=low)
+        if after and not self._closed:
+            transport.write(after)
+
+    async def _sendfile(
+        self, transport: asyncio.Transport, sock: int, fd: int, offset: int, count: int
+    ) -> None:
+        while count:
+            if self.write_paused:
+                await self.drain()
+            if self._closed:
+                raise ClientDisconnected("client disconnected")
+            try:
+                sent = os.sendfile(sock, fd, offset, min(count, _SENDFILE_MAX))
+            except BlockingIOError:
+                sent = -1
+            except OSError as exc:
+                if exc.errno in _GONE:
+                    raise ClientDisconnected("client disconnected") from None
+                raise
+            if sent == 0:
+                raise ASGIMessageError(f"the file ended {count} bytes before the end of the body")
+            if sent < 0:  # the socket is full
+                nudge = os.pread(fd, min(count, _SENDFILE_NUDGE), offset)
+                if not nudge:
+                    raise ASGIMessageError(f"the file ended {count} bytes before the end of the body")
+                transport.write(nudge)
+                sent = len(nudge)
+            offset += sent
+            count -= sent
 
     def body_wanted(self, cycle: HTTPCycle) -> None:
         """The app waits for request body: time the client's rate from now (``check_rates``)."""

@@ -48,7 +48,7 @@ import logging
 from typing import Any, Protocol, cast
 from urllib.parse import quote
 
-from squall.asgi.http import HTTPCycle, build_scope
+from squall.asgi.http import HTTPCycle, build_scope, read_file_into
 from squall.asgi.types import ClientDisconnected
 from squall.events import (
     Body,
@@ -125,8 +125,16 @@ class H2Stream:
         self.conn.proto.send(event)
 
     def flush(self) -> None:
+        self.conn.flush()
+        self._check_window()
+
+    def flush_soon(self) -> None:
+        self.conn.flush_soon()
+        self._check_window()
+
+    def _check_window(self) -> None:
+        """Pause the app while the client's windows hold some of this stream's data back."""
         conn = self.conn
-        conn.flush()
         if not self.write_paused and conn.proto.pending(self.stream_id):
             self.write_paused = True
             conn.paused_streams.add(self)
@@ -141,6 +149,9 @@ class H2Stream:
             await waiter
         if self.gone:
             raise ClientDisconnected("stream reset")
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
+        await read_file_into(self, stream_id, fd, offset, count)
 
     def wake(self, exc: Exception | None = None) -> None:
         waiter = self._waiter

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from squall.asgi.http import HTTPCycle, build_scope, validate_headers
+from squall.asgi.http import HTTPCycle, build_scope, read_file_into, validate_headers
 from squall.asgi.types import ASGIMessageError, ClientDisconnected
 from squall.events import Data, Event, Informational, Request, Response
 from squall.observe.access import AccessLog
@@ -21,6 +21,7 @@ class FakeChannel:
         self.write_paused = False
         self.sent: list[Event] = []
         self.flushes = 0
+        self.soon = 0
         self.aborted = False
         self.completed = False
         self.finished = asyncio.Event()
@@ -32,8 +33,14 @@ class FakeChannel:
     def flush(self) -> None:
         self.flushes += 1
 
+    def flush_soon(self) -> None:
+        self.soon += 1
+
     async def drain(self) -> None:
         return None
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
+        await read_file_into(self, stream_id, fd, offset, count)
 
     def body_wanted(self, cycle: HTTPCycle) -> None:
         pass
