@@ -28,13 +28,13 @@ _METHOD_INDEX = {name: index for index, name in enumerate(METHODS[:-1])}
 #: Status classes; index = status // 100 (0: no response was sent).
 STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
 #: Protocols (slot indexes): an HTTP request's ``http_version`` picks one; websocket sessions use the last.
-PROTOCOLS = ("HTTP/1.0", "HTTP/1.1", "HTTP/2", "websocket")
-PROTOCOL_INDEX = {"1.0": 0, "1.1": 1, "2": 2}
-WEBSOCKET = 3
+PROTOCOLS = ("HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3", "websocket")
+PROTOCOL_INDEX = {"1.0": 0, "1.1": 1, "2": 2, "3": 3}
+WEBSOCKET = 4
 #: Upper bounds (seconds) of the request duration histogram buckets (then +Inf).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _NB: Final = 16  # len(BUCKETS) + 1
-_NP: Final = 4  # len(PROTOCOLS)
+_NP: Final = 5  # len(PROTOCOLS)
 _NC: Final = 6  # len(STATUS_CLASSES)
 _OTHER: Final = 9  # the index of "other" in METHODS
 
