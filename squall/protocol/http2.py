@@ -99,6 +99,7 @@ REFUSED_STREAM = 0x7
 CANCEL = 0x8
 COMPRESSION_ERROR = 0x9
 ENHANCE_YOUR_CALM = 0xB
+ERROR_CODES = 0xE  # codes 0x0-0xD are RFC 9113's; a higher one is counted as ERROR_CODES
 
 # Frame types and flags (RFC 9113 §6).
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE = range(6)
@@ -382,6 +383,10 @@ class H2Server:
         self.going_away = False  # we sent GOAWAY: streams above last_stream_id are refused
         self.closed = False  # a connection error: nothing more is read
         self.peer_going_away = False  # the client sent GOAWAY: no push
+        # Frames counted by error code (index: the code, capped at ERROR_CODES): for the metrics.
+        self.resets_sent = [0] * (ERROR_CODES + 1)
+        self.resets_received = [0] * (ERROR_CODES + 1)
+        self.goaways_sent = [0] * (ERROR_CODES + 1)
 
     # ---------------------------------------------------------------- setup
 
@@ -676,7 +681,9 @@ class H2Server:
                 raise _ConnectionError(PROTOCOL_ERROR, f"RST_STREAM on idle stream {sid}")
             return  # closed already
         self._close(stream)
-        self._events.append(StreamReset(sid, int.from_bytes(payload, "big")))
+        code = int.from_bytes(payload, "big")
+        self.resets_received[min(code, ERROR_CODES)] += 1
+        self._events.append(StreamReset(sid, code))
         if not self._resets.take():
             raise _ConnectionError(ENHANCE_YOUR_CALM, "too many stream resets (rapid reset)")
 
@@ -952,6 +959,7 @@ class H2Server:
 
     def _send_reset(self, sid: int, code: int) -> None:
         self._output.append(_frame(RST_STREAM, 0, sid, code.to_bytes(4, "big")))
+        self.resets_sent[min(code, ERROR_CODES)] += 1
         reset = self._reset_by_us
         reset[sid] = None
         if len(reset) > 1024:
@@ -1033,6 +1041,7 @@ class H2Server:
 
     def _goaway(self, code: int, detail: bytes) -> None:
         self.going_away = True
+        self.goaways_sent[min(code, ERROR_CODES)] += 1
         payload = self.last_stream_id.to_bytes(4, "big") + int(code).to_bytes(4, "big") + detail
         self._output.append(_frame(GOAWAY, 0, 0, payload))
 

@@ -43,7 +43,7 @@ from squall.asgi.http import build_scope
 from squall.asgi.types import ClientDisconnected, Scope
 from squall.asgi.websocket import WebSocketSession
 from squall.events import Data, Headers, Request, Response
-from squall.logs import log_access
+from squall.observe.access import CLIENT_LEFT, log_websocket
 from squall.protocol.http1 import STATUS_LINES, HTTP1Server
 from squall.protocol.websocket import (
     CloseReceived,
@@ -97,7 +97,7 @@ class _QueuedUpgrade:
         self.connection.cycles.pop(self.stream_id, None)
         _upgrade(self.connection, self.request, counted=True)
 
-    def on_disconnect(self) -> None:
+    def on_disconnect(self, ended: str = CLIENT_LEFT) -> None:
         pass
 
     def on_body(self, data: bytes) -> None:
@@ -176,6 +176,8 @@ def _release(server: ServerState) -> None:
 class WebSocketConnection(asyncio.Protocol):
     """An asyncio protocol serving one WebSocket session on a transport taken over from HTTP/1.1."""
 
+    kind = "websocket"
+
     def __init__(
         self, server: ServerState, transport: asyncio.Transport, http: HTTP1Server, stream_id: int
     ) -> None:
@@ -187,7 +189,8 @@ class WebSocketConnection(asyncio.Protocol):
         self._max_queue = settings.ws_max_queue
         self._ping_interval = settings.ws_ping_interval
         self._ping_timeout = settings.ws_ping_timeout
-        self._access_log = server.config.runtime.access_log
+        self._access_log = server.observer is not None and server.observer.access is not None
+        self._metrics = server.metrics
         self._http = http
         self._stream_id = stream_id
         self.proto: WebSocketServer | None = None
@@ -238,6 +241,8 @@ class WebSocketConnection(asyncio.Protocol):
             kind = type(event)
             if kind is str or kind is bytes:
                 session.on_message(event)  # type: ignore[arg-type]
+                if self._metrics is not None:
+                    self._metrics.ws_messages_in += 1
             elif kind is CloseReceived:
                 session.on_close(event.code, event.reason)  # type: ignore[union-attr]
             elif kind is PongReceived:
@@ -306,6 +311,8 @@ class WebSocketConnection(asyncio.Protocol):
                 proto.send_bytes(data)  # type: ignore[arg-type]
         except Exception as exc:  # websockets' InvalidState: a close is under way
             raise ClientDisconnected("websocket is closing") from exc
+        if self._metrics is not None:
+            self._metrics.ws_messages_out += 1
         self._flush(proto)
 
     def close(self, code: int, reason: str) -> None:
@@ -471,5 +478,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._set_timer("ping", self._ping_interval)
 
     def _log(self, status: int) -> None:
+        if self._metrics is not None:
+            self._metrics.websocket(status)
         if self._access_log:
-            log_access(self.client_text(), "WebSocket", self.path, "1.1", status, 0, 0.0)
+            log_websocket(self.client_text(), self.path, status, "1.1")
