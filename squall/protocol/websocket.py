@@ -259,7 +259,11 @@ class WebSocketServer:
         "max_size",
         "_lib",
         "_deflate",
+        "hold_errors",
         "_buffer",
+        "_need",
+        "_held",
+        "_partial",
         "_output",
         "_events",
         "_fragments",
@@ -268,13 +272,23 @@ class WebSocketServer:
         "_close_event_sent",
     )
 
-    def __init__(self, extensions: Sequence[Extension] = (), max_size: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        extensions: Sequence[Extension] = (),
+        max_size: int = 16 * 1024 * 1024,
+        *,
+        hold_errors: bool = False,
+    ) -> None:
         lib = Protocol(SERVER, state=OPEN, max_size=max_size)
         lib.extensions = list(extensions)
         self._lib = lib
         self._deflate = bool(extensions)
         self.max_size = max_size
-        self._buffer = bytearray()
+        self.hold_errors = hold_errors  # see ``held``
+        self._buffer = bytearray()  # an incomplete frame (or held input)
+        self._need = 0  # the buffer's length at which parsing it is worth trying again
+        self._held = False
+        self._partial: _Partial | None = None  # a fast-path frame whose payload is arriving
         self._output: list[bytes] = []
         self._events: list[WSEvent] = []
         self._fragments: list[bytes] | None = None  # the parts of a fragmented message
@@ -310,20 +324,33 @@ class WebSocketServer:
     def receive_data(self, data: bytes) -> list[WSEvent]:
         """Feed bytes from the peer; return the events they complete. Never raises."""
         events = self._events = []
+        if self._partial is not None:
+            data = self._receive_partial(data)
+            if not data:
+                return events
         buffer = self._buffer
         if buffer:
             buffer += data
+            if self._held or len(buffer) < self._need:
+                return events  # not a byte is copied again until the awaited frame is complete
             data = bytes(buffer)
             buffer.clear()
+        self._frames(data)
+        return events
+
+    def _frames(self, data: bytes) -> None:
+        """Handle the frames of ``data``; keep an incomplete one (or a held one) for later."""
+        events = self._events
         pos = 0
         end = len(data)
         lib = self._lib
         while pos < end:
             if lib.state is not OPEN:  # closing: the library sees everything from now on
                 self._to_library(data[pos:])
-                return events
+                return
             if end - pos < 2:
-                break
+                self._keep(data, pos, 2)
+                return
             b1 = data[pos]
             b2 = data[pos + 1]
             length = b2 & 0x7F
@@ -331,20 +358,25 @@ class WebSocketServer:
             if length == 126:
                 header = 8
                 if end - pos < 4:
-                    break
+                    self._keep(data, pos, 4)
+                    return
                 length = int.from_bytes(data[pos + 2 : pos + 4], "big")
             elif length == 127:
                 header = 14
                 if end - pos < 10:
-                    break
+                    self._keep(data, pos, 10)
+                    return
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-            if length > self.max_size or not b2 & 0x80:
-                self._to_library(data[pos:])  # the library fails it (1009 / 1002)
-                return events
             stop = pos + header + length
-            if stop > end:
-                break
-            if (b1 == 0x82 or b1 == 0x81) and self._fragments is None:  # noqa: PLR1714 - faster
+            if (
+                (b1 == 0x82 or b1 == 0x81)  # noqa: PLR1714 - faster
+                and b2 & 0x80
+                and length <= self.max_size
+                and self._fragments is None
+            ):
+                if stop > end:
+                    self._start_partial(data, pos, header, length)
+                    return
                 payload = apply_mask(data[pos + header : stop], data[pos + header - 4 : pos + header])
                 if b1 == 0x82:
                     events.append(payload)
@@ -353,13 +385,105 @@ class WebSocketServer:
                         events.append(payload.decode("utf-8"))
                     except UnicodeDecodeError as exc:
                         self.fail(CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}")
-                        return events
-            else:
-                self._to_library(data[pos:stop])
+                        return
+            elif not self._other_frame(data, pos, stop, length):
+                return
             pos = stop
-        if pos < end:
-            self._buffer += data[pos:]
-        return events
+
+    def _keep(self, data: bytes, pos: int, need: int) -> None:
+        """Buffer ``data[pos:]`` until the buffer holds ``need`` bytes."""
+        self._buffer += memoryview(data)[pos:]
+        self._need = need
+
+    def _start_partial(self, data: bytes, pos: int, header: int, length: int) -> None:
+        """A fast-path frame that is not complete: stream its payload once its header is in."""
+        start = pos + header
+        if start > len(data):
+            self._keep(data, pos, header)
+            return
+        self._partial = _Partial(data[pos] == 0x81, data[start - 4 : start], length)
+        self._receive_partial(data[start:])
+
+    def _other_frame(self, data: bytes, pos: int, stop: int, length: int) -> bool:
+        """Hand a frame off the fast path to the library; False once the rest of ``data`` is
+        taken care of (kept, held, or handed over)."""
+        lib = self._lib
+        events = self._events
+        b1 = data[pos]
+        b2 = data[pos + 1]
+        if self.hold_errors and events and self._breaks_protocol(b1, b2, length) and _messages(events):
+            self._held = True  # the app answers the messages before this frame first
+            self._keep(data, pos, 0)
+            return False
+        if length > self.max_size or not b2 & 0x80:
+            self._to_library(data[pos:])  # the library fails it (1009 / 1002)
+            return False
+        if stop > len(data):
+            self._keep(data, pos, stop - pos)
+            return False
+        if b1 == 0x88 and lib.current_size is not None:
+            # A close frame may interrupt a fragmented message (RFC 6455 §5.4, §5.5.1): the
+            # message is dropped and the close answered; websockets would fail with 1002.
+            lib.current_size = None
+        self._to_library(data[pos:stop])
+        return True
+
+    def _receive_partial(self, data: bytes) -> bytes:
+        """Unmask (and UTF-8 check) more of the payload of ``_partial``; return the bytes after it."""
+        partial = self._partial
+        assert partial is not None
+        remaining = partial.remaining
+        rest = b""
+        if len(data) > remaining:
+            rest = data[remaining:]
+            data = data[:remaining]
+        mask = partial.mask
+        offset = partial.received & 3
+        if offset:
+            mask = mask[offset:] + mask[:offset]
+        payload = apply_mask(data, mask)
+        partial.received += len(data)
+        partial.remaining = remaining = remaining - len(data)
+        decoder = partial.decoder
+        if decoder is None:
+            partial.parts.append(payload)
+        else:
+            try:  # fail fast: invalid UTF-8 is caught as soon as it arrives (RFC 6455 §8.1)
+                partial.parts.append(decoder.decode(payload, not remaining))
+            except UnicodeDecodeError as exc:
+                self.fail(CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}")
+                return b""
+        if not remaining:
+            self._partial = None
+            parts = partial.parts
+            self._events.append("".join(parts) if decoder is not None else b"".join(parts))
+        return rest
+
+    def _breaks_protocol(self, b1: int, b2: int, length: int) -> bool:
+        """A guess from the frame header alone: will the library fail the connection on this
+        frame? Used only to decide the order of events, never to fail anything."""
+        opcode = b1 & 0x0F
+        rsv = b1 & 0x70
+        if rsv and not (self._deflate and rsv == 0x40 and opcode in (1, 2)):
+            return True
+        if not b2 & 0x80 or length > self.max_size:
+            return True
+        if opcode >= 8:  # control: close, ping, pong; the rest are reserved
+            return opcode > 10 or not b1 & 0x80 or length > 125
+        if opcode > 2:
+            return True
+        return (opcode == 0) != (self._lib.current_size is not None)  # continuation, or not
+
+    @property
+    def held(self) -> bool:
+        """True while input waits behind a frame that will likely fail the connection."""
+        return self._held
+
+    def release(self) -> list[WSEvent]:
+        """Process the held input (once the app has answered the messages before it)."""
+        self._held = False
+        self._need = 0
+        return self.receive_data(b"")
 
     def receive_eof(self) -> None:
         """The peer closed its side of the TCP connection."""
@@ -479,6 +603,7 @@ class WebSocketServer:
         lib = self._lib
         if lib.state is OPEN:
             self._close_event(code, reason)
+        self._partial = None
         lib.fail(code, reason)
         self._output += lib.data_to_send()
 
@@ -493,6 +618,25 @@ class WebSocketServer:
     def data_to_send(self) -> bytes:
         """Return and clear the bytes to write, as one bytes object."""
         return b"".join(self.take_output())
+
+
+class _Partial:
+    """The payload of a fast-path data frame (FIN, masked, not fragmented, not compressed) as it
+    arrives: each piece is unmasked, and for text UTF-8 checked, once, so receiving a big frame in
+    many reads costs linear time and invalid UTF-8 fails the connection as soon as it arrives."""
+
+    __slots__ = ("mask", "received", "remaining", "parts", "decoder")
+
+    def __init__(self, text: bool, mask: bytes, length: int) -> None:
+        self.mask = mask
+        self.received = 0
+        self.remaining = length
+        self.parts: list[Any] = []  # bytes, or str pieces of a text frame
+        self.decoder: Any = codecs.getincrementaldecoder("utf-8")() if text else None
+
+
+def _messages(events: list[WSEvent]) -> bool:
+    return any(type(event) is str or type(event) is bytes for event in events)
 
 
 def _header(head1: int, length: int) -> bytes:
