@@ -18,7 +18,8 @@ COMPILED = [
     "squall/events.py",
     "squall/protocol/http1.py",
     "squall/asgi/http.py",
-    "squall/connection.py",
+    "squall/server/state.py",
+    "squall/server/http1.py",
     "squall/protocol/http2.py",
     "squall/protocol/hpackblocks.py",
 ]

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.apps import hello
 from squall.config import build
-from squall.connection import ServerState
-from squall.h2connection import H2Connection
-from squall.worker import DefaultHeaders
+from squall.server.accept import serving_state
+from squall.server.http2 import H2Connection
+from squall.server.state import DefaultHeaders
 
 HEADERS = [
     (b":method", b"GET"),
@@ -102,7 +102,7 @@ class Transport:
 def make_connection(loop: asyncio.AbstractEventLoop) -> tuple[H2Connection, Transport]:
     config = build({"access_log": False, "timeout_keep_alive": None})
     headers = DefaultHeaders(config.http.server_header, config.http.date_header, config.http.header)
-    server = ServerState(config, hello, loop, headers.get, {})
+    server = serving_state(config, hello, loop, headers.get, {})
     transport = Transport()
     template = {
         "type": "http",

@@ -11,7 +11,8 @@ COMPILED_MODULES = (
     "squall.events",
     "squall.protocol.http1",
     "squall.asgi.http",
-    "squall.connection",
+    "squall.server.state",
+    "squall.server.http1",
     "squall.protocol.http2",
     "squall.protocol.hpackblocks",
 )

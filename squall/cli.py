@@ -13,8 +13,10 @@ import sys
 from typing import Any, NoReturn
 
 from squall import __version__, build_info, config, stale_compiled_modules
-from squall.listeners import BindError, bind_all
 from squall.logs import configure
+from squall.process.listeners import BindError, bind_all
+from squall.process.supervisor import Supervisor
+from squall.server.tls import TLSConfigError, create_context
 
 logger = logging.getLogger("squall.error")
 
@@ -117,15 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg, _ = load_config(argv)
     configure(cfg.runtime.log_level, cfg.runtime.access_log)
     if os.environ.pop(config.CHECK_ONLY_ENV, None):
-        from squall.single import check_only
+        from squall.process.single import check_only  # imports asyncio: see _serve
 
         return _report(*check_only(cfg))
     for module in stale_compiled_modules():
         logging.getLogger("squall.error").warning(
             "%s is compiled from an older source; rebuild (pip install -e .) to run your edit", module
         )
-    from squall.tls import TLSConfigError, create_context
-
     try:  # check key, certificate and password here, before any worker starts
         create_context(cfg.tls, cfg.http2.http2)
     except TLSConfigError as exc:
@@ -143,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(cfg: config.Config, sockets: list[socket.socket]) -> tuple[int, str | None]:
     if not cfg.process.supervised:
-        from squall import single
+        # Imported here on purpose: the one-process server brings asyncio, the app's event loop
+        # and uvloop, which a supervisor process must never import (its children are forked).
+        from squall.process import single
 
         return single.run(cfg, sockets)
-    from squall.supervisor import Supervisor
-
     supervisor = Supervisor(cfg, sockets)
     code = supervisor.run()
     return code, supervisor.failure

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Set in the environment of the interpreter that checks the app before a single-process SIGHUP
-# reload: the command line is the server's own, but it only imports the app (see squall.single).
+# reload: the command line is the server's own, but it only imports the app (see squall.process.single).
 CHECK_ONLY_ENV = "SQUALL_CHECK_ONLY"
 
 

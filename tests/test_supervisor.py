@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from squall.config import AppSettings, Config, ProcessSettings, RuntimeSettings
-from squall.spawn import WorkerSpec
-from squall.supervisor import ReloadFilter, Supervisor
-from squall.systemd import Notifier, listen_fds
+from squall.process.spawn import WorkerSpec
+from squall.process.supervisor import ReloadFilter, Supervisor
+from squall.process.systemd import Notifier, listen_fds
 
 WAIT = 20.0  # generous upper bound for one condition on a loaded 2-core machine
 
@@ -214,7 +214,7 @@ def test_pid_file_exists_while_running(tmp_path: Path) -> None:
 
 
 def test_parent_never_imports_asyncio() -> None:
-    code = "import sys, squall.cli, squall.supervisor; assert 'asyncio' not in sys.modules"
+    code = "import sys, squall.cli, squall.process.supervisor; assert 'asyncio' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

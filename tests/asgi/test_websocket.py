@@ -17,9 +17,11 @@ from websockets.protocol import CLIENT, OPEN, Protocol
 from squall.asgi.types import ASGIMessageError, ClientDisconnected
 from squall.asgi.websocket import WebSocketSession
 from squall.config import Config, WebSocketSettings
-from squall.connection import HTTP1Connection, ServerState
 from squall.events import Headers
-from squall.wsconnection import WebSocketConnection
+from squall.server.accept import serving_state
+from squall.server.http1 import HTTP1Connection
+from squall.server.state import ServerState
+from squall.server.websocket import WebSocketConnection
 
 # ---------------------------------------------------------------- the session, fake channel
 
@@ -369,7 +371,9 @@ class Peer:
 def make_server(app: Any, **ws: Any) -> ServerState:
     config = Config()
     config = replace(config, websocket=replace(WebSocketSettings(), **ws))
-    return ServerState(config, app, asyncio.get_running_loop(), lambda: b"server: squall\r\n", {"shared": 1})
+    return serving_state(
+        config, app, asyncio.get_running_loop(), lambda: b"server: squall\r\n", {"shared": 1}
+    )
 
 
 async def upgrade(server: ServerState) -> tuple[FakeTransport, Peer]:

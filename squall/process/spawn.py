@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection, Pipe
 
 from squall.config import Config
 
-BOOT = "from squall.spawn import child_main; child_main()"
+BOOT = "from squall.process.spawn import child_main; child_main()"
 
 
 @dataclass

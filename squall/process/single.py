@@ -3,7 +3,7 @@ process it was started in (see ``ProcessSettings.supervised`` for what needs one
 
 Theory of operation
 -------------------
-``run`` is the worker of :mod:`squall.worker` plus what the supervisor would otherwise do for it:
+``run`` is the worker of :mod:`squall.process.worker` plus what the supervisor would otherwise do for it:
 ``--pid-file``, ``sd_notify`` (READY/STOPPING/RELOADING, and WATCHDOG from the event loop, so a
 blocked loop misses it), startup failures as exit codes (1: the app does not import, 3: lifespan
 startup failed) and the signals a terminal or a service manager sends:
@@ -38,13 +38,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from squall import malloc, systemd
 from squall.asgi.types import ASGIApp
 from squall.config import CHECK_ONLY_ENV, Config
 from squall.loader import LoadError
-from squall.pidfile import pid_file
-from squall.worker import Worker, import_app, repeat
-from squall.worker import run as run_worker
+from squall.process import malloc, systemd
+from squall.process.pidfile import pid_file
+from squall.process.worker import Worker, import_app, repeat
+from squall.process.worker import run as run_worker
 
 logger = logging.getLogger("squall.error")
 

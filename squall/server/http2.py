@@ -2,14 +2,16 @@
 
 How it works
 ------------
-``HTTP1Connection`` hands its transport over (``take_over``) when TLS ALPN selected ``h2``, when the
-first bytes of a cleartext connection are the HTTP/2 preface (prior knowledge), or after answering
-``Upgrade: h2c`` with 101 (``upgrade_h2c``; the upgrade request becomes stream 1). From then on
+``accept`` gives it a new connection's transport when TLS ALPN selected ``h2`` or when the first
+bytes of a cleartext connection are the HTTP/2 preface (prior knowledge); an ``HTTP1Connection``
+hands its transport over after ``Upgrade: h2c`` is answered with 101 (``upgrade_h2c``, the
+``h2c`` switch; the upgrade request becomes stream 1). From then on
 ``data_received`` feeds the sans-I/O ``H2Server`` and dispatches its events: each ``Request`` starts
 an ``HTTPCycle`` — the same ASGI cycle as HTTP/1.1, unchanged — whose ``Channel`` is a small
 per-stream object (``H2Stream``), so ``write_paused``/``drain()`` are per stream. An extended
 CONNECT with ``:protocol websocket`` (RFC 8441; advertised unless ``--ws none``) starts an
-``H2WebSocket`` instead (``squall.h2websocket``): a websocket session on that stream.
+``H2WebSocket`` instead (the ``h2-websocket`` switch, ``server/h2websocket.py``): a websocket session
+on that stream.
 
 Flow control. Outgoing: the protocol queues what the client's windows do not admit; a stream with
 queued bytes is ``write_paused`` and its app waits in ``drain()`` until a WINDOW_UPDATE lets the
@@ -34,12 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, Protocol, cast
 from urllib.parse import quote
 
 from squall.asgi.http import HTTPCycle, build_scope
 from squall.asgi.types import ClientDisconnected
-from squall.connection import describe_client
 from squall.events import (
     Body,
     Data,
@@ -53,10 +54,13 @@ from squall.events import (
     StreamReset,
 )
 from squall.protocol.http2 import CANCEL, INTERNAL_ERROR, NO_ERROR, H2Server
-
-if TYPE_CHECKING:
-    from squall.connection import HTTP1Connection, ServerState
-    from squall.h2websocket import H2WebSocket
+from squall.server.http1 import HTTP1Connection
+from squall.server.state import (
+    ServerState,
+    describe_client,
+    payload_too_large,
+    service_unavailable,
+)
 
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
@@ -170,6 +174,9 @@ class H2Stream:
         self.conn.proto.reset(self.stream_id, INTERNAL_ERROR)
         self.conn.flush()
 
+    def shutdown(self) -> None:
+        """Graceful shutdown of what runs on the stream (a websocket stream closes with 1001)."""
+
     def disconnect(self, exc: Exception) -> None:
         """The stream is gone (reset, stalled, connection lost)."""
         self.gone = True
@@ -200,11 +207,11 @@ class H2Connection(asyncio.Protocol):
             initial_window_size=h2c.h2_initial_window_size,
             max_reset_rate=h2c.h2_max_reset_rate,
             max_control_rate=h2c.h2_max_control_rate,
-            enable_connect_protocol=config.websocket.ws != "none",
+            enable_connect_protocol=b"h2-websocket" in server.switches,
             default_headers=server.default_headers,
         )
-        self._websocket = config.websocket.ws != "none"
-        self.websockets: set[H2WebSocket] = set()
+        self._websocket = b"h2-websocket" in server.switches
+        self.websockets: set[H2Stream] = set()
         self.streams: dict[int, H2Stream] = {}
         self.paused_streams: set[H2Stream] = set()
         self.write_paused = False
@@ -360,12 +367,8 @@ class H2Connection(asyncio.Protocol):
         app = server.app
         limit = server.config.http.limit_concurrency
         if limit is not None and server.active_requests >= limit:
-            from squall.connection import service_unavailable
-
             app = service_unavailable
         elif self._declared_too_large(event):
-            from squall.connection import payload_too_large
-
             app = payload_too_large
         stream = H2Stream(self, sid)
         scope = build_scope(self._template, event, self._root_path)
@@ -392,19 +395,26 @@ class H2Connection(asyncio.Protocol):
         return False
 
     def _start_websocket(self, event: Request) -> H2Stream:
-        from squall.h2websocket import H2WebSocket
+        # RFC 8441: the h2-websocket switch (accept.py) makes the stream, registers it with
+        # ``open_websocket`` and starts its session.
+        stream: H2Stream = self.server.switches[b"h2-websocket"](self, event)
+        return stream
 
+    def open_websocket(self, stream: H2Stream) -> None:
+        """Count a websocket stream that a switch opened, before its session starts."""
         server = self.server
-        stream = H2WebSocket(self, event.stream_id)
-        self.streams[event.stream_id] = stream
+        self.streams[stream.stream_id] = stream
         self.websockets.add(stream)
         server.active_requests += 1
         self.requests += 1
         max_requests = self._h2.h2_max_requests
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
             self.proto.graceful_shutdown()
-        stream.start(event, self._template, self._root_path)
-        return stream
+
+    @property
+    def root_path(self) -> str:
+        """The ASGI root_path of this connection's requests."""
+        return self._root_path
 
     def _on_body(self, event: Body) -> None:
         stream = self.streams.get(event.stream_id)
@@ -605,18 +615,6 @@ class H2Connection(asyncio.Protocol):
         self.flush()
         if any(isinstance(s.cycle, HTTPCycle) and not s.cycle.body_done for s in self.streams.values()):
             self._arm_body_timer()
-
-
-def take_over(connection: HTTP1Connection, initial: bytes = b"") -> H2Connection:
-    """Move ``connection``'s transport to a new HTTP/2 connection (ALPN h2 or prior knowledge)."""
-    transport = connection.transport
-    assert transport is not None
-    template = dict(connection.scope_template)
-    connection.handover()
-    h2conn = H2Connection(connection.server, transport, template)
-    transport.set_protocol(h2conn)
-    h2conn.start(initial)
-    return h2conn
 
 
 def upgrade_h2c(connection: HTTP1Connection, request: Request) -> None:

@@ -5,7 +5,7 @@ Theory of operation
 One thread runs one loop (``Supervisor.run``). Signal handlers and the ``--reload`` file-watcher
 thread only *post* an event (a queue put plus a byte on a wakeup socket). The loop blocks in
 ``multiprocessing.connection.wait`` on the wakeup socket, every worker's pipe and every worker's
-sentinel (see :mod:`squall.spawn`), then handles what is ready:
+sentinel (see :mod:`squall.process.spawn`), then handles what is ready:
 
 =================  ================================================================================
 posted events      stop, force, reload (SIGHUP), more/fewer (SIGTTIN/SIGTTOU), changed (--reload)
@@ -29,7 +29,7 @@ and the reason instead of respawning in a loop; with --reload it waits for the n
 when other workers are serving (a SIGHUP with broken code) the replacement is abandoned, the
 running workers are kept, and further attempts back off exponentially.
 
-Why fork+exec of a fresh interpreter (:mod:`squall.spawn`): the app is imported only in workers,
+Why fork+exec of a fresh interpreter (:mod:`squall.process.spawn`): the app is imported only in workers,
 so SIGHUP and --reload load new code and a syntax error cannot take the parent down; and no
 thread or lock state of the parent (the watcher thread) leaks into a child. The parent never
 imports asyncio (nor the worker module): the default target imports it in the child.
@@ -54,12 +54,13 @@ from multiprocessing.connection import Connection, wait
 from pathlib import PurePath
 from typing import Any
 
-from squall import __version__, malloc
+from squall import __version__
 from squall.config import Config
-from squall.listeners import describe
-from squall.pidfile import pid_file
-from squall.spawn import Child, Target, WorkerSpec, start
-from squall.systemd import Notifier
+from squall.process import malloc
+from squall.process.listeners import describe
+from squall.process.pidfile import pid_file
+from squall.process.spawn import Child, Target, WorkerSpec, start
+from squall.process.systemd import Notifier
 
 logger = logging.getLogger("squall.error")
 
@@ -73,7 +74,8 @@ TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU
 
 def serve_worker(spec: WorkerSpec) -> None:
     """The default worker target (runs in the child): import the app and serve until told to stop."""
-    from squall.worker import run_supervised
+    # Imported in the child only, on purpose: the supervisor never imports asyncio or the app.
+    from squall.process.worker import run_supervised
 
     sys.exit(run_supervised(spec))
 

@@ -4,9 +4,10 @@ How it works
 ------------
 When ``--ws`` is not ``none`` the HTTP/2 server advertises ``SETTINGS_ENABLE_CONNECT_PROTOCOL``.
 A ``HEADERS`` frame with ``:method CONNECT`` and ``:protocol websocket`` becomes a ``Request``
-whose ``upgrade`` is ``websocket``; ``H2Connection`` hands it to ``H2WebSocket.start`` instead of
-starting an ``HTTPCycle``. ``H2WebSocket`` is the stream's ``H2Stream`` (so the connection's flow
-control, pausing, resets and bookkeeping apply unchanged) and, at the same time, the ``Channel``
+whose ``upgrade`` is ``websocket``; ``H2Connection`` hands it to the ``h2-websocket`` switch,
+``open_stream`` here, instead of starting an ``HTTPCycle``. ``H2WebSocket`` is the stream's
+``H2Stream`` (so the connection's flow control, pausing, resets and bookkeeping apply unchanged)
+and, at the same time, the ``Channel``
 of the same ``WebSocketSession`` that serves HTTP/1.1 upgrades, and the stream's "cycle" (it takes
 the stream's DATA).
 
@@ -28,14 +29,14 @@ stream is over (ended by us, reset, or the close handshake timed out).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from squall.asgi.types import ClientDisconnected
 from squall.asgi.websocket import WebSocketSession
 from squall.events import Data, Headers, Request, Response
-from squall.h2connection import H2Stream
 from squall.protocol.http2 import CANCEL
 from squall.protocol.websocket import (
     CloseReceived,
@@ -45,12 +46,8 @@ from squall.protocol.websocket import (
     WebSocketServer,
     check_handshake,
 )
-from squall.wsconnection import CLOSE_TIMEOUT, TEXT_PLAIN, websocket_scope
-
-if TYPE_CHECKING:
-    import asyncio
-
-    from squall.h2connection import H2Connection
+from squall.server.http2 import H2Connection, H2Stream
+from squall.server.websocket import CLOSE_TIMEOUT, TEXT_PLAIN, websocket_scope
 
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
@@ -358,3 +355,11 @@ class H2WebSocket(H2Stream):
     def _log(self, status: int) -> None:
         if self.conn.access_log:
             access_logger.info('%s - "WebSocket %s" %d', self.conn.client_text(), self.path, status)
+
+
+def open_stream(conn: H2Connection, request: Request) -> H2WebSocket:
+    """The ``h2-websocket`` switch: serve the extended CONNECT ``request`` as a websocket stream."""
+    stream = H2WebSocket(conn, request.stream_id)
+    conn.open_websocket(stream)
+    stream.start(request, conn.scope_template, conn.root_path)
+    return stream

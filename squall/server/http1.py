@@ -1,4 +1,8 @@
-"""One client connection: socket ↔ protocol object ↔ one ASGI cycle per request.
+"""An HTTP/1.1 connection: socket ↔ protocol/http1 ↔ one ASGI cycle per request.
+
+``accept`` gives it a socket (cleartext, or TLS whose ALPN did not choose h2). It knows no other
+connection kind: an ``Upgrade`` the parser accepted (websocket, h2c) is handed to the switch that
+``ServerState.switches`` names, which takes the transport over (``handover``).
 
 How it works
 ------------
@@ -22,18 +26,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from email.utils import formatdate
 from typing import Any, Protocol
 
-from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
-from squall.asgi.types import ASGI_VERSION, ASGIApp, ClientDisconnected, Message, Receive, Send
-from squall.config import Config
+from squall.asgi.http import HTTPCycle, build_scope
+from squall.asgi.types import ClientDisconnected
 from squall.events import Body, EndBody, Event, Rejected, Request
-from squall.flow import DrainWaiters
 from squall.protocol.http1 import HTTP1Server
-
-_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # HTTP/2 prior knowledge starts with this
+from squall.server.state import (
+    DrainWaiters,
+    ServerState,
+    describe_client,
+    scope_template,
+    service_unavailable,
+)
 
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
@@ -59,94 +64,6 @@ class Exchange(Protocol):
     def on_body(self, data: bytes) -> None: ...
     def on_body_end(self) -> None: ...
     def on_disconnect(self) -> None: ...
-
-
-class DefaultHeaders:
-    """The header block every response starts with; the Date refreshes once a second. (Here, in
-    a compiled module, because ``get`` is called once per response.)"""
-
-    def __init__(self, server: bool, date: bool, extra: list[tuple[str, str]]) -> None:
-        static = b"server: squall\r\n" if server else b""
-        for name, value in extra:
-            static += name.encode("latin-1") + b": " + value.encode("latin-1") + b"\r\n"
-        self._static = static
-        self._date = date
-        self.block = static
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Re-read the clock (the worker calls this every second)."""
-        if self._date:
-            self.block = b"date: " + formatdate(usegmt=True).encode("ascii") + b"\r\n" + self._static
-
-    def get(self) -> bytes:
-        """The current block."""
-        return self.block
-
-
-class ServerState:
-    """What every connection of one worker shares."""
-
-    def __init__(
-        self,
-        config: Config,
-        app: ASGIApp,
-        loop: asyncio.AbstractEventLoop,
-        default_headers: Callable[[], bytes],
-        lifespan_state: dict[str, Any] | None,
-    ) -> None:
-        self.config = config
-        self.app = app
-        self.loop = loop
-        self.default_headers = default_headers
-        self.lifespan_state = lifespan_state
-        self.connections: set[HTTP1Connection] = set()
-        self.active_requests = 0
-        self.total_requests = 0
-        self.shutting_down = False
-        self.tasks_done: asyncio.Event | None = None
-        upgrades = {b"websocket"} if config.websocket.ws != "none" else set()
-        h2 = config.http2.http2 and not config.tls.ssl_certfile  # h2c is for cleartext only
-        if h2:
-            upgrades.add(b"h2c")
-        self.upgrades = frozenset(upgrades)
-        self.sniff_preface = h2
-
-
-def address_of(value: Any) -> tuple[str, int | None] | None:
-    """A socket address as ASGI's ``client``/``server``: ``(host, port)``, ``(path, None)`` or None."""
-    if isinstance(value, tuple | list) and len(value) >= 2:
-        return (str(value[0]), int(value[1]))
-    if isinstance(value, str | bytes) and value:
-        return (value if isinstance(value, str) else value.decode(), None)
-    return None
-
-
-def describe_client(client: tuple[str, int | None] | None) -> str:
-    """How the logs name a client: ``host:port``, or a Unix socket client."""
-    return f"{client[0]}:{client[1]}" if client and client[1] is not None else "unix socket client"
-
-
-def _status_app(status: int, text: bytes) -> Callable[[Any, Receive, Send], Awaitable[None]]:
-    """A stand-in app that answers ``status`` and closes the connection (HTTP/1.1)."""
-    body = text + b"\n"
-
-    async def answer(scope: Any, receive: Receive, send: Send) -> None:
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", b"%d" % len(body)),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    return answer
-
-
-#: Answers requests over ``--limit-concurrency``.
-service_unavailable = _status_app(503, b"Service Unavailable")
-#: Answers HTTP/2 requests whose declared body is over ``--limit-request-body``.
-payload_too_large = _status_app(413, b"Content Too Large")
 
 
 class HTTP1Connection(asyncio.Protocol):
@@ -183,12 +100,9 @@ class HTTP1Connection(asyncio.Protocol):
         self._deadline = 0.0
         self._write_timer: asyncio.TimerHandle | None = None
         self._template: dict[str, Any] = {}
-        self._lingering = False
-        # ``_intercept``: data_received must look at the input first — the HTTP/2 preface sniff on
-        # a connection's first bytes, or discarding input while lingering. One flag, so the
-        # per-read cost is the single check that was already there.
-        self._intercept = server.sniff_preface
-        self._sniffed = b""
+        # ``_intercept``: data_received discards the input (lingering close). One flag, so the
+        # per-read cost is a single check.
+        self._intercept = False
         self._linger_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -196,42 +110,12 @@ class HTTP1Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
-        tls = transport.get_extra_info("sslcontext")
-        self._template = {
-            "type": "http",
-            "asgi": ASGI_VERSION,
-            "scheme": "https" if tls else "http",
-            "server": address_of(transport.get_extra_info("sockname")),
-            "client": address_of(transport.get_extra_info("peername")),
-            "root_path": self._root_path,
-            "state": self.server.lifespan_state,
-            "extensions": dict(HTTP_EXTENSIONS),
-        }
-        if tls is not None and self._tls_made(transport, tls):
-            return
+        self._template = scope_template(self.server, transport)
         self._update_timer()
-
-    def _tls_made(self, transport: asyncio.BaseTransport, context: Any) -> bool:
-        """A TLS connection: add the ``tls`` extension; switch to HTTP/2 when ALPN chose h2."""
-        from squall.tls import tls_extension
-
-        self._intercept = False  # over TLS, ALPN decides the protocol
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is None:  # pragma: no cover - every TLS transport has one
-            return False
-        self._template["extensions"]["tls"] = tls_extension(ssl_object, context)
-        if ssl_object.selected_alpn_protocol() == "h2" and self.server.config.http2.http2:
-            from squall.h2connection import take_over
-
-            take_over(self)
-            return True
-        return False
 
     def data_received(self, data: bytes) -> None:
         if self._intercept:
-            data = self._intercepted(data)
-            if not data:
-                return
+            return  # lingering: the input is dropped
         if self._timer_kind == "idle":
             self._timer_kind = None
         events = self.proto.receive_data(data)
@@ -250,26 +134,6 @@ class HTTP1Connection(asyncio.Protocol):
             cycle.start()
         if not self._closed:
             self._after_input(bool(events))
-
-    def _intercepted(self, data: bytes) -> bytes:
-        """Lingering: drop the input. A connection's first bytes: hand the connection to HTTP/2 if
-        they are its preface (prior knowledge), else return them for HTTP/1.1."""
-        if self._lingering:
-            return b""
-        seen = self._sniffed + data if self._sniffed else data
-        size = min(len(seen), len(_PREFACE))
-        if seen[:size] == _PREFACE[:size]:
-            if size < len(_PREFACE):
-                self._sniffed = seen  # a prefix so far: wait for more
-                return b""
-            from squall.h2connection import take_over
-
-            self._intercept = False
-            take_over(self, seen)
-            return b""
-        self._intercept = False
-        self._sniffed = b""
-        return seen
 
     def _after_input(self, progressed: bool) -> None:
         proto = self.proto
@@ -318,14 +182,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     def _on_request(self, event: Request, to_start: list[Exchange]) -> None:
         if event.upgrade is not None:
-            if event.upgrade == b"h2c":
-                from squall.h2connection import upgrade_h2c
-
-                upgrade_h2c(self, event)
-            else:
-                from squall.wsconnection import upgrade_to_websocket
-
-                upgrade_to_websocket(self, event)
+            self.server.switches[event.upgrade](self, event)  # websocket or h2c: see accept.py
             return
         server = self.server
         limit = self._http.limit_concurrency
@@ -486,7 +343,7 @@ class HTTP1Connection(asyncio.Protocol):
             # Lingering close: the client may still be sending a body we will not read. Closing
             # now would make the kernel answer with RST, which can destroy the response before
             # the client reads it; so send FIN, discard input for a moment, then close.
-            self._lingering = self._intercept = True
+            self._intercept = True
             self.receiving = None
             transport.write_eof()
             if self._paused:
@@ -569,4 +426,4 @@ class HTTP1Connection(asyncio.Protocol):
             self.transport.abort()
 
 
-__all__ = ["HTTP1Connection", "Message", "ServerState"]
+__all__ = ["HTTP1Connection"]

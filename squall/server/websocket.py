@@ -2,10 +2,10 @@
 
 How it works
 ------------
-``upgrade_to_websocket(connection, request)`` is called by ``HTTP1Connection`` for a request whose
-upgrade is ``websocket`` (the HTTP/1.1 parser has stopped; bytes after the head wait in
-``connection.proto.trailing_data``). It validates the handshake (a bad one gets 400 and the
-connection closes), builds the ``websocket`` scope, moves the transport to a new
+``upgrade_to_websocket(connection, request)`` (the ``websocket`` switch) is called by
+``HTTP1Connection`` for a request whose upgrade is ``websocket`` (the HTTP/1.1 parser has stopped;
+bytes after the head wait in ``connection.proto.trailing_data``). It validates the handshake (a bad
+one gets 400 and the connection closes), builds the ``websocket`` scope, moves the transport to a new
 ``WebSocketConnection`` (``transport.set_protocol``), replaces the HTTP/1.1 connection in
 ``server.connections`` and starts the ASGI session. Until the app accepts, incoming bytes are
 kept; the accept writes the 101 and feeds them to the framing.
@@ -37,14 +37,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from squall.asgi.http import build_scope
 from squall.asgi.types import ClientDisconnected, Scope
 from squall.asgi.websocket import WebSocketSession
-from squall.connection import address_of, describe_client
 from squall.events import Data, Headers, Request, Response
-from squall.flow import DrainWaiters
 from squall.protocol.http1 import STATUS_LINES, HTTP1Server
 from squall.protocol.websocket import (
     CloseReceived,
@@ -54,9 +52,8 @@ from squall.protocol.websocket import (
     WebSocketServer,
     check_handshake,
 )
-
-if TYPE_CHECKING:
-    from squall.connection import HTTP1Connection, ServerState
+from squall.server.http1 import HTTP1Connection
+from squall.server.state import DrainWaiters, ServerState, address_of, describe_client
 
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")

@@ -8,8 +8,8 @@ import os
 import socket
 import stat
 
-from squall import systemd
 from squall.config import SocketSettings
+from squall.process import systemd
 
 
 class BindError(Exception):

@@ -15,7 +15,7 @@ check); and it drains when the pipe reaches EOF (the parent is gone). Signals th
 drains, SIGQUIT stops at once; SIGINT/SIGHUP/SIGTTIN/SIGTTOU are ignored because a terminal sends
 them to the whole process group and only the parent decides what they mean.
 
-Without a supervisor (one worker, see :mod:`squall.single`) the worker is the whole server;
+Without a supervisor (one worker, see :mod:`squall.process.single`) the worker is the whole server;
 ``SingleProcess`` adds signals, sd_notify and the SIGHUP reload through the ``_on_*`` hooks.
 """
 
@@ -36,16 +36,16 @@ from squall import __version__
 from squall.asgi.lifespan import Lifespan, LifespanFailed
 from squall.asgi.types import ASGIApp
 from squall.config import Config
-from squall.connection import DefaultHeaders, HTTP1Connection, ServerState
-from squall.listeners import describe
 from squall.loader import LoadError, load_app
 from squall.logs import configure
-from squall.tls import TLSConfigError, create_context
+from squall.process.listeners import describe
+from squall.process.spawn import WorkerSpec
+from squall.server.accept import protocol_factory, serving_state
+from squall.server.state import DefaultHeaders, ServerState
+from squall.server.tls import TLSConfigError, create_context
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
-
-    from squall.spawn import WorkerSpec
 
 logger = logging.getLogger("squall.error")
 
@@ -71,7 +71,7 @@ class Worker:
     """Serve ``app`` on ``sock`` (one socket or several) until a signal says stop.
 
     ``channel`` is the pipe to the supervisor, when there is one. Without one the worker is the
-    whole server (see :mod:`squall.single`, which extends it through the ``_on_*`` hooks).
+    whole server (see :mod:`squall.process.single`, which extends it through the ``_on_*`` hooks).
     """
 
     def __init__(
@@ -170,7 +170,7 @@ class Worker:
         headers = DefaultHeaders(
             self.config.http.server_header, self.config.http.date_header, self.config.http.header
         )
-        state = ServerState(
+        state = serving_state(
             self.config,
             self.app,
             loop,
@@ -187,7 +187,7 @@ class Worker:
         ticker = _every_second(loop, headers.refresh)
         servers = [
             await loop.create_server(
-                lambda: HTTP1Connection(state), sock=sock, backlog=self.config.socket.backlog, ssl=context
+                protocol_factory(state), sock=sock, backlog=self.config.socket.backlog, ssl=context
             )
             for sock in self.sockets
         ]

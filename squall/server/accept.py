@@ -1,0 +1,119 @@
+"""Which connection kind serves a new socket, decided before any of them exists.
+
+How it works
+------------
+The worker's listeners make their protocol objects with ``protocol_factory``. Over TLS the
+handshake is done when ``connection_made`` runs, so ALPN decides at once: ``h2`` gets an
+``H2Connection``, anything else an ``HTTP1Connection``. In cleartext with HTTP/2 on, the
+``Acceptor`` waits for the first bytes: the HTTP/2 preface (prior knowledge) gets an
+``H2Connection``, anything else an ``HTTP1Connection``; a client that sends nothing is closed after
+``--timeout-keep-alive``, as an idle HTTP/1.1 connection would be. The chosen connection takes the
+transport (``set_protocol``) and the bytes read so far. With neither TLS nor cleartext HTTP/2 the
+factory makes ``HTTP1Connection`` directly.
+
+This is also where every connection kind is known, so ``serving_state`` builds the table of
+protocol switches (``ServerState.switches``) the kinds look up instead of importing each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from squall.asgi.types import ASGIApp
+from squall.config import Config
+from squall.server.h2websocket import open_stream
+from squall.server.http1 import HTTP1Connection
+from squall.server.http2 import H2Connection, upgrade_h2c
+from squall.server.state import ServerState, Switch, scope_template
+from squall.server.websocket import upgrade_to_websocket
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # HTTP/2 prior knowledge starts with this
+
+
+def serving_state(
+    config: Config,
+    app: ASGIApp,
+    loop: asyncio.AbstractEventLoop,
+    default_headers: Callable[[], bytes],
+    lifespan_state: dict[str, Any] | None,
+) -> ServerState:
+    """The state one worker's connections share, with the protocol switches ``config`` allows."""
+    switches: dict[bytes, Switch] = {}
+    if config.websocket.ws != "none":
+        switches[b"websocket"] = upgrade_to_websocket
+        switches[b"h2-websocket"] = open_stream
+    if config.http2.http2 and not config.tls.ssl_certfile:  # h2c is for cleartext only
+        switches[b"h2c"] = upgrade_h2c
+    return ServerState(config, app, loop, default_headers, lifespan_state, switches=switches)
+
+
+def protocol_factory(server: ServerState) -> Callable[[], asyncio.Protocol]:
+    """What a listener calls for each accepted socket."""
+    config = server.config
+    if server.sniff_preface or (config.tls.ssl_certfile and config.http2.http2):
+        return lambda: Acceptor(server)
+    return lambda: HTTP1Connection(server)
+
+
+class Acceptor(asyncio.Protocol):
+    """Holds a new socket until its connection kind is known (see the module docstring)."""
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self._seen = b""
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            if ssl_object.selected_alpn_protocol() == "h2" and self.server.config.http2.http2:
+                self._serve_http2(b"")
+            else:
+                self._serve_http1(b"")
+            return
+        timeout = self.server.config.http.timeout_keep_alive
+        if timeout is not None:
+            self._timer = self.server.loop.call_later(timeout, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        seen = self._seen + data if self._seen else data
+        size = min(len(seen), len(PREFACE))
+        if seen[:size] != PREFACE[:size]:
+            self._serve_http1(seen)
+        elif size == len(PREFACE):
+            self._serve_http2(seen)
+        else:
+            self._seen = seen  # a prefix of the preface so far: wait for more
+
+    def eof_received(self) -> bool | None:
+        return None  # the client left before saying anything: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _serve_http1(self, initial: bytes) -> None:
+        self._cancel_timer()
+        transport = self.transport
+        assert transport is not None
+        connection = HTTP1Connection(self.server)
+        transport.set_protocol(connection)
+        connection.connection_made(transport)
+        if initial:
+            connection.data_received(initial)
+
+    def _serve_http2(self, initial: bytes) -> None:
+        self._cancel_timer()
+        transport = self.transport
+        assert transport is not None
+        connection = H2Connection(self.server, transport, scope_template(self.server, transport))
+        transport.set_protocol(connection)
+        connection.start(initial)
