@@ -262,8 +262,9 @@ class WebSocketServer:
         "hold_errors",
         "_buffer",
         "_need",
-        "_held",
+        "held",
         "_partial",
+        "_scan",
         "_output",
         "_events",
         "_fragments",
@@ -287,8 +288,9 @@ class WebSocketServer:
         self.hold_errors = hold_errors  # see ``held``
         self._buffer = bytearray()  # an incomplete frame (or held input)
         self._need = 0  # the buffer's length at which parsing it is worth trying again
-        self._held = False
+        self.held = False  # input waits behind a frame that will likely fail the connection
         self._partial: _Partial | None = None  # a fast-path frame whose payload is arriving
+        self._scan: _Partial | None = None  # the UTF-8 check of a text fragment that is arriving
         self._output: list[bytes] = []
         self._events: list[WSEvent] = []
         self._fragments: list[bytes] | None = None  # the parts of a fragmented message
@@ -330,11 +332,14 @@ class WebSocketServer:
                 return events
         buffer = self._buffer
         if buffer:
+            if self._scan is not None and not self._scan_more(data):
+                return events
             buffer += data
-            if self._held or len(buffer) < self._need:
+            if self.held or len(buffer) < self._need:
                 return events  # not a byte is copied again until the awaited frame is complete
             data = bytes(buffer)
             buffer.clear()
+            self._scan = None
         self._frames(data)
         return events
 
@@ -401,7 +406,7 @@ class WebSocketServer:
         if start > len(data):
             self._keep(data, pos, header)
             return
-        self._partial = _Partial(data[pos] == 0x81, data[start - 4 : start], length)
+        self._partial = _Partial(data[start - 4 : start], length, _utf8() if data[pos] == 0x81 else None)
         self._receive_partial(data[start:])
 
     def _other_frame(self, data: bytes, pos: int, stop: int, length: int) -> bool:
@@ -412,14 +417,19 @@ class WebSocketServer:
         b1 = data[pos]
         b2 = data[pos + 1]
         if self.hold_errors and events and self._breaks_protocol(b1, b2, length) and _messages(events):
-            self._held = True  # the app answers the messages before this frame first
+            self.held = True  # the app answers the messages before this frame first
             self._keep(data, pos, 0)
             return False
         if length > self.max_size or not b2 & 0x80:
             self._to_library(data[pos:])  # the library fails it (1009 / 1002)
             return False
+        start = stop - length
+        if start > len(data):
+            self._keep(data, pos, start - pos)  # the header first
+            return False
         if stop > len(data):
             self._keep(data, pos, stop - pos)
+            self._start_scan(data, pos, start, length)
             return False
         if b1 == 0x88 and lib.current_size is not None:
             # A close frame may interrupt a fragmented message (RFC 6455 §5.4, §5.5.1): the
@@ -432,32 +442,55 @@ class WebSocketServer:
         """Unmask (and UTF-8 check) more of the payload of ``_partial``; return the bytes after it."""
         partial = self._partial
         assert partial is not None
-        remaining = partial.remaining
         rest = b""
-        if len(data) > remaining:
-            rest = data[remaining:]
-            data = data[:remaining]
-        mask = partial.mask
-        offset = partial.received & 3
-        if offset:
-            mask = mask[offset:] + mask[:offset]
-        payload = apply_mask(data, mask)
-        partial.received += len(data)
-        partial.remaining = remaining = remaining - len(data)
+        if len(data) > partial.remaining:
+            rest = data[partial.remaining :]
+            data = data[: partial.remaining]
+        payload = partial.unmask(data)
         decoder = partial.decoder
         if decoder is None:
             partial.parts.append(payload)
         else:
             try:  # fail fast: invalid UTF-8 is caught as soon as it arrives (RFC 6455 §8.1)
-                partial.parts.append(decoder.decode(payload, not remaining))
+                partial.parts.append(decoder.decode(payload, not partial.remaining))
             except UnicodeDecodeError as exc:
                 self.fail(CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}")
                 return b""
-        if not remaining:
+        if not partial.remaining:
             self._partial = None
             parts = partial.parts
             self._events.append("".join(parts) if decoder is not None else b"".join(parts))
         return rest
+
+    def _start_scan(self, data: bytes, pos: int, start: int, length: int) -> None:
+        """An incomplete uncompressed text fragment, kept whole for the library: UTF-8 check its
+        payload as it arrives anyway (fail fast), with a copy of the message's decoder state."""
+        b1 = data[pos]
+        if b1 & 0x70 or not data[pos + 1] & 0x80:
+            return
+        opcode = b1 & 0x0F
+        message = self._decoder
+        if opcode == 1 and self._fragments is None:
+            decoder = _utf8()
+        elif opcode == 0 and message is not None:
+            decoder = _utf8()
+            decoder.setstate(message.getstate())
+        else:
+            return
+        self._scan = _Partial(data[start - 4 : start], length, decoder)
+        self._scan_more(data[start:])
+
+    def _scan_more(self, data: bytes) -> bool:
+        """UTF-8 check more of the payload of ``_scan``; False if the connection failed."""
+        scan = self._scan
+        assert scan is not None
+        payload = scan.unmask(data[: scan.remaining])
+        try:
+            scan.decoder.decode(payload, False)
+        except UnicodeDecodeError as exc:
+            self.fail(CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}")
+            return False
+        return True
 
     def _breaks_protocol(self, b1: int, b2: int, length: int) -> bool:
         """A guess from the frame header alone: will the library fail the connection on this
@@ -474,14 +507,9 @@ class WebSocketServer:
             return True
         return (opcode == 0) != (self._lib.current_size is not None)  # continuation, or not
 
-    @property
-    def held(self) -> bool:
-        """True while input waits behind a frame that will likely fail the connection."""
-        return self._held
-
     def release(self) -> list[WSEvent]:
         """Process the held input (once the app has answered the messages before it)."""
-        self._held = False
+        self.held = False
         self._need = 0
         return self.receive_data(b"")
 
@@ -540,7 +568,7 @@ class WebSocketServer:
                 return
             self._fragments = [data]
             self._fragment_size = len(data)
-            self._decoder = codecs.getincrementaldecoder("utf-8")() if text else None
+            self._decoder = _utf8() if text else None
         else:
             fragments = self._fragments
             if fragments is None:  # pragma: no cover - the library rejects this
@@ -603,7 +631,8 @@ class WebSocketServer:
         lib = self._lib
         if lib.state is OPEN:
             self._close_event(code, reason)
-        self._partial = None
+        self._partial = self._scan = None
+        self._buffer.clear()  # the library discards all input from now on
         lib.fail(code, reason)
         self._output += lib.data_to_send()
 
@@ -621,18 +650,34 @@ class WebSocketServer:
 
 
 class _Partial:
-    """The payload of a fast-path data frame (FIN, masked, not fragmented, not compressed) as it
-    arrives: each piece is unmasked, and for text UTF-8 checked, once, so receiving a big frame in
-    many reads costs linear time and invalid UTF-8 fails the connection as soon as it arrives."""
+    """The payload of a frame as it arrives, unmasked piece by piece: a fast-path data frame
+    (FIN, masked, not fragmented, not compressed), whose pieces are kept (and for text decoded)
+    once, so receiving a big frame in many reads costs linear time and invalid UTF-8 fails the
+    connection as soon as it arrives; or a text fragment on its way to the library, UTF-8 checked
+    only."""
 
     __slots__ = ("mask", "received", "remaining", "parts", "decoder")
 
-    def __init__(self, text: bool, mask: bytes, length: int) -> None:
+    def __init__(self, mask: bytes, length: int, decoder: Any) -> None:
         self.mask = mask
         self.received = 0
         self.remaining = length
         self.parts: list[Any] = []  # bytes, or str pieces of a text frame
-        self.decoder: Any = codecs.getincrementaldecoder("utf-8")() if text else None
+        self.decoder = decoder  # an incremental UTF-8 decoder for text, else None
+
+    def unmask(self, data: bytes) -> bytes:
+        """Unmask the next ``len(data)`` (at most ``remaining``) bytes of the payload."""
+        mask = self.mask
+        offset = self.received & 3
+        if offset:
+            mask = mask[offset:] + mask[:offset]
+        self.received += len(data)
+        self.remaining -= len(data)
+        return apply_mask(data, mask)
+
+
+def _utf8() -> Any:
+    return codecs.getincrementaldecoder("utf-8")()
 
 
 def _messages(events: list[WSEvent]) -> bool:
