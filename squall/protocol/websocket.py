@@ -326,36 +326,20 @@ class WebSocketServer:
     def receive_data(self, data: bytes) -> list[WSEvent]:
         """Feed bytes from the peer; return the events they complete. Never raises."""
         events = self._events = []
-        if self._partial is not None:
-            data = self._receive_partial(data)
+        if self._buffer or self._partial is not None:
+            data = self._pending(data)
             if not data:
                 return events
-        buffer = self._buffer
-        if buffer:
-            if self._scan is not None and not self._scan_more(data):
-                return events
-            buffer += data
-            if self.held or len(buffer) < self._need:
-                return events  # not a byte is copied again until the awaited frame is complete
-            data = bytes(buffer)
-            buffer.clear()
-            self._scan = None
-        self._frames(data)
-        return events
-
-    def _frames(self, data: bytes) -> None:
-        """Handle the frames of ``data``; keep an incomplete one (or a held one) for later."""
-        events = self._events
         pos = 0
         end = len(data)
         lib = self._lib
         while pos < end:
             if lib.state is not OPEN:  # closing: the library sees everything from now on
                 self._to_library(data[pos:])
-                return
+                return events
             if end - pos < 2:
                 self._keep(data, pos, 2)
-                return
+                return events
             b1 = data[pos]
             b2 = data[pos + 1]
             length = b2 & 0x7F
@@ -364,13 +348,13 @@ class WebSocketServer:
                 header = 8
                 if end - pos < 4:
                     self._keep(data, pos, 4)
-                    return
+                    return events
                 length = int.from_bytes(data[pos + 2 : pos + 4], "big")
             elif length == 127:
                 header = 14
                 if end - pos < 10:
                     self._keep(data, pos, 10)
-                    return
+                    return events
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
             stop = pos + header + length
             if (
@@ -381,7 +365,7 @@ class WebSocketServer:
             ):
                 if stop > end:
                     self._start_partial(data, pos, header, length)
-                    return
+                    return events
                 payload = apply_mask(data[pos + header : stop], data[pos + header - 4 : pos + header])
                 if b1 == 0x82:
                     events.append(payload)
@@ -390,10 +374,29 @@ class WebSocketServer:
                         events.append(payload.decode("utf-8"))
                     except UnicodeDecodeError as exc:
                         self.fail(CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}")
-                        return
+                        return events
             elif not self._other_frame(data, pos, stop, length):
-                return
+                return events
             pos = stop
+        return events
+
+    def _pending(self, data: bytes) -> bytes:
+        """Add ``data`` to what arrived before; return the bytes ready to cut into frames."""
+        if self._partial is not None:
+            data = self._receive_partial(data)
+            if not data:
+                return data
+        buffer = self._buffer
+        if buffer:
+            if self._scan is not None and not self._scan_more(data):
+                return b""
+            buffer += data
+            if self.held or len(buffer) < self._need:
+                return b""  # not a byte is copied again until the awaited frame is complete
+            data = bytes(buffer)
+            buffer.clear()
+            self._scan = None
+        return data
 
     def _keep(self, data: bytes, pos: int, need: int) -> None:
         """Buffer ``data[pos:]`` until the buffer holds ``need`` bytes."""
