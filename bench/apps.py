@@ -7,6 +7,7 @@ server, not a framework. Each app answers the lifespan protocol properly
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -98,3 +99,42 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+#: The streamed response: ``STREAM_CHUNKS`` body messages of ``STREAM_CHUNK`` bytes each
+#: (token streaming, server-sent events), no content-length.
+STREAM_CHUNKS: int = 100
+STREAM_CHUNK: bytes = b"x" * 63 + b"\n"
+
+
+async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+    """100 body messages of 64 bytes, sent back to back (chunked over HTTP/1.1)."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    for _ in range(STREAM_CHUNKS - 1):
+        await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
+    await send({"type": "http.response.body", "body": STREAM_CHUNK})
+
+
+# ---------------------------------------------------------------- for bench/suite.py
+
+_served = 0
+
+
+async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+    """``hello`` that counts its requests; at lifespan shutdown each worker process writes
+    ``<pid> <count>`` into ``$BENCH_COUNT_DIR`` (how evenly did the requests spread?)."""
+    global _served
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        directory = os.environ.get("BENCH_COUNT_DIR")
+        if directory:
+            with open(os.path.join(directory, str(os.getpid())), "w") as out:
+                out.write(f"{os.getpid()} {_served}\n")
+        return
+    _served += 1
+    await hello(scope, receive, send)

@@ -31,7 +31,7 @@ import h2.settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.apps import hello
+from bench import apps
 from squall.config import build
 from squall.server.accept import serving_state
 from squall.server.http2 import H2Connection
@@ -99,10 +99,10 @@ class Transport:
         return False
 
 
-def make_connection(loop: asyncio.AbstractEventLoop) -> tuple[H2Connection, Transport]:
+def make_connection(loop: asyncio.AbstractEventLoop, app: Any = apps.hello) -> tuple[H2Connection, Transport]:
     config = build({"access_log": False, "timeout_keep_alive": None})
     headers = DefaultHeaders(config.http.server_header, config.http.date_header, config.http.header)
-    server = serving_state(config, hello, loop, headers.get, {})
+    server = serving_state(config, app, loop, headers.get, {})
     transport = Transport()
     template = {
         "type": "http",
@@ -130,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--requests", type=int, default=20000)
     parser.add_argument("-m", "--streams", type=int, default=10)
+    parser.add_argument("--app", default="hello", help="an app of bench/apps.py (hello, stream, big)")
     parser.add_argument("--profile", action="store_true", help="cProfile the replay")
     parser.add_argument("--asyncio", action="store_true", help="asyncio's loop instead of uvloop")
     args = parser.parse_args()
@@ -140,7 +141,7 @@ def main() -> None:
         import uvloop
 
         loop = uvloop.new_event_loop()
-    conn, transport = make_connection(loop)
+    conn, transport = make_connection(loop, getattr(apps, args.app))
     profiler = cProfile.Profile() if args.profile else None
     started = time.perf_counter()
     if profiler is not None:

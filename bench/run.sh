@@ -32,7 +32,7 @@ fi
 SERVERS=${SERVERS:-$default_servers}
 
 SCENARIOS=(hello big echo)
-UVICORN_PIN="uvicorn[standard]==0.38.0"
+UVICORN_PIN="uvicorn[standard]==0.55.0"
 
 # ---------------------------------------------------------------- helpers
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -156,7 +156,7 @@ is_skipped() {
 }
 
 ensure_uvicorn() {
-    if ! "$PYTHON_BIN" -c 'import sys, uvicorn, httptools, uvloop; sys.exit(uvicorn.__version__ != "0.38.0")' 2>/dev/null; then
+    if ! "$PYTHON_BIN" -c 'import sys, uvicorn, httptools, uvloop; sys.exit(uvicorn.__version__ != "0.55.0")' 2>/dev/null; then
         log "installing $UVICORN_PIN"
         "$PYTHON_BIN" -m pip install -q "$UVICORN_PIN" ||
             die "pip install $UVICORN_PIN failed"

@@ -18,6 +18,13 @@ from typing import Any
 CHECK_ONLY_ENV = "SQUALL_CHECK_ONLY"
 
 
+#: The words a boolean option takes as a value (click's, which uvicorn's flags take).
+TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
+FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
+#: uvicorn's (and Heroku's) worker count variable; SQUALL_WORKERS and --workers win over it.
+WEB_CONCURRENCY = "WEB_CONCURRENCY"
+
+
 class OptionError(ValueError):
     """A bad option value; the text names the option."""
 
@@ -63,10 +70,19 @@ def _off_or(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse_or_off
 
 
+def bytes_per_second(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a number of bytes per second above 0")
+    return value
+
+
 limit = _off_or(positive_int)
 limit.__name__ = "limit"
 timeout = _off_or(seconds)
 timeout.__name__ = "timeout"
+rate = _off_or(bytes_per_second)
+rate.__name__ = "rate"
 
 
 def header(text: str) -> tuple[str, str]:
@@ -85,8 +101,16 @@ def opt(
     choices: tuple[str, ...] | None = None,
     metavar: str | None = None,
     kind: str = "value",
+    aliases: tuple[str, ...] = (),
+    note: tuple[tuple[str, ...], str] | None = None,
+    ignored: str | None = None,
 ) -> Any:
-    """A settings field with its CLI metadata. ``kind``: value, bool, append or positional."""
+    """A settings field with its CLI metadata. ``kind``: value, bool, append or positional.
+
+    ``aliases``: other flag names (another server's spelling). ``note``: logged once at debug when
+    the value is not the default (a value naming an implementation squall has only one of).
+    ``ignored``: the option has no meaning in squall; one warning line at startup when set.
+    """
     meta = {
         "help": help,
         "flag": flag,
@@ -94,6 +118,9 @@ def opt(
         "choices": choices,
         "metavar": metavar,
         "kind": kind,
+        "aliases": aliases,
+        "note": note,
+        "ignored": ignored,
     }
     if isinstance(default, list | tuple | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -122,6 +149,18 @@ class AppSettings:
     )
     root_path: str = opt(
         "", "ASGI root_path for apps mounted below a path prefix (behind a proxy).", metavar="PATH"
+    )
+    env_file: str | None = opt(
+        None,
+        "Load environment variables from this dotenv file before the app is imported, in every "
+        "worker (needs python-dotenv; variables already set win).",
+        metavar="PATH",
+    )
+    reset_contextvars: bool = opt(
+        False,
+        "Run the app in a fresh contextvars.Context: requests do not see context variables set "
+        "while the app was imported (lifespan's never reach them).",
+        kind="bool",
     )
 
 
@@ -153,13 +192,30 @@ class HTTPSettings:
         "Close the connection (HTTP/2: reset the stream) when the request body stalls this many seconds.",
         parse=timeout,
     )
+    min_request_body_rate: float | None = opt(
+        240.0,
+        "Least request body bytes/s, averaged while the app waits for body, after --min-rate-grace "
+        "(408, or close / HTTP/2 reset; 'off' disables).",
+        parse=rate,
+        metavar="BYTES_PER_S",
+    )
+    min_response_rate: float | None = opt(
+        240.0,
+        "Least response bytes/s the client takes, averaged while output waits on it, after "
+        "--min-rate-grace (close / HTTP/2 reset; 'off' disables).",
+        parse=rate,
+        metavar="BYTES_PER_S",
+    )
+    min_rate_grace: float = opt(
+        5.0, "Seconds before the minimum data rates apply to a request or response.", parse=seconds
+    )
     limit_request_line: int | None = opt(8190, "Longest request target in bytes (414 beyond).", parse=limit)
     limit_request_head: int | None = opt(
         65536, "Largest request line + headers in bytes (431 beyond).", parse=limit
     )
     limit_request_headers: int | None = opt(100, "Most header fields in a request (431 beyond).", parse=limit)
     limit_request_body: int | None = opt(
-        1 << 30,
+        30_000_000,
         "Largest request body in bytes (413 beyond; on HTTP/2 a body growing past it resets the stream).",
         parse=limit,
     )
@@ -171,6 +227,30 @@ class HTTPSettings:
     header: list[tuple[str, str]] = opt(
         [], "Add a default response header (repeatable).", parse=header, metavar="NAME:VALUE", kind="append"
     )
+    http: str = opt(
+        "auto",
+        "HTTP implementation (uvicorn's flag): every value serves HTTP/1.1 with httptools and "
+        "HTTP/2 with squall's own frame layer.",
+        choices=("auto", "h11", "httptools", "zttp"),
+        note=(("h11", "httptools", "zttp"), "squall serves HTTP/1.1 with httptools and HTTP/2 itself"),
+    )
+    h11_max_incomplete_event_size: int | None = opt(
+        None,
+        "Accepted for uvicorn compatibility and ignored: squall does not use h11 "
+        "(--limit-request-head bounds a request head).",
+        parse=positive_int,
+        ignored="squall does not use h11; --limit-request-head bounds a request head",
+    )
+
+
+def loop(text: str) -> str:
+    """``--loop``: a known kind, or ``module:attr`` naming a callable that returns a new loop."""
+    if text in ("auto", "asyncio", "uvloop", "zuvloop", "none"):
+        return text
+    module, sep, attr = text.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError("choose auto, asyncio, uvloop, zuvloop, none or MODULE:ATTR")
+    return text
 
 
 def workers(text: str) -> int:
@@ -191,7 +271,14 @@ class WebSocketSettings:
     """WebSocket support (RFC 6455, permessage-deflate RFC 7692)."""
 
     ws: str = opt(
-        "auto", "WebSocket support; none serves upgrade requests as plain HTTP.", choices=("auto", "none")
+        "auto",
+        "WebSocket support; none serves upgrade requests as plain HTTP. uvicorn's implementation "
+        "names are accepted: squall always uses the websockets package's protocol.",
+        choices=("auto", "none", "websockets", "websockets-sansio", "wsproto"),
+        note=(
+            ("websockets", "websockets-sansio", "wsproto"),
+            "squall serves WebSockets with the websockets package's sans-I/O protocol",
+        ),
     )
     ws_max_size: int = opt(
         16 * 1024 * 1024, "Largest incoming message in bytes, after decompression.", parse=positive_int
@@ -217,6 +304,19 @@ def cert_reqs(text: str) -> int:
     return value
 
 
+_SSL_VERSIONS = {17: "TLS 1.2 and 1.3", 2: "TLS 1.2 and 1.3", 5: "TLS 1.2 only"}
+
+
+def ssl_version(text: str) -> int:
+    """``--ssl-version``: the ssl module's PROTOCOL_* number, as uvicorn takes it."""
+    value = int(text)
+    if value in _SSL_VERSIONS:
+        return value
+    if value in (3, 4):
+        raise ValueError("TLS 1.0 and 1.1 are insecure and refused: use 17 (TLS 1.2 and 1.3)")
+    raise ValueError("use 17 (TLS 1.2 and 1.3, the default) or 5 (TLS 1.2 only)")
+
+
 @dataclass(frozen=True)
 class TLSSettings:
     """TLS (uvicorn's flag names). Serving TLS needs at least --ssl-certfile."""
@@ -235,13 +335,25 @@ class TLSSettings:
     ssl_ciphers: str | None = opt(
         None, "OpenSSL cipher list for TLS 1.2 (default: OpenSSL's secure set).", metavar="CIPHERS"
     )
+    ssl_version: int = opt(
+        17,
+        "TLS versions as the ssl module numbers them (uvicorn's flag): 17 (or 2) TLS 1.2 and 1.3, "
+        "5 TLS 1.2 only; TLS 1.0 and 1.1 are refused.",
+        parse=ssl_version,
+        metavar="N",
+    )
 
 
 @dataclass(frozen=True)
 class HTTP2Settings:
     """HTTP/2: ALPN h2 over TLS, cleartext prior knowledge, Upgrade: h2c; and its defences."""
 
-    http2: bool = opt(True, "Serve HTTP/2 (ALPN h2, prior knowledge, h2c upgrade).", kind="bool")
+    http2: bool = opt(True, "Serve HTTP/2 (ALPN h2 over TLS, cleartext prior knowledge).", kind="bool")
+    h2c_upgrade: bool = opt(
+        False,
+        "Switch cleartext requests with Upgrade: h2c to HTTP/2 (deprecated; a smuggling vector).",
+        kind="bool",
+    )
     h2_max_concurrent_streams: int = opt(
         100, "Most concurrent streams (running requests) per HTTP/2 connection.", parse=positive_int
     )
@@ -273,9 +385,18 @@ class ProcessSettings:
     timeout_worker_healthcheck: float = opt(
         10.0, "Replace a worker that does not answer a health check in this many seconds.", parse=seconds
     )
+    timeout_worker_startup: float | None = opt(
+        60.0,
+        "Kill a worker that has not imported the app and finished lifespan startup in this many seconds.",
+        parse=timeout,
+    )
     limit_max_requests: int | None = opt(None, "Recycle a worker after this many requests.", parse=limit)
-    max_requests_jitter: int = opt(
-        0, "Add up to this many requests of random jitter to --limit-max-requests.", parse=non_negative_int
+    limit_max_requests_jitter: int = opt(
+        0,
+        "Add up to this many requests of random jitter to --limit-max-requests "
+        "(gunicorn's name --max-requests-jitter works too).",
+        parse=non_negative_int,
+        aliases=("--max-requests-jitter",),
     )
     limit_max_memory: int | None = opt(
         None, "Recycle a worker whose RSS exceeds this many MiB.", parse=_off_or(mebibytes)
@@ -290,12 +411,22 @@ class ProcessSettings:
     reload_exclude: list[str] = opt(
         [], "Glob of files never triggering a reload (repeatable).", metavar="GLOB", kind="append"
     )
+    reload_delay: float = opt(
+        0.25, "Seconds without a further file change before --reload restarts the workers.", parse=seconds
+    )
     supervisor: bool = opt(
         False,
         "Keep a supervisor even for one worker (health checks, crash restarts, SIGHUP without a pause).",
         kind="bool",
     )
     pid_file: str | None = opt(None, "Write the main squall process's PID to this file.", metavar="PATH")
+    timeout_notify: float | None = opt(
+        None,
+        "Accepted for uvicorn compatibility and ignored: workers answer the supervisor's health "
+        "check instead (--timeout-worker-healthcheck).",
+        parse=timeout,
+        ignored="squall's workers answer the supervisor's health check (--timeout-worker-healthcheck)",
+    )
 
     @property
     def supervised(self) -> bool:
@@ -321,16 +452,30 @@ class RuntimeSettings:
 
     loop: str = opt(
         "auto",
-        "Event loop implementation; auto uses uvloop when installed.",
-        choices=("auto", "asyncio", "uvloop"),
+        "Event loop: auto uses uvloop when installed; none is asyncio's default (as asyncio); "
+        "MODULE:ATTR names a callable returning a new event loop.",
+        parse=loop,
+        metavar="{auto,asyncio,uvloop,zuvloop,none,MODULE:ATTR}",
+        note=(("none",), "--loop none runs asyncio's default event loop, as --loop asyncio"),
     )
     timeout_graceful_shutdown: float | None = opt(
         30.0, "Seconds in-flight requests get to finish on shutdown ('off' waits forever).", parse=timeout
     )
-    log_level: str = opt(
-        "info", "Error log level.", choices=("critical", "error", "warning", "info", "debug", "trace")
+    log_level: str | None = opt(
+        None,
+        "Level of squall.error and squall.access (default: info, or what --log-config sets).",
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
     )
-    access_log: bool = opt(True, "Log one line per request.", kind="bool")
+    access_log: bool = opt(True, "Log one line per request (on stdout).", kind="bool")
+    log_config: str | None = opt(
+        None,
+        "Logging configuration: a dictConfig in .json or .yaml/.yml (needs PyYAML), else a fileConfig "
+        ".ini file; it replaces squall's default handlers.",
+        metavar="PATH",
+    )
+    use_colors: bool | None = opt(
+        None, "Colour level names and access status codes (default: when writing to a terminal).", kind="bool"
+    )
 
 
 @dataclass(frozen=True)
@@ -376,8 +521,33 @@ class Option:
         return self.meta["flag"] or "--" + self.name.replace("_", "-")
 
     @property
+    def flags(self) -> tuple[str, ...]:
+        """The flag and its aliases."""
+        return (self.flag, *self.meta["aliases"])
+
+    @property
     def env(self) -> str:
         return "SQUALL_" + self.name.upper()
+
+    @property
+    def envs(self) -> tuple[str, ...]:
+        """``SQUALL_*`` names: the option's own, then its aliases'."""
+        aliases = ("SQUALL_" + alias[2:].replace("-", "_").upper() for alias in self.meta["aliases"])
+        return (self.env, *aliases)
+
+    def note(self, value: Any) -> str | None:
+        """The debug note for ``value`` (a value naming an implementation squall has one of)."""
+        noted = self.meta["note"]
+        if noted is not None and value in noted[0]:
+            return f"{self.flag} {value}: {noted[1]}"
+        return None
+
+    def ignored(self, value: Any) -> str | None:
+        """The startup warning for an option without meaning in squall, when it is set."""
+        reason = self.meta["ignored"]
+        if reason is not None and value != self.default():
+            return f"{self.flag} is accepted for compatibility and has no effect: {reason}"
+        return None
 
     def default(self) -> Any:
         if self.field.default is not dataclasses.MISSING:
@@ -390,9 +560,9 @@ class Option:
         meta = self.meta
         if meta["kind"] == "bool":
             lowered = text.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
+            if lowered in TRUE_WORDS:
                 return True
-            if lowered in ("0", "false", "no", "off"):
+            if lowered in FALSE_WORDS:
                 return False
             raise ValueError(f"expected true or false, got {text!r}")
         if meta["choices"] and text not in meta["choices"]:
@@ -440,13 +610,16 @@ def from_environ(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
     """Option values set through ``SQUALL_*`` environment variables."""
     values: dict[str, Any] = {}
     for option in options():
-        text = environ.get(option.env)
-        if text is None:
+        name = next((env for env in option.envs if env in environ), None)
+        if name is None and option.name == "workers" and WEB_CONCURRENCY in environ:
+            name = WEB_CONCURRENCY
+        if name is None:
             continue
+        text = environ[name]
         if option.meta["kind"] == "append":
-            values[option.name] = [option.parse(part, option.env) for part in text.split(",") if part.strip()]
+            values[option.name] = [option.parse(part, name) for part in text.split(",") if part.strip()]
         else:
-            values[option.name] = option.parse(text, option.env)
+            values[option.name] = option.parse(text, name)
     return values
 
 
@@ -459,7 +632,7 @@ def from_file(path: str) -> dict[str, Any]:
             data = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise OptionError(f"--config: cannot read {path}: {exc}") from None
-    by_key = {option.flag[2:]: option for option in options()}
+    by_key = {flag[2:]: option for option in options() for flag in option.flags}
     values: dict[str, Any] = {}
     for key, raw in data.items():
         option = by_key.get(key.replace("_", "-"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import sys
 from typing import Any
 
@@ -13,6 +14,23 @@ from squall.config import AppSettings
 
 class LoadError(Exception):
     """The app could not be loaded; the text says why in one line."""
+
+
+def load_env_file(path: str) -> dict[str, str]:
+    """``--env-file``: set the variables of a dotenv file that the environment does not already
+    have, with python-dotenv (what uvicorn uses, so a file means the same: quotes, ``export``,
+    ``${VAR}`` expansion). Returns the variables set. Raises LoadError."""
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        raise LoadError("--env-file needs python-dotenv: pip install 'squall[dotenv]'") from None
+    before = dict(os.environ)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            load_dotenv(stream=handle, override=False)
+    except OSError as exc:
+        raise LoadError(f"--env-file: cannot read {path}: {exc.strerror or exc}") from None
+    return {k: v for k, v in os.environ.items() if k not in before}
 
 
 def import_from_string(spec: str) -> Any:
@@ -67,6 +85,8 @@ def asgi2_to_asgi3(app: Any) -> ASGIApp:
 
 def load_app(settings: AppSettings) -> ASGIApp:
     """Import, build (``--factory``) and adapt the configured application."""
+    if settings.env_file:
+        load_env_file(settings.env_file)
     if settings.app_dir and settings.app_dir not in sys.path:
         sys.path.insert(0, settings.app_dir)
     obj = import_from_string(settings.app)

@@ -37,6 +37,8 @@ def dummy_worker(spec: WorkerSpec) -> None:
     if mode == "fail" or (mode == "fail-if" and os.path.exists(arg)):
         spec.channel.send(("failed", "dummy import error"))
         sys.exit(1)
+    if mode == "stuck" or (mode == "stuck-if" and os.path.exists(arg)):
+        threading.Event().wait()  # an import or a lifespan startup that never returns
     spec.channel.send(("ready",))
     while True:
         try:
@@ -109,7 +111,7 @@ def test_every_worker_failing_startup_exits_nonzero_without_respawning(
     started = time.monotonic()
     with supervising("fail", workers=2) as (sup, result):
         assert sup.wait_for(lambda: "code" in result, WAIT)
-    assert result["code"] == 1
+    assert result["code"] == 3  # STARTUP_FAILURE, whatever the worker exited with
     assert sup.failure == "dummy import error"
     assert time.monotonic() - started < 10
     assert sum("failed to start" in m for m in messages(caplog)) == 2  # no respawn loop
@@ -122,6 +124,32 @@ def test_unresponsive_worker_is_killed_and_replaced(caplog: pytest.LogCaptureFix
         first = sup.pids()[0]
         assert sup.wait_for(lambda: ready(sup, 1) and first not in sup.pids(), WAIT)
     assert any(f"Worker [{first}] did not answer the health check" in m for m in messages(caplog))
+
+
+def test_a_worker_stuck_starting_is_killed_and_reported_as_failed() -> None:
+    """No worker can start: squall exits non-zero with the reason, instead of waiting forever."""
+    with supervising("stuck", workers=1, timeout_worker_startup=0.5) as (sup, result):
+        assert sup.wait_for(lambda: "code" in result, WAIT)
+    assert result["code"] == 3  # a startup failure, as uvicorn
+    assert sup.failure == "not ready within 0.5 s (--timeout-worker-startup): killed"
+
+
+def test_a_reload_stuck_starting_keeps_the_running_workers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rolling reload whose new worker hangs in startup ends: the old worker keeps serving."""
+    caplog.set_level(logging.INFO, "squall.error")
+    stuck = tmp_path / "stuck"
+    with supervising(f"stuck-if:{stuck}", workers=1, timeout_worker_startup=4.0) as (sup, result):
+        assert sup.wait_for(lambda: ready(sup, 1), WAIT)
+        old = sup.pids()
+        stuck.touch()
+        sup.post("reload")
+        assert sup.wait_for(
+            lambda: "Replacement failed; keeping the running worker(s)" in messages(caplog), WAIT
+        )
+        assert sup.pids("ready") == old and "code" not in result
+    assert any("--timeout-worker-startup" in m for m in messages(caplog))
 
 
 def _assert_rolling(log: list[str], old: list[int]) -> None:
@@ -184,7 +212,7 @@ def test_ttin_and_ttou_change_the_worker_count() -> None:
 @pytest.mark.parametrize(
     ("mode", "limits", "reason"),
     [
-        ("busy", {"limit_max_requests": 10, "max_requests_jitter": 5}, "served 1000 requests"),
+        ("busy", {"limit_max_requests": 10, "limit_max_requests_jitter": 5}, "served 1000 requests"),
         ("fat", {"limit_max_memory": 100}, "MiB (limit 100 MiB); recycling it"),
     ],
 )

@@ -29,18 +29,22 @@ from urllib.parse import unquote
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
 from squall.events import Data, Event, Headers, Informational, Request, Response, Trailers
 from squall.grammar import BAD_FIELD_VALUE, TOKEN
+from squall.logs import log_access
 
 logger = logging.getLogger("squall.error")
-access_logger = logging.getLogger("squall.access")
 
 _START, _STARTED, _STREAMING, _TRAILERS, _DONE = range(5)
 _PATH_CHUNK = 256 * 1024
+#: Body chunks the app sends within one pass of the event loop leave in one write, up to this
+#: many bytes; then they are written at once (and the transport's back-pressure applies).
+_COALESCE_MAX = 64 * 1024
 
 #: The ASGI extensions every HTTP scope advertises (asgiref docs/extensions.rst).
 HTTP_EXTENSIONS: dict[str, dict[str, Any]] = {
     "http.response.early_hint": {},
     "http.response.trailers": {},
     "http.response.pathsend": {},
+    "http.response.zerocopysend": {},
 }
 _NO_BODY_STATUS = frozenset((204, 304))
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
@@ -56,8 +60,11 @@ class Channel(Protocol):
 
     def send_event(self, event: Event) -> None: ...
     def flush(self) -> None: ...
+    def flush_soon(self) -> None: ...
     async def drain(self) -> None: ...
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None: ...
     def body_consumed(self, cycle: HTTPCycle) -> None: ...
+    def body_wanted(self, cycle: HTTPCycle) -> None: ...
     def response_complete(self, cycle: HTTPCycle) -> None: ...
     def cycle_finished(self, cycle: HTTPCycle) -> None: ...
     def abort(self) -> None: ...
@@ -174,6 +181,36 @@ def response_body(message: Message) -> tuple[bytes, bool]:
     return body, more
 
 
+def _file_descriptor(file: Any) -> int:
+    """The OS file descriptor of a ``zerocopysend`` ``file`` (a file object, or an int)."""
+    try:
+        fd = file if type(file) is int else file.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if type(fd) is not int or fd < 0:
+        raise ASGIMessageError(
+            f"'file' of http.response.zerocopysend must be a file with a descriptor, got {file!r}"
+        )
+    return fd
+
+
+async def read_file_into(channel: Channel, stream_id: int, fd: int, offset: int, count: int) -> None:
+    """``Channel.send_file`` by reading: ``count`` bytes of ``fd`` from ``offset`` as body chunks,
+    read off the event loop, with back-pressure (TLS, HTTP/2). Raises ASGIMessageError when the
+    file ends first."""
+    loop = channel.loop
+    while count:
+        chunk = await loop.run_in_executor(None, os.pread, fd, min(count, _PATH_CHUNK), offset)
+        if not chunk:
+            raise ASGIMessageError(f"the file ended {count} bytes before the end of the body")
+        offset += len(chunk)
+        count -= len(chunk)
+        channel.send_event(Data(stream_id, chunk, False))
+        channel.flush()
+        if channel.write_paused:
+            await channel.drain()
+
+
 class HTTPCycle:
     """One request/response exchange between a connection and the application."""
 
@@ -195,6 +232,7 @@ class HTTPCycle:
         "_headers",
         "_remaining",
         "_bytes_sent",
+        "_unflushed",
         "_started_at",
         "_access_log",
         "_trailers",
@@ -227,6 +265,7 @@ class HTTPCycle:
         self._headers: Headers = []
         self._remaining: int | None = None
         self._bytes_sent = 0
+        self._unflushed = 0
         self._access_log = access_log
         self._started_at = time.perf_counter() if access_log else 0.0
         self._trailers: Headers | None = None  # set when the app announced trailers
@@ -237,6 +276,11 @@ class HTTPCycle:
     def body_done(self) -> bool:
         """True once the whole request body has arrived."""
         return self._body_done
+
+    @property
+    def response_started(self) -> bool:
+        """True once the response head has been handed to the connection."""
+        return self._state >= _STREAMING
 
     @property
     def awaiting_continue(self) -> bool:
@@ -337,8 +381,10 @@ class HTTPCycle:
                     return _DISCONNECT
             elif self._chunks or self._body_done:
                 return self._take_body()
-            elif self._expect_continue:
-                self._send_continue()
+            else:
+                if self._expect_continue:
+                    self._send_continue()
+                self._channel.body_wanted(self)  # the app waits on the client: the rate is timed
             await self._wait()
 
     def _take_body(self) -> Message:
@@ -393,6 +439,8 @@ class HTTPCycle:
             self._send_trailers(message)
         elif mtype == "http.response.pathsend" and state == _STARTED:
             await self._send_path(message.get("path"))
+        elif mtype == "http.response.zerocopysend" and state in (_STARTED, _STREAMING):
+            await self._send_zerocopy(message)
         elif mtype == "http.response.push" and state in (_STARTED, _STREAMING):
             self._push(message)
         elif state == _DONE:
@@ -451,28 +499,58 @@ class HTTPCycle:
         return any(name == b"te" and value.lower().find(b"trailers") >= 0 for name, value in headers)
 
     async def _send_path(self, path: Any) -> None:
-        """``http.response.pathsend``: the body is the file at ``path``, read off the event loop."""
+        """``http.response.pathsend``: the body is the file at ``path`` (see ``_send_file``)."""
         if not isinstance(path, str) or not os.path.isabs(path):
             raise ASGIMessageError(f"'path' of http.response.pathsend must be an absolute str, got {path!r}")
-        loop = self._channel.loop
         try:
-            handle = await loop.run_in_executor(None, open, path, "rb")
+            handle = await self._channel.loop.run_in_executor(None, open, path, "rb")
         except OSError as exc:
             raise ASGIMessageError(f"http.response.pathsend: cannot open {path!r}: {exc.strerror}") from None
         with handle:
-            left = os.fstat(handle.fileno()).st_size
-            if self._remaining is None and self._status not in _NO_BODY_STATUS:
-                self._headers.append((b"content-length", b"%d" % left))
-                self._remaining = left if self.scope["method"] != "HEAD" else None
-            while True:
-                chunk = await loop.run_in_executor(None, handle.read, _PATH_CHUNK)
-                left -= len(chunk)
-                more = bool(chunk) and left > 0
-                self._send_body(chunk, more)
-                if not more:
-                    return
-                if self._channel.write_paused:
-                    await self._channel.drain()
+            fd = handle.fileno()
+            await self._send_file(fd, 0, os.fstat(fd).st_size, False)
+
+    async def _send_zerocopy(self, message: Message) -> None:
+        """``http.response.zerocopysend``: ``count`` bytes (default: to its end) of the open file
+        ``file`` from ``offset`` (default: its position, which then moves past them)."""
+        fd = _file_descriptor(message.get("file"))
+        offset, count, more = message.get("offset"), message.get("count"), message.get("more_body", False)
+        if type(more) is not bool:
+            raise ASGIMessageError(f"'more_body' must be a bool, got {type(more).__name__}")
+        for name, value in (("offset", offset), ("count", count)):
+            if value is not None and (plain_int(value) is None or value < 0):
+                raise ASGIMessageError(f"'{name}' of http.response.zerocopysend must be an int >= 0")
+        try:
+            start = os.lseek(fd, 0, os.SEEK_CUR) if offset is None else int(offset)
+            if count is None:
+                count = max(os.fstat(fd).st_size - start, 0)
+            await self._send_file(fd, start, int(count), more)
+            if offset is None:
+                os.lseek(fd, start + count, os.SEEK_SET)
+        except OSError as exc:
+            if isinstance(exc, ClientDisconnected):
+                raise
+            raise ASGIMessageError(f"http.response.zerocopysend: {exc}") from None
+
+    async def _send_file(self, fd: int, offset: int, count: int, more: bool) -> None:
+        """``count`` bytes of ``fd`` from ``offset`` as body: through the channel's ``send_file``
+        (``sendfile(2)`` on plain TCP, a read loop otherwise), with back-pressure."""
+        whole = self._state == _STARTED and not more and self._trailers is None
+        if whole and self._remaining is None and self._status not in _NO_BODY_STATUS:
+            self._headers.append((b"content-length", b"%d" % count))  # the whole body: its length
+            self._remaining = count if self.scope["method"] != "HEAD" else None
+        if count and self._status not in _NO_BODY_STATUS and self.scope["method"] != "HEAD":
+            remaining = self._remaining
+            if remaining is not None and count > remaining:
+                raise ASGIMessageError("response body is longer than its Content-Length")
+            if self._state == _STARTED:
+                self._send_body(b"", True)  # the head
+            await self._channel.send_file(self.stream_id, fd, offset, count)
+            if remaining is not None:
+                self._remaining = remaining - count
+            self._bytes_sent += count
+        if not more or self._state == _STARTED:
+            self._send_body(b"", more)
 
     def _start_response(self, message: Message) -> None:
         status = checked_status(message.get("status"))
@@ -512,10 +590,17 @@ class HTTPCycle:
                 headers.append((b"content-length", b"%d" % len(body)))
             channel.send_event(Response(sid, self._status, headers))
             self._state = _STREAMING
-        self._bytes_sent += len(body)
+        size = len(body)
+        self._bytes_sent += size
         if more or trailers:
             channel.send_event(Data(sid, body, False))
-            channel.flush()
+            unflushed = self._unflushed + size
+            if unflushed < _COALESCE_MAX:  # more may follow in this loop pass: one write for all
+                self._unflushed = unflushed
+                channel.flush_soon()
+            else:
+                self._unflushed = 0
+                channel.flush()
             if not more:
                 self._state = _TRAILERS  # the app sends http.response.trailers next
             return
@@ -556,8 +641,7 @@ class HTTPCycle:
             who = repr(scope.get("client"))
             path = f"{scope.get('path')!r}?{scope.get('query_string')!r}"
             method, version = repr(scope.get("method")), repr(scope.get("http_version"))
-        access_logger.info(
-            '%s - "%s %s HTTP/%s" %d %d %.1fms',
+        log_access(
             who,
             method,
             path,

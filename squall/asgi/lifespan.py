@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
-from squall.asgi.types import ASGI_VERSION, ASGIApp, Message
+from squall.asgi.types import LIFESPAN_ASGI_VERSION, ASGIApp, Message
 
 logger = logging.getLogger("squall.error")
 
@@ -64,7 +64,7 @@ class Lifespan:
             raise LifespanFailed(message["message"])
 
     async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": dict(ASGI_VERSION), "state": self.state}
+        scope = {"type": "lifespan", "asgi": dict(LIFESPAN_ASGI_VERSION), "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)
         except BaseException as exc:

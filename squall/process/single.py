@@ -5,8 +5,8 @@ Theory of operation
 -------------------
 ``run`` is the worker of :mod:`squall.process.worker` plus what the supervisor would otherwise do for it:
 ``--pid-file``, ``sd_notify`` (READY/STOPPING/RELOADING, and WATCHDOG from the event loop, so a
-blocked loop misses it), startup failures as exit codes (1: the app does not import, 3: lifespan
-startup failed) and the signals a terminal or a service manager sends:
+blocked loop misses it), startup failures as exit code 3 (the app does not import, its lifespan
+startup failed: uvicorn's code) and the signals a terminal or a service manager sends:
 
 =================  ================================================================================
 SIGTERM, SIGINT    graceful stop (the worker's drain); a second one stops at once, exit 128+signal
@@ -43,7 +43,8 @@ from squall.config import CHECK_ONLY_ENV, Config
 from squall.loader import LoadError
 from squall.process import malloc, systemd
 from squall.process.pidfile import pid_file
-from squall.process.worker import Worker, import_app, repeat
+from squall.process.spawn import STARTUP_FAILURE
+from squall.process.worker import Worker, import_app, loop_factory, repeat
 from squall.process.worker import run as run_worker
 
 logger = logging.getLogger("squall.error")
@@ -174,8 +175,9 @@ def check_only(config: Config) -> tuple[int, str | None]:
     """What the reload check runs: import the app and exit (0, or 1 with the reason)."""
     try:
         import_app(config)
+        loop_factory(config.runtime.loop)  # after --app-dir is on sys.path
     except LoadError as exc:
-        return 1, str(exc)
+        return STARTUP_FAILURE, str(exc)
     return 0, None
 
 
@@ -190,8 +192,9 @@ def run(config: Config, sockets: Sequence[socket.socket]) -> tuple[int, str | No
     with pid_file(config.process.pid_file):
         try:
             app = import_app(config)
+            loop_factory(config.runtime.loop)  # after --app-dir is on sys.path
         except LoadError as exc:
-            return 1, str(exc)
+            return STARTUP_FAILURE, str(exc)
         server = SingleProcess(config, app, sockets, notifier)
         code = run_worker(server)
         if server.successor is not None:

@@ -28,6 +28,10 @@ from squall.config import Config
 
 BOOT = "from squall.process.spawn import child_main; child_main()"
 
+#: Exit code of a serving process, or of squall, that could not start (the app does not import,
+#: its lifespan startup failed, a socket or TLS option is unusable): uvicorn's since 0.50.
+STARTUP_FAILURE = 3
+
 
 @dataclass
 class WorkerSpec:

@@ -9,25 +9,30 @@ sentinel (see :mod:`squall.process.spawn`), then handles what is ready:
 
 =================  ================================================================================
 posted events      stop, force, reload (SIGHUP), more/fewer (SIGTTIN/SIGTTOU), changed (--reload)
-pipe messages      ``("ready",)``, ``("pong", requests_served, rss_bytes)``, ``("failed", reason)``
+pipe messages      ``("ready",)``, ``("pong", requests_served, rss_bytes)``, ``("failed", reason)``,
+                   ``("limit", n)`` (the worker reached --limit-max-requests and drains itself)
 sentinels          a worker exited: log how; the next reconcile replaces it
 timers             health pings; an unanswered ping older than --timeout-worker-healthcheck → SIGKILL;
+                   a worker not ready within --timeout-worker-startup → SIGKILL, a failed start;
                    a stopping worker past its deadline → SIGKILL; the systemd watchdog
 =================  ================================================================================
 
 and finally ``_reconcile()`` moves the worker set towards the wanted shape. A worker is
 ``starting`` → ``ready`` → ``stopping``, and may be marked ``obsolete`` (to be replaced: SIGHUP,
---limit-max-requests, --limit-max-memory). Reconcile keeps ``wanted`` non-obsolete workers alive
-and retires an obsolete *ready* worker only while the ready workers stay at least ``wanted``
-without it: a replacement has finished lifespan startup and is accepting before the worker it
-replaces is told to drain (SIGTERM). Because the parent keeps the listening sockets open, a
-connection that arrives while no worker accepts waits in the kernel backlog; it is never refused.
+--limit-max-memory). A worker knows its own --limit-max-requests: the request that reaches it is
+the last it admits; it says ``limit``, stops accepting and drains, and is ``stopping`` from then
+on, so a replacement starts at once (connections wait in the backlog meanwhile, with one worker).
+Reconcile keeps ``wanted`` non-obsolete workers alive and retires an obsolete *ready* worker only
+while the ready workers stay at least ``wanted`` without it: a replacement has finished lifespan
+startup and is accepting before the worker it replaces is told to drain (SIGTERM). Because the
+parent keeps the listening sockets open, a connection that arrives while no worker accepts waits in
+the kernel backlog; it is never refused.
 
 Startup failures (import error, lifespan startup failed) are reported over the pipe. When no
-worker is serving and none is still starting, the supervisor exits with the worker's exit code
-and the reason instead of respawning in a loop; with --reload it waits for the next file change;
-when other workers are serving (a SIGHUP with broken code) the replacement is abandoned, the
-running workers are kept, and further attempts back off exponentially.
+worker is serving and none is still starting, the supervisor exits with code 3 and the reason
+instead of respawning in a loop; with --reload it waits for the next file change; when other
+workers are serving (a SIGHUP with broken code) the replacement is abandoned, the running workers
+are kept, and further attempts back off exponentially.
 
 Why fork+exec of a fresh interpreter (:mod:`squall.process.spawn`): the app is imported only in workers,
 so SIGHUP and --reload load new code and a syntax error cannot take the parent down; and no
@@ -59,7 +64,7 @@ from squall.config import Config
 from squall.process import malloc
 from squall.process.listeners import describe
 from squall.process.pidfile import pid_file
-from squall.process.spawn import Child, Target, WorkerSpec, start
+from squall.process.spawn import STARTUP_FAILURE, Child, Target, WorkerSpec, start
 from squall.process.systemd import Notifier
 
 logger = logging.getLogger("squall.error")
@@ -93,6 +98,7 @@ class WorkerProcess:
     ping_sent: float | None = None  # when the unanswered ping was sent
     last_pong: float = field(default_factory=time.monotonic)
     stop_deadline: float | None = None
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
@@ -156,14 +162,15 @@ class Supervisor:
     def run(self, install_signals: bool = True) -> int:
         """Start the workers and supervise them until stopped; return the exit code.
 
-        When no worker could start, the exit code is the worker's (1: the app did not import,
-        3: lifespan startup failed) and ``failure`` holds the reason, for the caller to report.
+        When no worker could start, the exit code is 3 (``STARTUP_FAILURE``, as uvicorn) and
+        ``failure`` holds the reason, for the caller to report.
         """
         previous = self._install_signals() if install_signals else {}
+        logger.debug("Started supervisor process [%d]", os.getpid())
         try:
             with pid_file(self.config.process.pid_file):
                 if self.config.process.reload and not self._start_watcher():
-                    return 1
+                    return STARTUP_FAILURE
                 self._loop()
         finally:
             self._watch_stop.set()
@@ -308,6 +315,14 @@ class Supervisor:
             self._check_limits(w, requests=message[1], rss=message[2])
         elif kind == "failed":
             w.failure = str(message[1])
+        elif kind == "limit" and w.state == "ready":  # it stops taking requests and drains itself
+            logger.info(
+                "Worker [%d] served %d requests (limit %d); recycling it", w.pid, message[1], message[1]
+            )
+            w.state = "stopping"
+            graceful = self.config.runtime.timeout_graceful_shutdown
+            if graceful is not None:
+                w.stop_deadline = time.monotonic() + graceful + STOP_MARGIN
 
     def _check_limits(self, w: WorkerProcess, requests: int, rss: int) -> None:
         if w.obsolete or w.state != "ready" or self._stopping:
@@ -352,7 +367,7 @@ class Supervisor:
                 self._hold_spawn = True  # a sibling may still make it; start no more meanwhile
                 return
             self.failure = reason
-            self.exit_code = code if code is not None and code > 0 else 1
+            self.exit_code = STARTUP_FAILURE
             self._on_stop()
             return
         logger.error("Worker [%d] failed to start (%s): %s", w.pid, how, reason)
@@ -376,8 +391,15 @@ class Supervisor:
         now = time.monotonic()
         interval = self._ping_interval()
         timeout = self.config.process.timeout_worker_healthcheck
+        startup = self.config.process.timeout_worker_startup
         for w in self.workers:
-            if w.state == "stopping":
+            if w.state == "starting" and startup is not None and now - w.started >= startup:
+                # A failed start like any other (an import or a lifespan startup that hangs would
+                # hold a rolling reload forever): killed, then reported by _reap.
+                w.failure = f"not ready within {startup:g} s (--timeout-worker-startup): killed"
+                w.started = float("inf")
+                _kill(w, signal.SIGKILL)
+            elif w.state == "stopping":
                 if w.stop_deadline is not None and now >= w.stop_deadline:
                     logger.warning("Worker [%d] did not stop in time; killing it", w.pid)
                     _kill(w, signal.SIGKILL)
@@ -443,7 +465,7 @@ class Supervisor:
         process = self.config.process
         max_requests = process.limit_max_requests
         if max_requests is not None:
-            max_requests += random.randint(0, process.max_requests_jitter)
+            max_requests += random.randint(0, process.limit_max_requests_jitter)
         with _terminal_signals_ignored():
             child, channel = start(self.target, self.config, self.sockets, max_requests)
         self._spawn_after = 0.0
@@ -485,7 +507,7 @@ class Supervisor:
             import watchfiles  # noqa: F401
         except ImportError:
             logger.error("--reload needs the watchfiles package: pip install watchfiles")
-            self.exit_code = 1
+            self.exit_code = STARTUP_FAILURE
             return False
         threading.Thread(target=self._watch_files, name="squall-reload", daemon=True).start()
         return True
@@ -496,6 +518,7 @@ class Supervisor:
         settings = self.config.process
         dirs = [os.path.abspath(d) for d in settings.reload_dir or [self.config.app.app_dir or "."]]
         accept = ReloadFilter(settings.reload_include or ["*.py"], settings.reload_exclude)
+        quiet_ms = max(1, round(settings.reload_delay * 1000))
         announced = False
         for changes in watchfiles.watch(
             *dirs,
@@ -504,7 +527,8 @@ class Supervisor:
             rust_timeout=500,
             yield_on_timeout=True,
             raise_interrupt=False,
-            debounce=400,
+            step=quiet_ms,  # --reload-delay: no further change for this long, then restart
+            debounce=max(400, 2 * quiet_ms),
         ):
             if not announced:  # the first yield proves the watcher is set up
                 logger.info("Watching for file changes in %s", ", ".join(dirs))

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import importlib
 import logging
 import os
 import signal
@@ -36,10 +38,10 @@ from squall import __version__
 from squall.asgi.lifespan import Lifespan, LifespanFailed
 from squall.asgi.types import ASGIApp
 from squall.config import Config
-from squall.loader import LoadError, load_app
-from squall.logs import configure
+from squall.loader import LoadError, import_from_string, load_app
+from squall.logs import LogConfigError, configure, error_log
 from squall.process.listeners import describe
-from squall.process.spawn import WorkerSpec
+from squall.process.spawn import STARTUP_FAILURE, WorkerSpec
 from squall.server.accept import protocol_factory, serving_state
 from squall.server.state import DefaultHeaders, ServerState
 from squall.server.tls import TLSConfigError, create_context
@@ -54,17 +56,33 @@ logger = logging.getLogger("squall.error")
 IDLE_GRACE = 1.0
 
 
-def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """An event loop of the configured kind (``auto`` prefers uvloop)."""
-    if kind in ("auto", "uvloop"):
+def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes the event loop ``--loop`` names (``auto`` prefers uvloop; ``none`` is asyncio's
+    default; ``module:attr`` is a callable returning a new loop). Raises LoadError."""
+    if kind in ("auto", "uvloop", "zuvloop"):
+        module = "uvloop" if kind == "auto" else kind
         try:
-            import uvloop
+            return importlib.import_module(module).new_event_loop  # type: ignore[no-any-return]
         except ImportError:
-            if kind == "uvloop":
-                raise
-        else:
-            return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
+            if kind != "auto":
+                raise LoadError(f"--loop {kind}: the {kind} package is not installed") from None
+    if kind in ("auto", "asyncio", "none"):
+        return asyncio.new_event_loop
+    try:
+        factory = import_from_string(kind)
+    except LoadError as exc:
+        raise LoadError(f"--loop: {exc}") from None
+    if not callable(factory):
+        raise LoadError(f"--loop {kind}: not callable")
+    return factory  # type: ignore[no-any-return]
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """An event loop of the configured kind. Raises LoadError."""
+    loop = loop_factory(kind)()
+    if not isinstance(loop, asyncio.AbstractEventLoop):
+        raise LoadError(f"--loop {kind}: returned {type(loop).__name__}, not an event loop")
+    return loop
 
 
 class Worker:
@@ -80,8 +98,10 @@ class Worker:
         app: ASGIApp,
         sock: socket.socket | Sequence[socket.socket],
         channel: Connection | None = None,
+        max_requests: int | None = None,
     ) -> None:
         self.config = config
+        self.max_requests = max_requests  # --limit-max-requests with its jitter drawn
         self.app = app
         self.sockets = [sock] if isinstance(sock, socket.socket) else list(sock)
         self.sock = self.sockets[0]
@@ -93,6 +113,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._signals = 0
+        self._servers: list[asyncio.Server] = []
 
     def handle_signal(self, signum: int = signal.SIGTERM) -> None:
         """SIGINT/SIGTERM: the first asks for a graceful stop, the next for an immediate one."""
@@ -161,12 +182,17 @@ class Worker:
         self._install_signal_handlers(loop)
         if self.channel is not None:
             loop.add_reader(self.channel.fileno(), self._on_parent_message)
+        logger.info("Started server process [%d]", os.getpid())
+        if self.lifespan.supported:
+            logger.info("Waiting for application startup.")
         try:
             await self.lifespan.startup()
         except LifespanFailed as exc:
             logger.error("Application startup failed: %s", exc)
             self._on_failure(f"application startup failed: {exc}")
-            return 3
+            return STARTUP_FAILURE
+        if self.lifespan.supported:
+            logger.info("Application startup complete.")
         headers = DefaultHeaders(
             self.config.http.server_header, self.config.http.date_header, self.config.http.header
         )
@@ -178,14 +204,21 @@ class Worker:
             self.lifespan.state if self.lifespan.supported else {},
         )
         self.state = state
+        state.request_limit = self.max_requests
+        state.on_limit = self._on_request_limit
         try:
             context = create_context(self.config.tls, self.config.http2.http2)
         except TLSConfigError as exc:
             logger.error("%s", exc)
             self._on_failure(str(exc))
-            return 1
-        ticker = _every_second(loop, headers.refresh)
-        servers = [
+            return STARTUP_FAILURE
+
+        def tick() -> None:
+            headers.refresh()
+            state.sweep()
+
+        ticker = _every_second(loop, tick)
+        servers = self._servers = [
             await loop.create_server(
                 protocol_factory(state), sock=sock, backlog=self.config.socket.backlog, ssl=context
             )
@@ -197,13 +230,38 @@ class Worker:
         self._on_stop()
         await self._drain(servers, state)
         ticker.cancel()
+        running = (
+            self.lifespan.supported and self.lifespan._task is not None and not self.lifespan._task.done()
+        )
+        if running:
+            logger.info("Waiting for application shutdown.")
         try:
             await self.lifespan.shutdown()
         except LifespanFailed as exc:
             logger.error("Application shutdown failed: %s", exc)
             return 3
-        logger.info("Finished server process")
+        if running:
+            logger.info("Application shutdown complete.")
+        logger.info("Finished server process [%d]", os.getpid())
         return 0
+
+    def _on_request_limit(self) -> None:
+        """The request reaching --limit-max-requests was admitted: no new connection is accepted
+        from now on, and this response and those in flight say Connection: close; the drain
+        follows (an idle keep-alive connection gets the drain's grace for a request already on its
+        way, served with Connection: close), then the process exits and the supervisor, told at
+        once, has started its replacement."""
+        logger.info(
+            "Maximum request limit of %d reached: finishing in-flight requests, then exiting",
+            self.max_requests,
+        )
+        state = self.state
+        if state is not None:
+            state.shutting_down = True
+        for server in self._servers:
+            server.close()
+        self._tell(("limit", self.max_requests))
+        self._stop.set()
 
     async def _drain(self, servers: list[asyncio.Server], state: ServerState) -> None:
         """Stop accepting; let in-flight work finish (bounded); close idle connections.
@@ -298,16 +356,22 @@ def import_app(config: Config) -> ASGIApp:
     try:
         return load_app(config.app)
     except LoadError as exc:
-        debug = config.runtime.log_level in ("debug", "trace")
+        debug = error_log.isEnabledFor(logging.DEBUG)
         logger.debug("app loading failed", exc_info=exc if debug else None)
         raise
 
 
 def run(worker: Worker) -> int:
-    """Serve with ``worker`` in this process on a fresh event loop; return the exit code."""
+    """Serve with ``worker`` in this process on a fresh event loop; return the exit code.
+
+    With --reset-contextvars the serving task starts in an empty ``contextvars.Context``, so the
+    requests (whose contexts are copied from it) see nothing set while the app was imported.
+    Lifespan runs in a task of its own: what it sets never reaches them either way.
+    """
     loop = new_event_loop(worker.config.runtime.loop)
+    context = contextvars.Context() if worker.config.app.reset_contextvars else None
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
-        return runner.run(worker.serve())
+        return runner.run(worker.serve(), context=context)
 
 
 def run_supervised(spec: WorkerSpec) -> int:
@@ -317,11 +381,12 @@ def run_supervised(spec: WorkerSpec) -> int:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, terminal)
     config = spec.config
-    configure(config.runtime.log_level, config.runtime.access_log)
     try:
+        configure(config.runtime)
         app = import_app(config)
-    except LoadError as exc:
+        loop_factory(config.runtime.loop)  # after --app-dir is on sys.path
+    except (LoadError, LogConfigError) as exc:
         with contextlib.suppress(OSError):
             spec.channel.send(("failed", str(exc)))
-        return 1
-    return run(Worker(config, app, spec.sockets, channel=spec.channel))
+        return STARTUP_FAILURE
+    return run(Worker(config, app, spec.sockets, channel=spec.channel, max_requests=spec.max_requests))

@@ -8,16 +8,24 @@ Transfer-Encoding that is a single final ``chunked``, versions 1.0/1.1 only, siz
 ``Request``; body chunks become ``Body`` and the end of the message ``EndBody``. Anything malformed
 queues an error response (400/413/414/417/431/501/505), emits ``Rejected`` and stops reading input.
 
+Limits count the current request only. A head's bytes are counted from its first byte, never the
+bytes of pipelined requests before it in the same read (a head that begins mid-read is counted by
+what llhttp has handed over so far, exactly once it ends). A chunked body's framing is metered:
+the bytes of chunk-size lines beyond the shortest form (extensions, leading zeros) may add up to
+``CHUNK_META_LIMIT`` per request; the bytes per read that are neither body nor minimal framing
+are that excess (CVE-2024-22019's class: llhttp streams extensions without a limit).
+
 Outgoing. Responses leave in request order (pipelining): ``_outgoing`` holds one ``_Exchange`` per
 request whose response is not finished, oldest first. ``send(Response)`` frames the head and picks
 the body framing (Content-Length, chunked, or close-delimited for HTTP/1.0); ``send(Data)`` frames
 body chunks; the final ``Data`` pops the exchange and decides keep-alive. ``data_to_send()`` drains
 the output buffer.
 
-Upgrades (``Upgrade:`` + ``Connection: upgrade``, or CONNECT) that the owner can take
+Upgrades (``Upgrade:`` + ``Connection: upgrade``) that the owner can take
 (``upgrades``) stop the parser: the request is emitted with ``upgrade`` set and the bytes after
 its head are left in ``trailing_data`` for the next protocol. Any other upgrade request is served
-as plain HTTP.
+as plain HTTP. CONNECT asks for a tunnel (RFC 9110 §9.3.6), which a server for applications does
+not open: 501, without the application (a 2xx would tell every proxy on the way that a tunnel is up).
 """
 
 from __future__ import annotations
@@ -42,14 +50,19 @@ from squall.events import (
     Response,
     Trailers,
 )
-from squall.grammar import TOKEN
 
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 _FRAMING = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect", b"connection", b"upgrade"))
 _OWS = (32, 9)
 _CRLF = (13, 10)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+_JOIN_CHUNK = 2048  # a body chunk up to this size is copied into its chunked framing
 _RESPONSE_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection", b"server", b"date"))
+_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) [\x21-\x7e]+ HTTP/[0-9]\.[0-9]")
+_NAMED_LIMIT = {413: "--limit-request-body", 414: "--limit-request-line", 431: "--limit-request-head"}
+
+#: Bytes of chunk-size lines beyond their shortest form (extensions, leading zeros) per request.
+CHUNK_META_LIMIT = 16 * 1024
 
 
 _HOST_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%"
@@ -89,6 +102,46 @@ class _Reject(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+def _other_method(raw_method: bytes) -> str:
+    """A method outside the common table; CONNECT (a tunnel, RFC 9110 §9.3.6) is not served."""
+    if raw_method == b"CONNECT":
+        raise _Reject(501, "CONNECT is not served (squall opens no tunnels)")
+    return raw_method.decode("ascii")
+
+
+class _ChunkMeter:
+    """Counts a chunked body's framing: every byte read after the head (``read``) against the body
+    and the shortest framing of its chunks (``allowed``); the difference is extension bytes."""
+
+    __slots__ = ("read", "body", "allowed", "chunk_start", "in_chunk", "start", "done")
+
+    def __init__(self, start: int | None) -> None:
+        self.read = 0
+        self.body = 0
+        self.allowed = 0
+        self.chunk_start = 0  # body bytes before the current chunk
+        self.in_chunk = False  # between a chunk's size line and its end
+        self.start = start  # where the body begins in the current read; None: unknown, skip it
+        self.done = False
+
+    def new_read(self) -> None:
+        self.start = 0
+
+    def count(self, size: int) -> int:
+        """Account a read of ``size`` bytes; return the excess so far."""
+        if self.start is None:  # the body's start in this read is unknown: it counts as no excess
+            self.read = self.body + self.allowed
+        else:
+            self.read += size - self.start
+        return self.read - self.body - self.allowed
+
+    @property
+    def in_trailers(self) -> bool:
+        """Past a size line with no data after it: the last chunk's trailer section (or, for a
+        moment, a chunk whose data has not arrived: the size line was counted already)."""
+        return self.in_chunk and self.body == self.chunk_start
 
 
 class _Exchange:
@@ -137,7 +190,7 @@ class HTTP1Server:
         max_request_line: int | None = 8190,
         max_head_size: int | None = 65536,
         max_headers: int | None = 100,
-        max_body_size: int | None = 1 << 30,
+        max_body_size: int | None = 30_000_000,
         upgrades: frozenset[bytes] = frozenset(),
         default_headers: Callable[[], bytes] = lambda: b"",
     ) -> None:
@@ -171,6 +224,10 @@ class HTTP1Server:
         self._special: Headers = []  # the framing headers (_FRAMING) among them
         self._head_bytes = 0
         self._deferred_end = False
+        self._feeds = 0  # receive_data calls so far
+        self._begin_feed = 0  # the call in which the current message began
+        self._head_tail = b""  # the last bytes of the previous read, while a head is in progress
+        self._meta: _ChunkMeter | None = None  # the chunked body being read (or just read)
 
     # ---------------------------------------------------------------- incoming
 
@@ -187,15 +244,54 @@ class HTTP1Server:
             return
         self._chunk = data
         self._fresh_chunk = None if self._in_message else data
+        self._feeds += 1
+        meter = self._meta
+        if meter is not None:
+            meter.new_read()
         try:
             self._parser.feed_data(data)
         except Exception as exc:
             self._parse_error(exc, data)
         else:
             if self.head_in_progress:
-                self._head_bytes += len(data)
-                if self._head_bytes > self._max_head:
-                    self._reject(431, "request head too large")
+                self._head_read(data)
+            elif self._meta is not None:
+                self._meter_read(self._meta, data)
+
+    def _head_read(self, data: bytes) -> None:
+        """A read ended inside a request head: count its bytes against the head limit."""
+        if self._begin_feed != self._feeds or self._head_first:
+            self._head_bytes += len(data)  # the whole read is this head's (CRLFs before it aside)
+        else:  # the head began after other requests in this read: what llhttp has handed over
+            self._head_bytes = self._known_head_bytes()
+        self._head_tail = data[-3:]
+        if self._head_bytes > self._max_head:
+            self._reject(431, "request head too large (over --limit-request-head)")
+
+    def _known_head_bytes(self) -> int:
+        return len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
+
+    def _meter_read(self, meter: _ChunkMeter, data: bytes) -> None:
+        """A read ended inside (or just after) a chunked body: check its framing excess."""
+        excess = meter.count(len(data))
+        if meter.done:
+            self._meta = None
+        if meter.in_trailers:  # a trailer field in progress: llhttp holds it until its line ends
+            if excess > CHUNK_META_LIMIT + self._max_head:
+                self._reject(431, "request trailers too large (over --limit-request-head)")
+            return
+        if excess <= CHUNK_META_LIMIT:
+            return
+        if not meter.done:
+            self._reject(400, "chunk extensions too long")
+            return
+        # The whole body arrived in this read and was handed on: take it back, then reject it.
+        events = self._events
+        while events and events[-1].stream_id == self._stream_id and type(events[-1]) is not Rejected:
+            events.pop()
+        if self._current is not None:
+            self._current.body_done = False
+        self._reject(400, "chunk extensions too long")
 
     def _parse_error(self, error: Exception, data: bytes) -> None:
         """Turn what llhttp raised into an upgrade, a rejection, or nothing."""
@@ -216,12 +312,14 @@ class HTTP1Server:
             raise error
 
     def _method_error(self, data: bytes) -> tuple[int, str]:
-        """501 for a well-formed method we do not know, else 400. The method can only be read off
-        ``data`` when the failed request is the chunk's first (nothing but CRLFs before it)."""
+        """501 for a well-formed request line (``METHOD SP target SP HTTP/d.d CRLF``) whose method
+        we do not know, else 400. The line can only be read off ``data`` when the failed request is
+        the chunk's first (nothing but CRLFs before it) and the whole line is there."""
         if self._head_first:
-            method = data.lstrip(b"\r\n").split(b" ", 1)[0]
-            if TOKEN.fullmatch(method) and len(method) <= 32:
-                return 501, f"unsupported method {method[:32]!r}"
+            line, crlf, _ = data.lstrip(b"\r\n").partition(b"\r\n")
+            valid = crlf and _REQUEST_LINE.fullmatch(line)
+            if valid:
+                return 501, f"unsupported method {valid.group(1)!r}"
         return 400, "malformed request line"
 
     def _feed_manual_body(self, data: bytes) -> bytes:
@@ -239,6 +337,8 @@ class HTTP1Server:
         self._head_first = chunk is not None
         self._head_chunk = chunk if chunk and chunk[0] not in _CRLF else None  # llhttp skips CRLFs
         self._fresh_chunk = None
+        self._begin_feed = self._feeds
+        self._meta = None
         self._in_message = True
         self.head_in_progress = True
         self._stream_id += 1
@@ -256,9 +356,12 @@ class HTTP1Server:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.head_in_progress:  # a chunked trailer: counted against the limits, then dropped
-            self._head_bytes += len(name) + len(value) + 4
+            size = len(name) + len(value) + 4
+            self._head_bytes += size
             if self._head_bytes > self._max_head:
-                raise _Reject(431, "request trailers too large")
+                raise _Reject(431, "request trailers too large (over --limit-request-head)")
+            if self._meta is not None:
+                self._meta.allowed += size
             return
         name = name.lower()
         if value and value[-1] in _OWS:
@@ -272,7 +375,7 @@ class HTTP1Server:
         parser = self._parser
         headers = self._headers
         if len(headers) > self._max_headers:
-            raise _Reject(431, "too many header fields")
+            raise _Reject(431, "too many header fields (over --limit-request-headers)")
         if self._head_bytes + len(self._chunk) > self._max_head:
             self._check_head_size()
         raw_method = parser.get_method()
@@ -280,7 +383,7 @@ class HTTP1Server:
         if version not in ("1.1", "1.0"):
             status = 505 if version[:1] not in ("0", "1") else 400
             raise _Reject(status, f"unsupported HTTP version {version}")
-        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        method = _METHODS.get(raw_method) or _other_method(raw_method)
         special = self._special
         if len(special) == 1 and special[0][0] == b"host" and _plain_host(special[0][1]):
             expect_continue, upgrade = False, None  # the common case: nothing but a Host
@@ -291,7 +394,7 @@ class HTTP1Server:
             raw_path, _, query = url.partition(b"?")
         else:
             raw_path, query = self._split_target(method)
-        keep_alive = parser.should_keep_alive() and method != "CONNECT"
+        keep_alive = parser.should_keep_alive()
         sid = self._stream_id
         self._current = _Exchange(sid, method == "HEAD", version == "1.0", keep_alive)
         self._outgoing.append(self._current)
@@ -308,9 +411,8 @@ class HTTP1Server:
         return self._parser.get_http_version()
 
     def _check_head_size(self) -> None:
-        size = len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
-        if size > self._max_head:
-            raise _Reject(431, "request head too large")
+        if self._known_head_bytes() > self._max_head:
+            raise _Reject(431, "request head too large (over --limit-request-head)")
 
     def _framing(self, version: str, method: str) -> tuple[bool, bytes | None]:
         """Check the framing headers (RFC 9112 §3.2, §6); return (expect_continue, upgrade)."""
@@ -319,18 +421,18 @@ class HTTP1Server:
             fields.setdefault(name, []).append(value)
         self._check_host(version, fields.get(b"host", []))
         chunked = self._check_transfer_encoding(version, fields)
+        if chunked:
+            self._meta = _ChunkMeter(self._body_offset())
         lengths = fields.get(b"content-length")
         if lengths and lengths[0].isdigit() and int(lengths[0]) > self._max_body:
-            raise _Reject(413, "request body too large")
+            raise _Reject(413, f"request body too large (over --limit-request-body, {self._max_body} bytes)")
         expect_continue = False
         for expect in fields.get(b"expect", []):
             if expect.lower() != b"100-continue":
                 raise _Reject(417, "unsupported Expect value")
             expect_continue = version == "1.1"
         tokens = b",".join(fields.get(b"connection", [])).lower().split(b",")
-        if method == "CONNECT":
-            upgrade: bytes | None = b"connect"
-        elif b"upgrade" in fields and any(t.strip() == b"upgrade" for t in tokens):
+        if b"upgrade" in fields and any(t.strip() == b"upgrade" for t in tokens):
             upgrade = fields[b"upgrade"][-1].strip().lower()
         else:
             return expect_continue, None
@@ -340,6 +442,22 @@ class HTTP1Server:
             raise _Reject(400, "chunked body on an Upgrade request")
         self._deferred_end = b"content-length" in fields  # llhttp hands that body on as upgraded
         return expect_continue, None
+
+    def _body_offset(self) -> int | None:
+        """Where the body begins in the chunk the head ends in: after the head's CRLFCRLF, found
+        from where the head begins (the chunk's start, or the previous read's last bytes). None
+        when the head began after another request in this chunk: that offset is not known."""
+        chunk = self._chunk
+        if self._begin_feed == self._feeds:
+            if not self._head_first:
+                return None
+            start = len(chunk) - len(chunk.lstrip(b"\r\n"))
+            return chunk.find(b"\r\n\r\n", start) + 4
+        tail = self._head_tail
+        straddling = (tail + chunk[:3]).find(b"\r\n\r\n")  # the head's end across the two reads
+        if straddling >= 0:
+            return straddling + 4 - len(tail)
+        return chunk.find(b"\r\n\r\n") + 4
 
     def _check_host(self, version: str, hosts: list[bytes]) -> None:
         if len(hosts) > 1:
@@ -368,12 +486,12 @@ class HTTP1Server:
 
     def _split_target(self, method: str) -> tuple[bytes, bytes]:
         url = self._url
-        if url[:1] == b"/":  # a fragment (never sent by clients that follow RFC 9112) is dropped
-            raw_path, _, query = url.partition(b"#")[0].partition(b"?")
+        if url.find(b"#") >= 0:  # RFC 9112 §3.2: a fragment is no part of a request-target
+            raise _Reject(400, "a fragment (#) in the request target")
+        if url[:1] == b"/":
+            raw_path, _, query = url.partition(b"?")
             return raw_path, query
         if url == b"*" and method == "OPTIONS":
-            return url, b""
-        if method == "CONNECT":
             return url, b""
         try:  # Any: httptools' stub says bytes, but an absent part is None (compiled code checks)
             parsed: Any = httptools.parse_url(url)
@@ -405,11 +523,29 @@ class HTTP1Server:
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
         if self._body_bytes > self._max_body:  # a chunked body that keeps going
-            raise _Reject(413, "request body too large")
+            raise _Reject(413, f"request body too large (over --limit-request-body, {self._max_body} bytes)")
+        meter = self._meta
+        if meter is not None:
+            meter.body += len(body)
         self._events.append(Body(self._stream_id, body))
+
+    def on_chunk_header(self) -> None:
+        meter = self._meta
+        if meter is not None:
+            meter.chunk_start = self._body_bytes
+            meter.in_chunk = True
+
+    def on_chunk_complete(self) -> None:
+        meter = self._meta
+        if meter is not None:  # the shortest framing of a chunk: size CRLF data CRLF (last: 0 CRLF CRLF)
+            size = self._body_bytes - meter.chunk_start
+            meter.in_chunk = False
+            meter.allowed += len(b"%x" % size) + 4
 
     def on_message_complete(self) -> None:
         self._in_message = False
+        if self._meta is not None:
+            self._meta.done = True
         if self._deferred_end:
             return
         self._events.append(EndBody(self._stream_id))
@@ -445,6 +581,14 @@ class HTTP1Server:
 
     # ---------------------------------------------------------------- rejection
 
+    def reject_body(self, status: int, detail: str) -> list[Event]:
+        """Give up on the request whose body is being read (a client too slow to send it): its
+        response becomes ``status`` unless one has started; input stops. Returns the events."""
+        events = self._events = []
+        if not self.input_closed:
+            self._reject(status, detail)
+        return events
+
     def _reject(self, status: int, detail: str) -> None:
         self.input_closed = True
         self.keep_alive = False
@@ -465,6 +609,8 @@ class HTTP1Server:
 
     def _error_response(self, status: int) -> bytes:
         body = HTTPStatus(status).phrase.encode("ascii") + b"\n"
+        if status in _NAMED_LIMIT:  # say which limit, so that whoever needs more knows what to raise
+            body = b"%s: over the server's %s\n" % (body[:-1], _NAMED_LIMIT[status].encode())
         return b"".join(
             (
                 STATUS_LINES[status],
@@ -557,15 +703,35 @@ class HTTP1Server:
         data = event.data
         if data and not exchange.no_body:
             if exchange.chunked:
-                self._output.append(b"%x\r\n" % len(data))
-                self._output.append(data)
-                self._output.append(b"\r\n")
+                size = len(data)
+                if size <= _JOIN_CHUNK:  # one small piece, not three: cheaper to write
+                    self._output.append(b"%x\r\n%b\r\n" % (size, data))
+                else:
+                    self._output.append(b"%x\r\n" % size)
+                    self._output.append(data)
+                    self._output.append(b"\r\n")
             else:
                 self._output.append(data)
         if event.end:
             if exchange.chunked:
                 self._output.append(b"0\r\n\r\n")
             self._finish(exchange)
+
+    def external_body(self, stream_id: int, size: int) -> bytes | None:
+        """Frame ``size`` body bytes that the caller writes itself, after the pending output
+        (``sendfile``): queue what precedes them and return what must follow them; None when the
+        response has no body (HEAD, 204, 304) and the bytes must not be written."""
+        if not self._outgoing or self._outgoing[0].stream_id != stream_id:
+            raise LocalProtocolError(f"no response expected for stream {stream_id}")
+        exchange = self._outgoing[0]
+        if not exchange.started:
+            raise LocalProtocolError("body before response start")
+        if exchange.no_body:
+            return None
+        if exchange.chunked and size:
+            self._output.append(b"%x\r\n" % size)
+            return b"\r\n"
+        return b""
 
     def _send_trailers(self, exchange: _Exchange, event: Trailers) -> None:
         """End a response with trailer fields; only chunked framing can carry them (else dropped)."""

@@ -1055,6 +1055,15 @@ class H2Server:
         self._output.append(_frame(GOAWAY, 0, 0, payload))
 
     @property
+    def header_block_open(self) -> bool:
+        """A header block has begun and is not complete: CONTINUATION frames are awaited, or a
+        HEADERS or CONTINUATION frame is partly read. (Nothing else may come in between.)"""
+        if self._block is not None:
+            return True
+        buffered = self._buffer
+        return self._state == 2 and len(buffered) >= 4 and buffered[3] in (HEADERS, CONTINUATION)
+
+    @property
     def open_streams(self) -> int:
         """Open client-initiated streams (either direction)."""
         return self._inbound

@@ -44,7 +44,9 @@ def serving_state(
     if config.websocket.ws != "none":
         switches[b"websocket"] = upgrade_to_websocket
         switches[b"h2-websocket"] = open_stream
-    if config.http2.http2 and not config.tls.ssl_certfile:  # h2c is for cleartext only
+    if config.http2.http2 and config.http2.h2c_upgrade and not config.tls.ssl_certfile:
+        # Cleartext only, and off unless asked: RFC 9113 §3.1 deprecates it, and through a proxy
+        # that forwards Upgrade (as for websockets) it tunnels HTTP/2 past the proxy's rules.
         switches[b"h2c"] = upgrade_h2c
     return ServerState(config, app, loop, default_headers, lifespan_state, switches=switches)
 

@@ -37,6 +37,7 @@ from typing import Any
 from squall.asgi.types import ClientDisconnected
 from squall.asgi.websocket import WebSocketSession
 from squall.events import Data, Headers, Request, Response
+from squall.logs import log_access
 from squall.protocol.http2 import CANCEL
 from squall.protocol.websocket import (
     CloseReceived,
@@ -50,7 +51,6 @@ from squall.server.http2 import H2Connection, H2Stream
 from squall.server.websocket import CLOSE_TIMEOUT, TEXT_PLAIN, websocket_scope
 
 logger = logging.getLogger("squall.error")
-access_logger = logging.getLogger("squall.access")
 
 
 class H2WebSocket(H2Stream):
@@ -354,7 +354,7 @@ class H2WebSocket(H2Stream):
 
     def _log(self, status: int) -> None:
         if self.conn.access_log:
-            access_logger.info('%s - "WebSocket %s" %d', self.conn.client_text(), self.path, status)
+            log_access(self.conn.client_text(), "WebSocket", self.path, "2", status, 0, 0.0)
 
 
 def open_stream(conn: H2Connection, request: Request) -> H2WebSocket:

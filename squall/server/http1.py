@@ -19,22 +19,36 @@ Timers (one slot, ``_timer_kind``): ``idle`` while nothing is owed to the client
 ``header`` from a request's first byte to the end of its head (never extended by more bytes),
 ``body`` while we wait on the client for request body (reset by each chunk), plus ``write``
 while the client does not read our output.
+
+Minimum data rates (Kestrel's): no timer of their own. A request body is timed while its app
+waits in ``receive()`` (``body_wanted`` starts the interval, each chunk ends it); a response while
+the transport is paused for writing (the client does not keep up). The connection then joins
+``ServerState.rate_watch`` and the worker's once-a-second sweep calls ``check_rates``: a body below
+``--min-request-body-rate`` after ``--min-rate-grace`` timed seconds gets 408 (or, once a response
+has started, the connection closes); a client taking our output below ``--min-response-rate`` is
+cut off. The app sees ``http.disconnect``. The stall timers stay: they also act while the app is not
+waiting, and when the rates are off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 from collections import deque
 from typing import Any, Protocol
 
-from squall.asgi.http import HTTPCycle, build_scope
-from squall.asgi.types import ClientDisconnected
+from squall.asgi.http import HTTPCycle, build_scope, read_file_into
+from squall.asgi.types import ASGIMessageError, ClientDisconnected
 from squall.events import Body, EndBody, Event, Rejected, Request
 from squall.protocol.http1 import HTTP1Server
 from squall.server.state import (
     DrainWaiters,
+    RateMeter,
     ServerState,
+    TransportMeter,
+    cut_off,
     describe_client,
     scope_template,
     service_unavailable,
@@ -47,6 +61,9 @@ _BODY_HIGH_WATER = 256 * 1024
 _MAX_PIPELINE = 32
 _PAUSE_BODY, _PAUSE_PIPELINE = 1, 2
 _LINGER_SECONDS = 2.0
+_SENDFILE_MAX = 1 << 30  # bytes per sendfile(2) call
+_SENDFILE_NUDGE = 16 * 1024  # written through the transport when the socket is full (see send_file)
+_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
 
 
 class Exchange(Protocol):
@@ -99,11 +116,15 @@ class HTTP1Connection(asyncio.Protocol):
         self._timer_at = 0.0
         self._deadline = 0.0
         self._write_timer: asyncio.TimerHandle | None = None
+        self._flush_pending = False
         self._template: dict[str, Any] = {}
         # ``_intercept``: data_received discards the input (lingering close). One flag, so the
         # per-read cost is a single check.
         self._intercept = False
         self._linger_timer: asyncio.TimerHandle | None = None
+        self._timed: Exchange | None = None  # the request whose body rate is timed
+        self._body_meter: RateMeter | None = None
+        self._write_meter: TransportMeter | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -153,6 +174,7 @@ class HTTP1Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.server.connections.discard(self)
+        self._write_meter = self._body_meter = self._timed = None
         self._cancel_timer()
         if self._linger_timer is not None:
             self._linger_timer.cancel()
@@ -170,12 +192,20 @@ class HTTP1Connection(asyncio.Protocol):
         timeout = self._http.timeout_request_body
         if timeout is not None and self._write_timer is None:
             self._write_timer = self.loop.call_later(timeout, self._on_write_stalled)
+        if self.server.min_response_rate is not None and self.transport is not None:
+            now = self.loop.time()
+            if self._write_meter is None:
+                self._write_meter = TransportMeter(self.transport, now)
+            self._write_meter.look(now, True)
+            self.server.rate_watch.add(self)
 
     def resume_writing(self) -> None:
         self.write_paused = False
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
+        if self._write_meter is not None:
+            self._write_meter.look(self.loop.time(), False)
         self._drain.wake(None)
 
     # ------------------------------------------------------------------ events
@@ -198,9 +228,9 @@ class HTTP1Connection(asyncio.Protocol):
             expect_continue=event.expect_continue,
             access_log=self._access_log,
         )
+        server.admit()  # may reach --limit-max-requests, which starts the drain
         if server.shutting_down:  # draining: serve it, say Connection: close, then close
             self.proto.close_after_response()
-        server.active_requests += 1
         self.cycles[event.stream_id] = cycle
         self.receiving = cycle
         if self.active is None:
@@ -216,6 +246,9 @@ class HTTP1Connection(asyncio.Protocol):
         if cycle is None:
             return  # the app already finished: the rest of its body is dropped
         cycle.on_body(event.data)
+        if cycle is self._timed and self._body_meter is not None:
+            self._body_meter.moved += len(event.data)
+            self._body_meter.tick(self.loop.time(), False)
         if cycle.buffered > _BODY_HIGH_WATER:
             self._pause(_PAUSE_BODY)
 
@@ -246,10 +279,23 @@ class HTTP1Connection(asyncio.Protocol):
         """Write whatever the protocol has framed."""
         output = self.proto.take_output()
         if output and self.transport is not None and not self._closed:
+            if self.write_paused and self._write_meter is not None:
+                self._write_meter.written += sum(map(len, output))
             if len(output) == 1:
                 self.transport.write(output[0])
             else:
                 self.transport.writelines(output)
+
+    def flush_soon(self) -> None:
+        """Write what the protocol has framed once the ready callbacks have run: the body chunks
+        an app sends within one pass of the event loop leave in one write."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_pending = False
+        self.flush()
 
     async def drain(self) -> None:
         """Wait until the client has read enough of our output."""
@@ -257,6 +303,125 @@ class HTTP1Connection(asyncio.Protocol):
             raise ClientDisconnected("client disconnected")
         if self.write_paused:
             await self._drain.wait(self.loop)
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
+        """``count`` bytes of ``fd`` from ``offset`` as body of ``stream_id``'s response: with
+        ``sendfile(2)`` on a plain socket, by reading the file on TLS."""
+        transport = self.transport
+        sock = None if transport is None else transport.get_extra_info("socket")
+        if sock is None or transport is None or transport.get_extra_info("sslcontext") is not None:
+            await read_file_into(self, stream_id, fd, offset, count)
+            return
+        after = self.proto.external_body(stream_id, count)
+        self.flush()
+        if after is None:
+            return
+        # The bytes must follow what the transport holds: sendfile only while its buffer is empty.
+        # With a high-water mark of 0 the transport pauses us whenever it holds anything and
+        # resumes us once it is empty, so "not paused" means "empty". When the socket is full, a
+        # little of the file goes through the transport instead, which then waits for the socket.
+        low, high = transport.get_write_buffer_limits()
+        transport.set_write_buffer_limits(high=0, low=0)
+        try:
+            await self._sendfile(transport, sock.fileno(), fd, offset, count)
+        finally:
+            if not self._closed:
+                transport.set_write_buffer_limits(high=high, low=low)
+        if after and not self._closed:
+            transport.write(after)
+
+    async def _sendfile(
+        self, transport: asyncio.Transport, sock: int, fd: int, offset: int, count: int
+    ) -> None:
+        while count:
+            if self.write_paused:
+                await self.drain()
+            if self._closed:
+                raise ClientDisconnected("client disconnected")
+            try:
+                sent = os.sendfile(sock, fd, offset, min(count, _SENDFILE_MAX))
+            except BlockingIOError:
+                sent = -1
+            except OSError as exc:
+                if exc.errno in _GONE:
+                    raise ClientDisconnected("client disconnected") from None
+                raise
+            if sent == 0:
+                raise ASGIMessageError(f"the file ended {count} bytes before the end of the body")
+            if sent < 0:  # the socket is full
+                nudge = os.pread(fd, min(count, _SENDFILE_NUDGE), offset)
+                if not nudge:
+                    raise ASGIMessageError(f"the file ended {count} bytes before the end of the body")
+                transport.write(nudge)
+                sent = len(nudge)
+            offset += sent
+            count -= sent
+
+    def body_wanted(self, cycle: HTTPCycle) -> None:
+        """The app waits for request body: time the client's rate from now (``check_rates``)."""
+        if self.server.min_request_body_rate is None or cycle is not self.receiving:
+            return
+        now = self.loop.time()
+        if self._timed is not cycle or self._body_meter is None:
+            self._timed = cycle
+            self._body_meter = RateMeter(now)
+            self.server.rate_watch.add(self)
+        self._body_meter.tick(now, True)
+
+    def check_rates(self, now: float) -> bool:
+        """The once-a-second check of the minimum data rates; False once nothing is timed."""
+        server = self.server
+        watching = False
+        meter = self._body_meter
+        if meter is not None and self._closed:
+            self._timed = self._body_meter = meter = None
+        if meter is not None:
+            timed = self._timed
+            if timed is not self.receiving or timed is None or timed.body_done:
+                self._timed = self._body_meter = None
+            else:
+                meter.tick(now, meter.timing)
+                rate = server.min_request_body_rate
+                if rate is not None and meter.too_slow(rate, server.min_rate_grace):
+                    self._body_too_slow(meter)
+                    return False
+                watching = True
+        writes = self._write_meter
+        if writes is not None:
+            writes.look(now, self.write_paused)
+            rate = server.min_response_rate
+            if rate is not None and writes.too_slow(rate, server.min_rate_grace):
+                logger.info(
+                    "closing connection from %s: it took %d response bytes in %.1f s, under "
+                    "--min-response-rate",
+                    self._client_text(),
+                    writes.moved,
+                    writes.elapsed,
+                )
+                self._cut_off()
+                return False
+            if self.write_paused:
+                watching = True  # (also after close: the transport still holds output for it)
+            elif not self.proto.response_pending:
+                self._write_meter = None  # the next response is timed afresh
+        return watching
+
+    def _body_too_slow(self, meter: RateMeter) -> None:
+        """408 (or, once the response has started, close): the app sees ``http.disconnect``."""
+        logger.info(
+            "request body from %s: %d bytes in %.1f s, under --min-request-body-rate",
+            self._client_text(),
+            meter.moved,
+            meter.elapsed,
+        )
+        receiving = self.receiving
+        self._timed = self._body_meter = None
+        for event in self.proto.reject_body(408, "request body too slow (under --min-request-body-rate)"):
+            if type(event) is Rejected:
+                self._on_rejected(event)
+        self.receiving = receiving  # the client is still sending: close lingering
+        self.flush()
+        self._close()
 
     def body_consumed(self, cycle: HTTPCycle) -> None:
         """The app read its buffered body: reading may resume."""
@@ -319,6 +484,7 @@ class HTTP1Connection(asyncio.Protocol):
             self._write_timer = None
         self._drain.wake(None)
         self.server.connections.discard(self)
+        self._write_meter = self._body_meter = self._timed = None
         return self.proto.trailing_data
 
     # ------------------------------------------------------------------ shutdown, pausing, timers
@@ -421,9 +587,16 @@ class HTTP1Connection(asyncio.Protocol):
     def _on_write_stalled(self) -> None:
         self._write_timer = None
         logger.info("closing connection from %s: client stopped reading", self._client_text())
+        self._cut_off()
+
+    def _cut_off(self) -> None:
+        """Abort the connection: the client does not take what we send."""
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         if self.transport is not None:
             self._closed = True
-            self.transport.abort()
+            cut_off(self.transport)
 
 
 __all__ = ["HTTP1Connection"]

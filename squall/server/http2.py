@@ -27,6 +27,15 @@ Timers (one handle, ``_timer``, re-armed lazily): close an idle connection (no s
 window for ``--h2-timeout-stalled``; reset a stream whose request body made no progress for
 ``--timeout-request-body`` while the client could send it (``_body_timer``).
 
+Minimum data rates, per stream (see ``server/http1.py``): a request body is timed while its app
+waits in ``receive()``, a response while the stream has bytes queued that the client's window does
+not admit (tiny WINDOW_UPDATEs); the connection's writes while the transport is paused. The
+worker's once-a-second sweep calls ``check_rates``: a slow body gets 408 and RST_STREAM(NO_ERROR)
+(or, once the response has started, RST_STREAM CANCEL), a slow reader RST_STREAM CANCEL, a
+connection whose client does not read is cut off. A header block not complete within
+``--timeout-request-header`` of its first frame ends the connection (GOAWAY), whatever the other
+streams do: no frame may come between a HEADERS and its CONTINUATIONs, so the connection is stuck.
+
 Limits. At most ``--h2-max-concurrent-streams`` running cycles (also counting apps still running
 after their stream was reset: REFUSED_STREAM beyond, metered like resets); after
 ``--h2-max-requests`` streams a graceful GOAWAY. Shutdown sends GOAWAY and lets open streams finish.
@@ -39,7 +48,7 @@ import logging
 from typing import Any, Protocol, cast
 from urllib.parse import quote
 
-from squall.asgi.http import HTTPCycle, build_scope
+from squall.asgi.http import HTTPCycle, build_scope, read_file_into
 from squall.asgi.types import ClientDisconnected
 from squall.events import (
     Body,
@@ -53,10 +62,13 @@ from squall.events import (
     Response,
     StreamReset,
 )
-from squall.protocol.http2 import CANCEL, INTERNAL_ERROR, NO_ERROR, H2Server
+from squall.protocol.http2 import CANCEL, ENHANCE_YOUR_CALM, INTERNAL_ERROR, NO_ERROR, H2Server
 from squall.server.http1 import HTTP1Connection
 from squall.server.state import (
+    RateMeter,
     ServerState,
+    TransportMeter,
+    cut_off,
     describe_client,
     payload_too_large,
     service_unavailable,
@@ -113,12 +125,21 @@ class H2Stream:
         self.conn.proto.send(event)
 
     def flush(self) -> None:
+        self.conn.flush()
+        self._check_window()
+
+    def flush_soon(self) -> None:
+        self.conn.flush_soon()
+        self._check_window()
+
+    def _check_window(self) -> None:
+        """Pause the app while the client's windows hold some of this stream's data back."""
         conn = self.conn
-        conn.flush()
         if not self.write_paused and conn.proto.pending(self.stream_id):
             self.write_paused = True
             conn.paused_streams.add(self)
             conn.arm_stall_timer()
+            conn.watch_rates()
 
     async def drain(self) -> None:
         while self.write_paused:
@@ -128,6 +149,9 @@ class H2Stream:
             await waiter
         if self.gone:
             raise ClientDisconnected("stream reset")
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
+        await read_file_into(self, stream_id, fd, offset, count)
 
     def wake(self, exc: Exception | None = None) -> None:
         waiter = self._waiter
@@ -154,6 +178,9 @@ class H2Stream:
             if stream is not None and stream.cycle is not None:
                 stream.cycle.on_body_end()
             conn.flush()
+
+    def body_wanted(self, cycle: HTTPCycle) -> None:
+        self.conn.body_wanted(self)
 
     def body_consumed(self, cycle: HTTPCycle) -> None:
         if self.unacked:
@@ -227,6 +254,10 @@ class H2Connection(asyncio.Protocol):
         self._body_seen: dict[int, int] = {}
         self._body_timer: asyncio.TimerHandle | None = None
         self._flush_pending = False
+        self._body_meters: dict[int, RateMeter] = {}  # streams whose request body rate is timed
+        self._window_meters: dict[int, tuple[RateMeter, int]] = {}  # ... response rate, last pending
+        self._write_meter: TransportMeter | None = None
+        self._header_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -291,6 +322,12 @@ class H2Connection(asyncio.Protocol):
             self._wake_streams()
         if self._peer_leaving and not self.streams:
             self._close()
+        if self.proto.header_block_open:
+            if self._header_timer is None:
+                self._arm_header_timer()
+        elif self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
 
     def _feed_upgrade_body(self, data: bytes) -> bytes:
         assert self._upgrade_body is not None
@@ -321,9 +358,12 @@ class H2Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.server.connections.discard(cast(Any, self))
-        for handle in (self._timer, self._stall_timer, self._body_timer):
+        for handle in (self._timer, self._stall_timer, self._body_timer, self._header_timer):
             if handle is not None:
                 handle.cancel()
+        self._body_meters.clear()
+        self._window_meters.clear()
+        self._write_meter = None
         gone = ClientDisconnected("client disconnected")
         for stream in list(self.streams.values()):
             stream.disconnect(gone)
@@ -336,10 +376,18 @@ class H2Connection(asyncio.Protocol):
                 self.paused_streams.add(stream)
         if self.transport is not None:
             self.transport.pause_reading()  # nothing more is read until the client reads
+            if self.server.min_response_rate is not None:
+                now = self.loop.time()
+                if self._write_meter is None:
+                    self._write_meter = TransportMeter(self.transport, now)
+                self._write_meter.look(now, True)
+                self.server.rate_watch.add(self)
         self.arm_stall_timer()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self._write_meter is not None:
+            self._write_meter.look(self.loop.time(), False)
         if self.transport is not None and not self._closed and not self._upgrade_paused:
             self.transport.resume_reading()
         self._wake_streams()
@@ -377,7 +425,7 @@ class H2Connection(asyncio.Protocol):
         cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
         stream.cycle = cycle
         self.streams[sid] = stream
-        server.active_requests += 1
+        server.admit()  # may reach --limit-max-requests: GOAWAY below
         self.requests += 1
         max_requests = self._h2.h2_max_requests
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
@@ -423,7 +471,18 @@ class H2Connection(asyncio.Protocol):
             return
         stream.unacked += len(event.data)
         stream.received += len(event.data)
+        if self._body_meters:
+            meter = self._body_meters.get(event.stream_id)
+            if meter is not None:
+                meter.moved += len(event.data)
+                meter.tick(self.loop.time(), False)
         if self._max_body is not None and stream.received > self._max_body:
+            logger.info(
+                "resetting HTTP/2 stream %d from %s: request body over --limit-request-body (%d bytes)",
+                event.stream_id,
+                self.client_text(),
+                self._max_body,
+            )
             self.proto.reset(event.stream_id)  # CANCEL: the body went past --limit-request-body
             stream.disconnect(ClientDisconnected("request body too large"))
             return
@@ -458,6 +517,8 @@ class H2Connection(asyncio.Protocol):
         """Write whatever the protocol has framed."""
         data = self.proto.data_to_send()
         if data and self.transport is not None and not self._closed:
+            if self.write_paused and self._write_meter is not None:
+                self._write_meter.written += len(data)
             self.transport.write(data)
 
     def flush_soon(self) -> None:
@@ -578,6 +639,137 @@ class H2Connection(asyncio.Protocol):
         self.flush()
         if proto.blocked_streams or self.write_paused:
             self.arm_stall_timer()
+
+    # ------------------------------------------------------------------ minimum data rates
+
+    def body_wanted(self, stream: H2Stream) -> None:
+        """A stream's app waits for request body: time the client's rate from now."""
+        if self.server.min_request_body_rate is None or not stream.ack or self._closed:
+            return  # (an h2c upgrade body is HTTP/1.1 bytes: not timed here)
+        now = self.loop.time()
+        meter = self._body_meters.get(stream.stream_id)
+        if meter is None:
+            meter = self._body_meters[stream.stream_id] = RateMeter(now)
+            self.server.rate_watch.add(self)
+        meter.tick(now, True)
+
+    def watch_rates(self) -> None:
+        """A stream's response waits for window: the sweep times it."""
+        if self.server.min_response_rate is not None and not self._closed:
+            self.server.rate_watch.add(self)
+
+    def check_rates(self, now: float) -> bool:
+        """The once-a-second check of the minimum data rates; False once nothing is timed."""
+        if self._closed:
+            return False
+        server = self.server
+        grace = server.min_rate_grace
+        watching = False
+        body_rate = server.min_request_body_rate
+        for sid, meter in list(self._body_meters.items()):
+            stream = self.streams.get(sid)
+            cycle = stream.cycle if stream is not None else None
+            if stream is None or stream.gone or not isinstance(cycle, HTTPCycle) or cycle.body_done:
+                del self._body_meters[sid]
+                continue
+            meter.tick(now, meter.timing and self.proto.receiving(sid))
+            if body_rate is not None and meter.too_slow(body_rate, grace):
+                del self._body_meters[sid]
+                self._body_too_slow(stream, cycle, meter)
+            else:
+                watching = True
+        watching = self._check_windows(now) or watching
+        writes = self._write_meter
+        if writes is not None:
+            writes.look(now, self.write_paused)
+            rate = server.min_response_rate
+            if rate is not None and writes.too_slow(rate, grace):
+                logger.info(
+                    "closing HTTP/2 connection from %s: %d bytes taken in %.1f s, under --min-response-rate",
+                    self.client_text(),
+                    writes.moved,
+                    writes.elapsed,
+                )
+                self._closed = True
+                if self.transport is not None:
+                    cut_off(self.transport)
+                return False
+            if self.write_paused:
+                watching = True
+            else:
+                self._write_meter = None
+        self.flush()
+        return watching
+
+    def _check_windows(self, now: float) -> bool:
+        """The response rate of streams whose output waits for the client's window."""
+        rate = self.server.min_response_rate
+        meters = self._window_meters
+        pending = self.proto.pending
+        blocked = {s.stream_id: s for s in self.paused_streams if not s.gone and pending(s.stream_id)}
+        for sid in list(meters):
+            if sid not in blocked:
+                del meters[sid]
+        for sid, stream in blocked.items():
+            size = pending(sid)
+            entry = meters.get(sid)
+            if entry is None:
+                meter = RateMeter(now)
+                meter.tick(now, not self.write_paused)
+            else:
+                meter, last = entry
+                meter.moved += max(0, last - size)
+                meter.tick(now, not self.write_paused)
+            meters[sid] = (meter, size)
+            if rate is not None and meter.too_slow(rate, self.server.min_rate_grace):
+                del meters[sid]
+                logger.info(
+                    "resetting HTTP/2 stream %d from %s: %d bytes taken in %.1f s, under --min-response-rate",
+                    sid,
+                    self.client_text(),
+                    meter.moved,
+                    meter.elapsed,
+                )
+                self.proto.reset(sid, CANCEL)
+                stream.disconnect(ClientDisconnected("response slower than --min-response-rate"))
+        return bool(meters)
+
+    def _body_too_slow(self, stream: H2Stream, cycle: HTTPCycle, meter: RateMeter) -> None:
+        """408 and RST_STREAM(NO_ERROR), or RST_STREAM CANCEL once the response has started."""
+        sid = stream.stream_id
+        logger.info(
+            "request body on HTTP/2 stream %d from %s: %d bytes in %.1f s, under --min-request-body-rate",
+            sid,
+            self.client_text(),
+            meter.moved,
+            meter.elapsed,
+        )
+        code = CANCEL
+        if not cycle.response_started:
+            body = b"Request Timeout: the body came slower than the server's --min-request-body-rate\n"
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+            ]
+            self.proto.send(Response(sid, 408, headers))
+            self.proto.send(Data(sid, body, True))
+            code = NO_ERROR  # a complete response: the client may stop sending (RFC 9113 §8.1)
+        self.proto.reset(sid, code)
+        stream.disconnect(ClientDisconnected("request body slower than --min-request-body-rate"))
+
+    def _arm_header_timer(self) -> None:
+        timeout = self.server.config.http.timeout_request_header
+        if timeout is not None and not self._closed:
+            self._header_timer = self.loop.call_later(timeout, self._on_header_timer)
+
+    def _on_header_timer(self) -> None:
+        self._header_timer = None
+        if self._closed or not self.proto.header_block_open:
+            return
+        logger.info("closing HTTP/2 connection from %s: header block timeout", self.client_text())
+        self.proto.close(ENHANCE_YOUR_CALM, b"request header timeout")
+        self.flush()
+        self._close()
 
     def _waits_for_body(self, stream: H2Stream) -> bool:
         """The app has read all the request body it was given and the client may send more, but

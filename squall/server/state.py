@@ -10,6 +10,11 @@ in where every kind is known; so no connection module imports a kind it hands a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import socket
+import struct
+import termios
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Any, Protocol
@@ -28,6 +33,78 @@ class Connection(Protocol):
     @property
     def idle(self) -> bool: ...
     def shutdown(self) -> None: ...
+
+
+class RateWatched(Protocol):
+    """A connection with a transfer to time (``ServerState.sweep``)."""
+
+    def check_rates(self, now: float) -> bool:
+        """Check the minimum data rates; False once nothing is left to time."""
+        ...
+
+
+class RateMeter:
+    """Kestrel's minimum data rate: the bytes a transfer moved, over the seconds during which
+    they were being waited for, judged once more than the grace period has been timed.
+
+    ``tick(now, timing)`` closes the interval since the last tick (timed if the previous tick
+    said so) and says whether the next one is timed; ``too_slow`` is the once-a-second check.
+    """
+
+    __slots__ = ("moved", "elapsed", "last", "timing")
+
+    def __init__(self, now: float) -> None:
+        self.moved = 0
+        self.elapsed = 0.0
+        self.last = now
+        self.timing = False
+
+    def tick(self, now: float, timing: bool) -> None:
+        if self.timing:
+            self.elapsed += now - self.last
+        self.last = now
+        self.timing = timing
+
+    def too_slow(self, rate: float, grace: float) -> bool:
+        """More than ``grace`` seconds timed, and fewer than ``rate`` bytes a second on average."""
+        return self.elapsed > grace and self.moved < rate * self.elapsed
+
+
+class TransportMeter(RateMeter):
+    """The rate at which the client takes what we write: timed while the transport is paused
+    for writing (the client is not keeping up). What the client took is what left the transport's
+    buffer and the kernel's send queue (``SIOCOUTQ``: sent and not yet acknowledged), so the
+    kernel's buffer, megabytes on a fast link, does not hide a slow reader."""
+
+    __slots__ = ("transport", "fd", "mark", "written")
+
+    def __init__(self, transport: asyncio.Transport, now: float) -> None:
+        super().__init__(now)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        self.fd = sock.fileno() if sock is not None else -1
+        self.mark = 0  # the bytes held for the client at the last look
+        self.written = 0  # bytes written since then
+
+    def held(self) -> int:
+        """Bytes written and not yet taken by the client: the transport's and the kernel's."""
+        try:
+            size = self.transport.get_write_buffer_size()
+        except NotImplementedError:  # a transport that does not say (no buffer of its own)
+            size = 0
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                size += struct.unpack("i", fcntl.ioctl(self.fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        return size
+
+    def look(self, now: float, paused: bool) -> None:
+        """Count what the client took since the last look; ``paused``: time the next interval."""
+        size = self.held()
+        if self.timing:
+            self.moved += max(0, self.mark + self.written - size)
+        self.mark = size
+        self.written = 0
+        self.tick(now, paused)
 
 
 #: A protocol switch: called with the connection that saw it and the event that asked for it
@@ -84,12 +161,50 @@ class ServerState:
         self.connections: set[Connection] = set()
         self.active_requests = 0
         self.total_requests = 0
+        # --limit-max-requests: the worker's own limit; ``on_limit`` runs when the request that
+        # reaches it is admitted (before its response starts, so that it says Connection: close).
+        self.admitted = 0
+        self.request_limit: int | None = None
+        self.on_limit: Callable[[], None] | None = None
         self.shutting_down = False
         self.tasks_done: asyncio.Event | None = None
+        http = config.http
+        self.min_request_body_rate = http.min_request_body_rate
+        self.min_response_rate = http.min_response_rate
+        self.min_rate_grace = http.min_rate_grace
+        #: Connections with a request body or a response to time; ``sweep`` checks them.
+        self.rate_watch: set[RateWatched] = set()
         self.switches: dict[bytes, Switch] = dict(switches or {})
         self.upgrades = frozenset(name for name in self.switches if name in (b"websocket", b"h2c"))
         # Cleartext HTTP/2 by prior knowledge: a new connection's first bytes are looked at.
         self.sniff_preface = config.http2.http2 and not config.tls.ssl_certfile
+
+    def admit(self) -> None:
+        """Count an HTTP request that starts; the one reaching ``request_limit`` calls ``on_limit``."""
+        self.active_requests += 1
+        self.admitted += 1
+        if self.admitted == self.request_limit and self.on_limit is not None:
+            self.on_limit()
+
+    def sweep(self) -> None:
+        """Once a second (the worker's clock tick): check the minimum data rates of the
+        connections that have something timed. Nothing else pays for them: no per-request timer."""
+        if not self.rate_watch:
+            return
+        now = self.loop.time()
+        for connection in list(self.rate_watch):
+            if not connection.check_rates(now):
+                self.rate_watch.discard(connection)
+
+
+def cut_off(transport: asyncio.Transport) -> None:
+    """Drop a connection whose client does not take our output: reset it (SO_LINGER 0) so that
+    the kernel does not go on sending what it holds for the client, then abort the transport."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def scope_template(server: ServerState, transport: asyncio.BaseTransport) -> dict[str, Any]:
@@ -145,7 +260,7 @@ def _status_app(status: int, text: bytes) -> Callable[[Any, Receive, Send], Awai
 #: Answers requests over ``--limit-concurrency``.
 service_unavailable = _status_app(503, b"Service Unavailable")
 #: Answers HTTP/2 requests whose declared body is over ``--limit-request-body``.
-payload_too_large = _status_app(413, b"Content Too Large")
+payload_too_large = _status_app(413, b"Content Too Large: over the server's --limit-request-body")
 
 
 class DrainWaiters:

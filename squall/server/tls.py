@@ -2,7 +2,8 @@
 
 ``create_context`` checks every file and the password up front and raises ``TLSConfigError`` with
 one line naming the flag at fault, so a bad key or certificate stops startup with a clear error
-(the CLI checks in the parent process before any worker starts). TLS 1.2 is the minimum; ALPN
+(the CLI checks in the parent process before any worker starts). TLS 1.2 is the minimum
+(``--ssl-version 5`` also makes it the maximum, as uvicorn's ``ssl.PROTOCOL_TLSv1_2``); ALPN
 offers ``h2`` (when HTTP/2 is on) and ``http/1.1``.
 
 ``tls_extension`` describes one TLS connection as the ASGI TLS extension asks: the server
@@ -18,6 +19,7 @@ from typing import Any
 
 from squall.config import TLSSettings
 
+TLS12_ONLY = 5  # ssl.PROTOCOL_TLSv1_2, deprecated by name
 TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304, "TLSv1.1": 0x0302, "TLSv1": 0x0301}
 _RDN_NAMES = {
     "commonName": "CN",
@@ -61,6 +63,8 @@ def create_context(settings: TLSSettings, http2: bool = True) -> ServerContext |
         _readable("--ssl-keyfile", keyfile)
     context = ServerContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.ssl_version == TLS12_ONLY:  # --ssl-version 5 (ssl.PROTOCOL_TLSv1_2), as uvicorn
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     _load_chain(context, certfile, keyfile, settings.ssl_keyfile_password)
     if settings.ssl_ciphers:

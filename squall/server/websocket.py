@@ -48,6 +48,7 @@ from squall.asgi.http import build_scope
 from squall.asgi.types import ClientDisconnected, Scope
 from squall.asgi.websocket import WebSocketSession
 from squall.events import Data, Headers, Request, Response
+from squall.logs import log_access
 from squall.protocol.http1 import STATUS_LINES, HTTP1Server
 from squall.protocol.websocket import (
     CloseReceived,
@@ -62,7 +63,6 @@ from squall.server.http1 import HTTP1Connection
 from squall.server.state import DrainWaiters, ServerState, address_of, describe_client
 
 logger = logging.getLogger("squall.error")
-access_logger = logging.getLogger("squall.access")
 
 CLOSE_TIMEOUT = 10.0
 _HANDSHAKE_BUFFER = 64 * 1024  # bytes kept before the accept; reading pauses beyond
@@ -483,4 +483,4 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _log(self, status: int) -> None:
         if self._access_log:
-            access_logger.info('%s - "WebSocket %s" %d', self.client_text(), self.path, status)
+            log_access(self.client_text(), "WebSocket", self.path, "1.1", status, 0, 0.0)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from squall.asgi.http import HTTPCycle, build_scope, validate_headers
+from squall.asgi.http import HTTPCycle, build_scope, read_file_into, validate_headers
 from squall.asgi.types import ASGIMessageError, ClientDisconnected
 from squall.events import Data, Event, Informational, Request, Response
 
@@ -19,6 +19,7 @@ class FakeChannel:
         self.write_paused = False
         self.sent: list[Event] = []
         self.flushes = 0
+        self.soon = 0
         self.aborted = False
         self.completed = False
         self.finished = asyncio.Event()
@@ -30,8 +31,17 @@ class FakeChannel:
     def flush(self) -> None:
         self.flushes += 1
 
+    def flush_soon(self) -> None:
+        self.soon += 1
+
     async def drain(self) -> None:
         return None
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
+        await read_file_into(self, stream_id, fd, offset, count)
+
+    def body_wanted(self, cycle: HTTPCycle) -> None:
+        pass
 
     def body_consumed(self, cycle: HTTPCycle) -> None:
         self.consumed += 1
@@ -413,4 +423,6 @@ async def test_an_app_that_changes_the_scope_still_gets_its_access_line(
     await asyncio.wait_for(channel.finished.wait(), 5)
     assert channel.completed
     assert [r.levelname for r in caplog.records] == ["INFO"], caplog.text
-    assert " 200 1 " in caplog.records[0].getMessage()
+    record = caplog.records[0]
+    assert record.getMessage().endswith(" 200")
+    assert (record.status, record.response_bytes) == (200, 1)

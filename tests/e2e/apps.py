@@ -265,6 +265,22 @@ async def slow_read(scope: Scope, receive: Receive, send: Send, params: Params) 
     await respond_json(send, {"length": total, "messages": messages})
 
 
+async def upload(scope: Scope, receive: Receive, send: Send, params: Params) -> None:
+    """Read the body; report how much came and whether ``http.disconnect`` ended it."""
+    key = params["id"]
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            report(key, {"disconnected": True, "received": total})
+            return
+        total += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    report(key, {"disconnected": False, "received": total})
+    await respond_json(send, {"received": total})
+
+
 async def no_read(scope: Scope, receive: Receive, send: Send, params: Params) -> None:
     await respond(send, b"answered without reading")
 
@@ -292,6 +308,7 @@ ROUTES: dict[str, Handler] = {
     "/big": big,
     "/slow-read": slow_read,
     "/no-read": no_read,
+    "/upload": upload,
 }
 
 

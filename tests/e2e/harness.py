@@ -1,7 +1,8 @@
 """Run squall as a real subprocess: ephemeral port, readiness from its stderr, captured logs.
 
-A reader thread pushes every stderr line into a queue; the test thread moves them into
-``Server.lines`` while it waits for a line matching a pattern (bounded by a timeout). No sleeps.
+Two reader threads push every stderr line (the error log) and stdout line (the access log) into
+one queue; the test thread moves them into ``Server.lines`` while it waits for a line matching a
+pattern (bounded by a timeout). No sleeps. ``stdout_lines``/``stderr_lines`` keep them apart.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_APP = "tests.e2e.apps:app"
-STARTUP = re.compile(r"INFO Squall \S+ running on (?P<url>\S+) \(press CTRL\+C to quit\)")
+STARTUP = re.compile(r"Squall \S+ running on (?P<url>\S+) \(press CTRL\+C to quit\)")
 ACCESS = re.compile(
     r' - "(?P<method>\S+) (?P<target>.*) HTTP/(?P<version>1\.[01])" (?P<status>\d{3}) (?P<bytes>\d+) '
 )
@@ -75,11 +77,14 @@ class Server:
         self.env = clean_env(env)
         self.pass_fds = tuple(pass_fds)
         self.lines: list[str] = []
+        self.stdout_lines: list[str] = []
+        self.stderr_lines: list[str] = []
         self.url = ""
         self.proc: subprocess.Popen[str] | None = None
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._eof = False
-        self._reader: threading.Thread | None = None
+        self._open_streams = 2
+        self._readers: list[threading.Thread] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -90,20 +95,23 @@ class Server:
             cwd=REPO_ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             errors="backslashreplace",
             pass_fds=self.pass_fds,
         )
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        for stream, kept in ((self.proc.stderr, self.stderr_lines), (self.proc.stdout, self.stdout_lines)):
+            reader = threading.Thread(target=self._read, args=(stream, kept), daemon=True)
+            reader.start()
+            self._readers.append(reader)
         self.url = self.wait_for_line(STARTUP, READY_TIMEOUT)["url"]
         return self
 
-    def _read_stderr(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        for line in self.proc.stderr:
+    def _read(self, stream: IO[str], kept: list[str]) -> None:
+        for line in stream:
+            kept.append(line.rstrip("\n"))
             self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
@@ -132,8 +140,8 @@ class Server:
         """Wait for the process to end; collect the rest of its stderr; return the exit code."""
         assert self.proc is not None
         code = self.proc.wait(timeout)
-        if self._reader is not None:
-            self._reader.join(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
         self._drain()
         return code
 
@@ -153,7 +161,8 @@ class Server:
 
     def _absorb(self, item: str | None) -> None:
         if item is None:
-            self._eof = True
+            self._open_streams -= 1
+            self._eof = self._open_streams == 0
         else:
             self.lines.append(item)
 

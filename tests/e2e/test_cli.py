@@ -67,9 +67,9 @@ def test_bad_environment_value_exits_2_naming_the_variable() -> None:
     ],
     ids=["missing-module", "missing-attribute", "malformed-spec"],
 )
-def test_unloadable_app_exits_1_with_one_line(app: str, named: str) -> None:
+def test_unloadable_app_exits_3_with_one_line(app: str, named: str) -> None:
     result = run_cli([app, "--port", "0"])
-    assert result.returncode == 1
+    assert result.returncode == 3  # uvicorn's startup-failure code since 0.50
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert named in lines[0]

@@ -61,7 +61,7 @@ def test_limits_can_be_turned_off(start_server: StartServer) -> None:
 def test_log_level_debug_shows_the_import_traceback() -> None:
     quiet = run_cli(["no_such_module_xyz:app"])
     loud = run_cli(["no_such_module_xyz:app", "--log-level", "debug"])
-    assert quiet.returncode == loud.returncode == 1
+    assert quiet.returncode == loud.returncode == 3
     assert "Traceback" not in quiet.stderr
     assert "Traceback" in loud.stderr and "no_such_module_xyz" in loud.stderr
 

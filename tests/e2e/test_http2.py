@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import socket
+from collections.abc import Iterator
 
 import h2.errors
 import h2.events
@@ -26,6 +27,16 @@ from .harness import Server
 __all__ = ["certs"]
 
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+@pytest.fixture(scope="module")
+def h2c_server() -> Iterator[Server]:
+    """A squall with the (deprecated, off by default) h2c upgrade turned on."""
+    running = Server(["--h2c-upgrade", "--limit-request-body", "off"]).start()
+    try:
+        yield running
+    finally:
+        running.kill()
 
 
 def test_httpx_h2_over_tls_many_concurrent_streams(start_server: StartServer, certs: Certs) -> None:
@@ -118,9 +129,25 @@ def _upgraded_client(server: Server, path: bytes, body: bytes) -> H2Client:
     return client
 
 
-def test_h2c_upgrade_with_body(server: Server) -> None:
+def test_h2c_upgrade_is_off_by_default(server: Server) -> None:
+    """RFC 9113 §3.1 deprecates Upgrade: h2c, and behind a proxy that forwards Upgrade it tunnels
+    HTTP/2 past the proxy's rules (h2c smuggling): by default the request is plain HTTP/1.1."""
+    import h2.connection
+
+    settings = h2.connection.H2Connection().initiate_upgrade_connection()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_upgrade_head(b"/echo", settings, 5) + b"hello")
+        data = b""
+        while not data.endswith(b"hello"):
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 ") and b"\r\nupgrade:" not in data.lower()
+
+
+def test_h2c_upgrade_with_body(h2c_server: Server) -> None:
     body = b"upgrade body"
-    client = _upgraded_client(server, b"/echo", body)
+    client = _upgraded_client(h2c_server, b"/echo", body)
     reply = client.wait(1)
     assert reply.status == 200 and reply.body == body
     sid = client.request("/scope")
@@ -128,11 +155,11 @@ def test_h2c_upgrade_with_body(server: Server) -> None:
     client.close()
 
 
-def test_h2c_upgrade_body_unread_by_the_app_is_not_buffered(server: Server) -> None:
+def test_h2c_upgrade_body_unread_by_the_app_is_not_buffered(h2c_server: Server) -> None:
     """The upgrade request's body is HTTP/1.1 bytes, outside HTTP/2 flow control: while the app does
-    not read it, squall stops reading (it buffered all of it, up to --limit-request-body, 1 GiB)."""
+    not read it, squall stops reading (it buffered all of it, up to --limit-request-body)."""
     size = 64 << 20
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", h2c_server.port), timeout=10) as sock:
         sock.sendall(_upgrade_head(b"/forever", b"AAMAAABkAAQAAP__", size))
         sock.settimeout(1.0)
         sent = 0
@@ -142,17 +169,17 @@ def test_h2c_upgrade_body_unread_by_the_app_is_not_buffered(server: Server) -> N
     assert sent < size // 2
 
 
-def test_h2c_upgrade_body_read_slowly_arrives_whole(server: Server) -> None:
+def test_h2c_upgrade_body_read_slowly_arrives_whole(h2c_server: Server) -> None:
     """Reading pauses while the app holds the upgrade body unread, and resumes as it reads."""
     body = bytes(range(256)) * (16 << 10)  # 4 MiB
-    client = _upgraded_client(server, b"/slow-read", body)
+    client = _upgraded_client(h2c_server, b"/slow-read", body)
     reply = client.wait(1)
     assert reply.status == 200 and json.loads(reply.body)["length"] == len(body)
     client.close()
 
 
-def test_h2c_upgrade_without_settings_is_refused(server: Server) -> None:
-    response = httpx.get(server.url + "/", headers={"Connection": "Upgrade", "Upgrade": "h2c"})
+def test_h2c_upgrade_without_settings_is_refused(h2c_server: Server) -> None:
+    response = httpx.get(h2c_server.url + "/", headers={"Connection": "Upgrade", "Upgrade": "h2c"})
     assert response.status_code == 400
 
 
@@ -340,9 +367,9 @@ def test_continuation_flood_gets_goaway(server: Server) -> None:
     assert _goaway_code(sock) is not None
 
 
-def test_bad_preface_settings_on_h2c_upgrade_rejected(server: Server) -> None:
+def test_bad_preface_settings_on_h2c_upgrade_rejected(h2c_server: Server) -> None:
     bad = base64.urlsafe_b64encode(b"\x00\x04\xff\xff\xff\xff").rstrip(b"=")  # window too large
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock = socket.create_connection(("127.0.0.1", h2c_server.port), timeout=10)
     sock.sendall(
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
         b"HTTP2-Settings: " + bad + b"\r\n\r\n"
@@ -356,10 +383,12 @@ def test_limit_request_body_over_http2(start_server: StartServer) -> None:
     server = start_server("--limit-request-body", "1000")
     client = H2Client(server.port)
     declared = client.request("/echo", method="POST", headers=[(b"content-length", b"5000")], end=False)
-    assert client.wait(declared).status == 413
+    answer = client.wait(declared)
+    assert answer.status == 413 and b"--limit-request-body" in answer.body  # what to raise
     streamed = client.request("/echo", method="POST", end=False)
     client.send_body(streamed, b"x" * 600, end=False)
     client.send_body(streamed, b"x" * 600, end=True)
     reply = client.wait(streamed)
     client.close()
     assert reply.reset == h2.errors.ErrorCodes.CANCEL
+    server.wait_for_line(r"stream \d+ from .*over --limit-request-body \(1000 bytes\)")

@@ -152,9 +152,9 @@ def test_wss_scheme(start_server: StartServer, certs: Certs) -> None:
         "reqs-no-ca",
     ],
 )
-def test_bad_tls_options_exit_1_with_one_line(certs: Certs, make_args, flag: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_tls_options_exit_3_with_one_line(certs: Certs, make_args, flag: str) -> None:  # type: ignore[no-untyped-def]
     result = run_cli(["tests.e2e.apps:app", "--port", "0", *make_args(certs)])
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 3, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert flag in lines[0]

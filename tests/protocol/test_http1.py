@@ -115,7 +115,7 @@ def test_absolute_form_target(target: bytes, path: bytes, query: bytes) -> None:
     [
         (b"http://a.example/p", b"a.example"),
         (b"http://a.example:8080?z=1", b"a.example:8080"),
-        (b"https://[::1]:8443/x#f", b"[::1]:8443"),
+        (b"https://[::1]:8443/x", b"[::1]:8443"),
     ],
 )
 def test_absolute_form_authority_replaces_the_host_field(target: bytes, host: bytes) -> None:
@@ -142,15 +142,38 @@ def test_an_unknown_method_is_501_only_where_it_can_be_read() -> None:
     assert isinstance(events[-1], Rejected) and (events[-1].status, events[-1].stream_id) == (400, 2)
 
 
-@pytest.mark.parametrize(
-    ("target", "path", "query"),
-    [(b"/p#frag", b"/p", b""), (b"/p?q=1#frag", b"/p", b"q=1"), (b"/p#frag?q=1", b"/p", b"")],
-)
-def test_a_fragment_is_not_part_of_path_or_query(target: bytes, path: bytes, query: bytes) -> None:
+@pytest.mark.parametrize("target", [b"/p#frag", b"/p?q=1#frag", b"/p#frag?q=1", b"http://h/p#f", b"/#"])
+def test_a_fragment_in_the_target_is_400(target: bytes) -> None:
+    """RFC 9112 §3.2: a request-target has no fragment; squall used to drop it silently."""
     proto = server()
-    (request, _) = proto.receive_data(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
-    assert isinstance(request, Request)
-    assert (request.raw_path, request.query_string) == (path, query)
+    events = proto.receive_data(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert events == [Rejected(1, 400, "a fragment (#) in the request target")]
+    assert proto.data_to_send().startswith(b"HTTP/1.1 400 ") and proto.input_closed
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"THIS IS NOT HTTP\r\n\r\n",
+        b"BREW / HTTX/1.1\r\nHost: h\r\n\r\n",
+        b"BREW  / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"BREW / HTTP/1.1 x\r\nHost: h\r\n\r\n",
+        b"BREW /",  # the line is not complete: squall cannot tell it is well-formed
+    ],
+)
+def test_a_malformed_request_line_is_400_not_501(raw: bytes) -> None:
+    """501 says "a request I understood, with a method I do not implement": only for a request
+    line that is well-formed (``METHOD SP target SP HTTP/d.d``)."""
+    assert server().receive_data(raw) == [Rejected(1, 400, "malformed request line")]
+
+
+@pytest.mark.parametrize("target", [b"example.com:443", b"/", b"*"])
+def test_connect_is_501_and_never_reaches_the_app(target: bytes) -> None:
+    """RFC 9110 §9.3.6: a 2xx to CONNECT means "tunnel established" to every proxy in between."""
+    proto = server(upgrades=frozenset((b"websocket", b"h2c", b"connect")))
+    events = proto.receive_data(b"CONNECT " + target + b" HTTP/1.1\r\nHost: example.com:443\r\n\r\nxyz")
+    assert events == [Rejected(1, 501, "CONNECT is not served (squall opens no tunnels)")]
+    assert proto.data_to_send().startswith(b"HTTP/1.1 501 ") and proto.input_closed
 
 
 def test_expect_continue_flag() -> None:
@@ -306,6 +329,28 @@ def test_limits() -> None:
         b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"v" * 2000 + b"\r\n\r\n"
     )
     assert isinstance(big[-1], Rejected) and big[-1].status == 431
+
+
+@pytest.mark.parametrize("read_size", [65536, 262144, 1000, 7])
+def test_pipelined_requests_are_not_counted_against_the_head_limit(read_size: int) -> None:
+    """5,001 tiny pipelined GETs written at once: every one is a request (squall once answered a
+    3,229th with 431, counting the bytes of the read before the head that began in it)."""
+    proto = server()
+    data = b"GET /p HTTP/1.1\r\nHost: h\r\nX-Filler: " + b"f" * 40 + b"\r\n\r\n"
+    data *= 5001
+    events = [
+        e for at in range(0, len(data), read_size) for e in proto.receive_data(data[at : at + read_size])
+    ]
+    assert sum(isinstance(e, Request) for e in events) == 5001
+    assert not any(isinstance(e, Rejected) for e in events)
+
+
+def test_a_head_beginning_mid_read_is_still_limited() -> None:
+    proto = server(max_head_size=1000)
+    events = proto.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\nX: ")
+    for _ in range(4):
+        events += proto.receive_data(b"v" * 500)
+    assert isinstance(events[-1], Rejected) and events[-1].status == 431
 
 
 def test_unterminated_header_line_is_bounded() -> None:
@@ -478,3 +523,67 @@ def test_body_over_the_limit_is_413() -> None:
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
     )
     assert isinstance(at_limit[-1], EndBody)
+
+
+# ---------------------------------------------------------------- chunk extensions (CVE-2024-22019)
+
+CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def feed(proto: HTTP1Server, data: bytes, read_size: int | None) -> list[object]:
+    if read_size is None:
+        return list(proto.receive_data(data))
+    return [e for at in range(0, len(data), read_size) for e in proto.receive_data(data[at : at + read_size])]
+
+
+@pytest.mark.parametrize("read_size", [None, 7, 1000, 65536])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"2;" + b"e" * (1 << 20) + b"\r\nab\r\n0\r\n\r\n",  # one 1 MiB extension
+        b"2;" + b"e" * 17000 + b"\r\nab\r\n0\r\n\r\n",  # just over the limit
+        b"".join(b"1;" + b"e" * 6000 + b"\r\na\r\n" for _ in range(3)) + b"0\r\n\r\n",  # added up
+        b"0" * 17000 + b"2\r\nab\r\n0\r\n\r\n",  # leading zeros
+        b"2\r\nab\r\n0;" + b"e" * 17000 + b"\r\n\r\n",  # on the last chunk
+    ],
+    ids=["1MiB", "17000", "3x6000", "zeros", "last-chunk"],
+)
+def test_chunk_extensions_over_the_limit_are_400(body: bytes, read_size: int | None) -> None:
+    proto = server()
+    events = feed(proto, CHUNKED_HEAD + body, read_size)
+    assert events[-1] == Rejected(1, 400, "chunk extensions too long")
+    assert not any(isinstance(e, EndBody) for e in events)  # the app never sees a complete body
+    assert proto.data_to_send().startswith(b"HTTP/1.1 400 ") and proto.input_closed
+
+
+@pytest.mark.parametrize("read_size", [None, 7, 1000])
+def test_chunk_framing_within_the_limit_is_served(read_size: int | None) -> None:
+    """Only the bytes beyond each chunk's shortest size line count: a long body in tiny chunks, a
+    few extensions, trailers and pipelined requests after it are all fine."""
+    tiny = b"".join(b"1\r\n%c\r\n" % (65 + i % 26) for i in range(20000))
+    body = b"3;name=value\r\nabc\r\n" + tiny + b"0\r\nX-Trailer: " + b"t" * 20000 + b"\r\n\r\n"
+    after = b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n" * 3000
+    proto = server()
+    events = feed(proto, CHUNKED_HEAD + body + after, read_size)
+    assert not any(isinstance(e, Rejected) for e in events)
+    assert sum(len(e.data) for e in events if isinstance(e, Body)) == 3 + 20000
+    assert sum(isinstance(e, Request) for e in events) == 3001
+
+
+def test_a_pipelined_chunked_request_is_metered_from_its_next_read() -> None:
+    """A chunked request that begins after another one in the same read: its start in that read
+    is unknown, the following reads are counted."""
+    proto = server()
+    events = proto.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n" + CHUNKED_HEAD + b"2;")
+    for _ in range(5):
+        events += proto.receive_data(b"e" * 4000)
+    assert events[-1] == Rejected(2, 400, "chunk extensions too long")
+
+
+def test_a_trailer_field_in_progress_is_bounded_by_the_head_limit() -> None:
+    """llhttp buffers a trailer field until its line ends: that too is counted."""
+    proto = server(max_head_size=4096)
+    events = proto.receive_data(CHUNKED_HEAD + b"2\r\nab\r\n0\r\nX-T: ")
+    for _ in range(60):
+        events += proto.receive_data(b"t" * 1000)
+    assert events[-1] == Rejected(1, 431, "request trailers too large (over --limit-request-head)")

@@ -1,0 +1,147 @@
+"""Streamed responses in process (no sockets): the body chunks an app sends within one pass of the
+event loop leave in one write, up to a bound, over HTTP/1.1 and HTTP/2."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httptools
+
+from bench import apps
+from bench.h1_profile import REQUEST, Transport, make_connections
+from bench.h2_profile import client_batches, make_connection
+
+
+class Recorder(Transport):
+    """The harness transport, keeping what is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.data += data
+
+    def writelines(self, data: list[bytes]) -> None:
+        super().writelines(data)
+        self.data += b"".join(data)
+
+
+def response_body(raw: bytes) -> bytes:
+    body = bytearray()
+
+    class Collect:
+        def on_body(self, chunk: bytes) -> None:
+            body.extend(chunk)
+
+    httptools.HttpResponseParser(Collect()).feed_data(raw)
+    return bytes(body)
+
+
+def serve_http1(app: Any) -> Recorder:
+    loop = asyncio.new_event_loop()
+    try:
+        ((conn, _),) = make_connections(loop, app, 1)
+        transport = Recorder()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+
+        async def serve() -> None:
+            conn.data_received(REQUEST)
+            while conn.server.total_requests < 1:
+                await asyncio.sleep(0)
+
+        loop.run_until_complete(serve())
+        return transport
+    finally:
+        loop.close()
+
+
+def test_http1_chunks_of_one_loop_pass_leave_in_one_write() -> None:
+    transport = serve_http1(apps.stream)
+    assert transport.writes == 1  # was one per body message: 100
+    assert response_body(bytes(transport.data)) == apps.STREAM_CHUNK * apps.STREAM_CHUNKS
+
+
+def test_http1_chunks_spread_over_loop_passes_are_each_written_in_their_pass() -> None:
+    seen: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"one", b"two"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            await asyncio.sleep(0)  # one pass: the deferred write runs
+            await asyncio.sleep(0)
+            seen.append(transport.writes)
+        await send({"type": "http.response.body", "body": b""})
+
+    transport = Recorder()
+    loop = asyncio.new_event_loop()
+    try:
+        ((conn, _),) = make_connections(loop, app, 1)
+        conn.connection_made(transport)  # type: ignore[arg-type]
+
+        async def serve() -> None:
+            conn.data_received(REQUEST)
+            while conn.server.total_requests < 1:
+                await asyncio.sleep(0)
+
+        loop.run_until_complete(serve())
+    finally:
+        loop.close()
+    assert seen == [1, 2]  # nothing waits for the end of the response
+    assert response_body(bytes(transport.data)) == b"onetwo"
+
+
+def test_http1_coalescing_is_bounded() -> None:
+    """Past 64 KiB of unwritten chunks the output is written at once (so the transport's
+    back-pressure applies to an app that never yields)."""
+    seen: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(3):
+            await send({"type": "http.response.body", "body": b"x" * 30000, "more_body": True})
+            seen.append(transport.writes)
+        await send({"type": "http.response.body", "body": b""})
+
+    transport = Recorder()
+    loop = asyncio.new_event_loop()
+    try:
+        ((conn, _),) = make_connections(loop, app, 1)
+        conn.connection_made(transport)  # type: ignore[arg-type]
+
+        async def serve() -> None:
+            conn.data_received(REQUEST)
+            while conn.server.total_requests < 1:
+                await asyncio.sleep(0)
+
+        loop.run_until_complete(serve())
+    finally:
+        loop.close()
+    assert seen == [0, 0, 1]
+    assert response_body(bytes(transport.data)) == b"x" * 90000
+
+
+def test_http2_streamed_responses_of_one_loop_pass_share_one_write() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        conn, transport = make_connection(loop, apps.stream)
+        first, second = client_batches(20, 10)
+
+        async def serve() -> None:
+            conn.start()
+            for batch in (first, second):
+                writes = transport.writes
+                conn.data_received(batch)
+                while conn.streams:
+                    await asyncio.sleep(0)
+                await asyncio.sleep(0)  # the deferred flush
+                assert transport.writes - writes <= 2  # was 100 a stream
+
+        loop.run_until_complete(serve())
+        assert conn.server.total_requests == 20
+        assert transport.written > 20 * apps.STREAM_CHUNKS * len(apps.STREAM_CHUNK)
+    finally:
+        loop.close()
