@@ -3,6 +3,7 @@
 import os
 import platform
 from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -48,3 +49,23 @@ def stale_compiled_modules() -> list[str]:
         if os.path.getmtime(source) > max(built, os.path.getmtime(path)):
             stale.append(name)
     return stale
+
+
+#: The Python API, imported on first use (``squall.process.embed``): ``import squall`` and the
+#: supervisor, which must never import asyncio, stay light.
+_API = ("run", "Config", "Server", "StartupFailed")
+
+if TYPE_CHECKING:
+    from squall.process.embed import Config as Config
+    from squall.process.embed import Server as Server
+    from squall.process.embed import StartupFailed as StartupFailed
+    from squall.process.embed import run as run
+
+
+def __getattr__(name: str) -> Any:
+    """``squall.run``, ``squall.Config``, ``squall.Server`` (see ``squall.process.embed``)."""
+    if name in _API:
+        from squall.process import embed
+
+        return getattr(embed, name)
+    raise AttributeError(f"module 'squall' has no attribute {name!r}")

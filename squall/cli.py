@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import logging
 import os
 import socket
@@ -167,7 +168,20 @@ def load_config(argv: list[str] | None = None) -> tuple[config.Config, argparse.
     values.update(cli_values)
     if values.get("uds") and values.get("fd") is not None:
         parser.error("argument --fd: cannot be combined with --uds")
-    return config.build(values), namespace
+    cfg = config.build(values)
+    if cfg.http3.http3:
+        _check_http3(parser, cfg)
+    return cfg, namespace
+
+
+def _check_http3(parser: argparse.ArgumentParser, cfg: config.Config) -> None:
+    """--http3 needs a certificate (QUIC is always encrypted) and aioquic; else one line naming them."""
+    if not cfg.tls.ssl_certfile:
+        parser.error("argument --http3: needs --ssl-certfile and --ssl-keyfile (QUIC always uses TLS)")
+    if cfg.socket.uds and cfg.http3.http3_port is None:
+        parser.error("argument --http3: with --uds, give the UDP port with --http3-port")
+    if importlib.util.find_spec("aioquic") is None:
+        parser.error("argument --http3: aioquic is not installed: pip install 'squall[http3]'")
 
 
 def bool_values(args: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ fields, so an option is declared in exactly one place.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -253,6 +254,42 @@ def loop(text: str) -> str:
     return text
 
 
+def trusted_proxies(text: str) -> str:
+    """``--forwarded-allow-ips``: comma-separated IPs, CIDR networks, ``*`` and ``unix:``; normalised."""
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    for entry in entries:
+        if entry != "*" and entry.lower() != "unix:":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is no IP address, CIDR network, '*' or 'unix:'") from None
+    return ",".join(entries)
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Proxy headers: believe X-Forwarded-* and Forwarded from trusted proxies only (uvicorn's flags)."""
+
+    proxy_headers: bool = opt(
+        True,
+        "Take the client address, scheme (and with --forwarded-host the host) from X-Forwarded-For/"
+        "-Proto/-Host or Forwarded, from trusted proxies only.",
+        kind="bool",
+    )
+    forwarded_allow_ips: str = opt(
+        "127.0.0.1,::1",
+        "Trusted proxies: comma-separated IPs, CIDR networks, '*' (any) or 'unix:' (Unix socket "
+        "peers); the default is $FORWARDED_ALLOW_IPS when set.",
+        parse=trusted_proxies,
+        metavar="IPS",
+    )
+    forwarded_host: bool = opt(
+        False,
+        "Also take the Host the app sees from X-Forwarded-Host / Forwarded host= (trusted proxies only).",
+        kind="bool",
+    )
+
+
 def workers(text: str) -> int:
     if text.strip().lower() == "auto":
         return os.cpu_count() or 1
@@ -378,6 +415,45 @@ class HTTP2Settings:
 
 
 @dataclass(frozen=True)
+class HTTP3Settings:
+    """HTTP/3 over QUIC (UDP, TLS 1.3 with the --ssl-* certificate), and its defences."""
+
+    http3: bool = opt(
+        False, "Serve HTTP/3 over QUIC on UDP (needs --ssl-certfile and squall[http3]).", kind="bool"
+    )
+    http3_port: int | None = opt(None, "UDP port for HTTP/3 (default: the TCP port's number).", parse=port)
+    http3_alt_svc: str = opt(
+        "auto",
+        'Alt-Svc sent on HTTP/1.1 and HTTP/2 responses: auto (h3=":PORT"; ma=86400), off, or a value.',
+        metavar="VALUE",
+    )
+    h3_max_concurrent_streams: int = opt(
+        100, "Most concurrent request streams per HTTP/3 connection (QUIC MAX_STREAMS).", parse=positive_int
+    )
+    h3_max_header_list_size: int = opt(
+        65536, "Largest request header section in bytes (QPACK bomb limit).", parse=positive_int
+    )
+    h3_stream_window: int = opt(
+        262144,
+        "Per-stream receive window in bytes, and unacknowledged response bytes before send() waits.",
+        parse=positive_int,
+    )
+    h3_idle_timeout: float = opt(
+        30.0, "Close a QUIC connection idle this many seconds (open requests are kept alive).", parse=seconds
+    )
+    h3_max_reset_rate: int = opt(
+        100, "Stream resets per second (burst twice that) before closing the connection.", parse=positive_int
+    )
+
+    def alt_svc(self, port: int) -> str | None:
+        """The Alt-Svc value that advertises HTTP/3 on UDP ``port`` (None: HTTP/3 off, or not advertised)."""
+        value = self.http3_alt_svc
+        if not self.http3 or value.strip().lower() in ("off", "none", ""):
+            return None
+        return f'h3=":{port}"; ma=86400' if value == "auto" else value
+
+
+@dataclass(frozen=True)
 class ProcessSettings:
     """The process manager: workers, recycling, reload, systemd."""
 
@@ -485,9 +561,11 @@ class Config:
     app: AppSettings = field(default_factory=AppSettings)
     socket: SocketSettings = field(default_factory=SocketSettings)
     http: HTTPSettings = field(default_factory=HTTPSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
     tls: TLSSettings = field(default_factory=TLSSettings)
     http2: HTTP2Settings = field(default_factory=HTTP2Settings)
+    http3: HTTP3Settings = field(default_factory=HTTP3Settings)
     process: ProcessSettings = field(default_factory=ProcessSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
@@ -496,9 +574,11 @@ GROUP_TITLES = {
     "app": "Application",
     "socket": "Socket binding",
     "http": "HTTP and limits",
+    "proxy": "Proxy headers",
     "websocket": "WebSockets",
     "tls": "TLS",
     "http2": "HTTP/2",
+    "http3": "HTTP/3",
     "process": "Process manager",
     "runtime": "Runtime and logging",
 }
@@ -606,9 +686,25 @@ def build(values: dict[str, Any]) -> Config:
     return Config(**kwargs)
 
 
-def from_environ(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
-    """Option values set through ``SQUALL_*`` environment variables."""
+#: Environment variables read under uvicorn's names, as uvicorn reads them; the ``SQUALL_*``
+#: variable of the same option wins over them.
+UVICORN_ENV = {"FORWARDED_ALLOW_IPS": "forwarded_allow_ips"}
+
+
+def from_uvicorn_environ(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+    """Option values set through the variables of ``UVICORN_ENV``."""
+    by_name = {option.name: option for option in options()}
     values: dict[str, Any] = {}
+    for variable, name in UVICORN_ENV.items():
+        text = environ.get(variable)
+        if text is not None:
+            values[name] = by_name[name].parse(text, variable)
+    return values
+
+
+def from_environ(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+    """Option values set through ``SQUALL_*`` environment variables (and ``UVICORN_ENV``)."""
+    values: dict[str, Any] = from_uvicorn_environ(environ)
     for option in options():
         name = next((env for env in option.envs if env in environ), None)
         if name is None and option.name == "workers" and WEB_CONCURRENCY in environ:

@@ -89,18 +89,20 @@ def load_app(settings: AppSettings) -> ASGIApp:
         load_env_file(settings.env_file)
     if settings.app_dir and settings.app_dir not in sys.path:
         sys.path.insert(0, settings.app_dir)
-    obj = import_from_string(settings.app)
+    return prepare_app(import_from_string(settings.app), settings, repr(settings.app))
+
+
+def prepare_app(obj: Any, settings: AppSettings, name: str) -> ASGIApp:
+    """Build (``--factory``) and adapt an app object (``name`` says which in errors)."""
     if settings.factory:
         if not callable(obj):
-            raise LoadError(f"--factory: {settings.app!r} is not callable")
+            raise LoadError(f"--factory: {name} is not callable")
         try:
             obj = obj()
         except Exception as exc:
-            raise LoadError(
-                f"--factory: calling {settings.app!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise LoadError(f"--factory: calling {name} failed: {type(exc).__name__}: {exc}") from exc
     if not callable(obj):
-        raise LoadError(f"{settings.app!r} is not callable (got {type(obj).__name__})")
+        raise LoadError(f"{name} is not callable (got {type(obj).__name__})")
     interface = settings.interface if settings.interface != "auto" else detect_interface(obj)
     if interface == "asgi2":
         return asgi2_to_asgi3(obj)

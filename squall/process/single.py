@@ -181,17 +181,21 @@ def check_only(config: Config) -> tuple[int, str | None]:
     return 0, None
 
 
-def run(config: Config, sockets: Sequence[socket.socket]) -> tuple[int, str | None]:
+def run(
+    config: Config, sockets: Sequence[socket.socket], app: ASGIApp | None = None
+) -> tuple[int, str | None]:
     """Serve in this process until stopped; return the exit code and the failure, if any.
 
-    On a SIGHUP reload this does not return: the process execs its own command line.
+    ``app`` is the app to serve when the caller has it (``squall.run(app)``); by default the
+    configured one is imported. On a SIGHUP reload this does not return: the process execs its
+    own command line.
     """
     _ignore(UNTIL_SERVING)
     notifier = systemd.Notifier()
     malloc.tune_self()
     with pid_file(config.process.pid_file):
         try:
-            app = import_app(config)
+            app = import_app(config) if app is None else app
             loop_factory(config.runtime.loop)  # after --app-dir is on sys.path
         except LoadError as exc:
             return STARTUP_FAILURE, str(exc)

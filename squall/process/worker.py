@@ -5,7 +5,8 @@ How it works
 ``serve()`` runs lifespan startup, starts an asyncio server on each already-bound socket, then
 waits for a stop signal (signal handlers only set a flag). Shutdown is graceful: stop accepting,
 close idle connections, let in-flight requests finish for up to ``--timeout-graceful-shutdown``
-(a second signal cuts the wait short), then cancel what is left and run lifespan shutdown.
+(a second signal cuts the wait short), then cancel the request and websocket tasks that are left
+(squall's own, never the app's other tasks) and run lifespan shutdown.
 
 Under the supervisor (``run_supervised``) the worker also talks to the parent over a pipe: it
 says ``("ready",)`` once lifespan startup is done and it is accepting, or ``("failed", reason)``
@@ -32,7 +33,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from squall import __version__
 from squall.asgi.lifespan import Lifespan, LifespanFailed
@@ -115,6 +116,11 @@ class Worker:
         self._signals = 0
         self._servers: list[asyncio.Server] = []
 
+    @property
+    def servers(self) -> list[asyncio.Server]:
+        """The asyncio servers, one per socket (empty until serving)."""
+        return list(self._servers)
+
     def handle_signal(self, signum: int = signal.SIGTERM) -> None:
         """SIGINT/SIGTERM: the first asks for a graceful stop, the next for an immediate one."""
         self._signals += 1
@@ -193,9 +199,7 @@ class Worker:
             return STARTUP_FAILURE
         if self.lifespan.supported:
             logger.info("Application startup complete.")
-        headers = DefaultHeaders(
-            self.config.http.server_header, self.config.http.date_header, self.config.http.header
-        )
+        headers = self._default_headers()
         state = serving_state(
             self.config,
             self.app,
@@ -224,11 +228,14 @@ class Worker:
             )
             for sock in self.sockets
         ]
+        endpoints = await self._start_http3(loop, state) if self.config.http3.http3 else []
+        if endpoints is None:
+            return await self._abandon(servers, state, ticker)
         scheme = "https" if context is not None else "http"
         self._on_ready(" and ".join(describe(sock, scheme) for sock in self.sockets))
         await self._stop.wait()
         self._on_stop()
-        await self._drain(servers, state)
+        await self._drain(servers, state, endpoints)
         ticker.cancel()
         running = (
             self.lifespan.supported and self.lifespan._task is not None and not self.lifespan._task.done()
@@ -263,7 +270,67 @@ class Worker:
         self._tell(("limit", self.max_requests))
         self._stop.set()
 
-    async def _drain(self, servers: list[asyncio.Server], state: ServerState) -> None:
+    def _default_headers(self) -> DefaultHeaders:
+        """Server, Date, --header, and Alt-Svc when HTTP/3 is on."""
+        http = self.config.http
+        extra = list(http.header)
+        advertised = self.config.http3.alt_svc(self._udp_port())
+        if advertised is not None:
+            extra.append(("alt-svc", advertised))
+        return DefaultHeaders(http.server_header, http.date_header, extra)
+
+    async def _abandon(self, servers: list[asyncio.Server], state: ServerState, ticker: Any) -> int:
+        """Serving could not start after all (HTTP/3's UDP port): close, run lifespan shutdown, exit 1."""
+        ticker.cancel()
+        await self._drain(servers, state)
+        with contextlib.suppress(LifespanFailed):
+            await self.lifespan.shutdown()
+        return 1
+
+    def _udp_port(self) -> int:
+        """HTTP/3's UDP port: --http3-port, else the (first) TCP socket's port number."""
+        chosen = self.config.http3.http3_port
+        if chosen is not None:
+            return chosen
+        for sock in self.sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                return int(sock.getsockname()[1])
+        return self.config.socket.port
+
+    async def _start_http3(
+        self, loop: asyncio.AbstractEventLoop, state: ServerState
+    ) -> list[Endpoint] | None:
+        """This worker's own UDP socket(s) for HTTP/3, on the TCP sockets' addresses (SO_REUSEPORT:
+        each worker binds the shared port); None (logged, and told to the supervisor) when a bind fails."""
+        # The one function-level import of a squall module, on purpose: server/http3 loads aioquic
+        # and cryptography (about 0.2 s), which a worker without --http3 must not pay.
+        from squall.server import http3
+
+        port = self._udp_port()
+        hosts = [
+            str(s.getsockname()[0]) for s in self.sockets if s.family in (socket.AF_INET, socket.AF_INET6)
+        ]
+        endpoints: list[Endpoint] = []
+        for host in hosts or [self.config.socket.host]:
+            try:
+                sock = http3.bind_udp(host, port)
+            except OSError as exc:
+                shown = f"[{host}]" if ":" in host else host
+                reason = f"--http3: cannot bind UDP {shown}:{port}: {exc.strerror or exc}"
+                logger.error("%s", reason)
+                self._on_failure(reason)
+                for endpoint in endpoints:
+                    endpoint.close()
+                return None
+            _, endpoint = await loop.create_datagram_endpoint(lambda: http3.H3Endpoint(state), sock=sock)
+            endpoint.use_gso(sock)
+            endpoints.append(endpoint)
+            logger.info("HTTP/3 (QUIC) on udp://%s:%d", f"[{host}]" if ":" in host else host, port)
+        return endpoints
+
+    async def _drain(
+        self, servers: list[asyncio.Server], state: ServerState, endpoints: Sequence[Endpoint] = ()
+    ) -> None:
         """Stop accepting; let in-flight work finish (bounded); close idle connections.
 
         In-flight requests finish and their responses say ``Connection: close``. An idle
@@ -275,6 +342,8 @@ class Worker:
         """
         for server in servers:
             server.close()
+        for endpoint in endpoints:
+            endpoint.stop_accepting()
         state.shutting_down = True  # from now on every response says Connection: close
         for connection in list(state.connections):
             if not _idle(connection):
@@ -297,13 +366,23 @@ class Worker:
         for connection in list(state.connections):
             if connection.transport is not None:
                 connection.transport.abort()
-        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        lifespan_task = getattr(self.lifespan, "_task", None)
-        pending = [task for task in pending if task is not lifespan_task]
+        for endpoint in endpoints:
+            endpoint.close()
+        # Cancel only what squall started (its requests and websocket sessions still running):
+        # the app's own tasks (one started in lifespan startup, say) are its lifespan shutdown's
+        # to stop, and an embedding program's tasks are none of squall's business.
+        pending = state.app_tasks()
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=1.0)
+
+
+class Endpoint(Protocol):
+    """What the drain needs of an HTTP/3 UDP endpoint (``server.http3.H3Endpoint``)."""
+
+    def stop_accepting(self) -> None: ...
+    def close(self) -> None: ...
 
 
 def _every_second(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> asyncio.TimerHandle:

@@ -94,7 +94,7 @@ class H2WebSocket(H2Stream):
 
     # ------------------------------------------------------------------ start
 
-    def start(self, request: Request, template: dict[str, Any], root_path: str) -> None:
+    def start(self, request: Request, template: dict[str, Any]) -> None:
         """Check the handshake and run the application (or answer with an HTTP error)."""
         conn = self.conn
         server = conn.server
@@ -118,10 +118,11 @@ class H2WebSocket(H2Stream):
             self.respond(503, [(b"content-type", TEXT_PLAIN)], b"", False)
             return
         self._offer = offer
-        scope = websocket_scope(template, request, root_path, offer)
+        scope = websocket_scope(server, template, request, offer)
         self._app_done = False
         session = self.session = WebSocketSession(self, server.app, scope)
         session.start()
+        server.running.add(session)
 
     # ------------------------------------------------------------------ the stream's "cycle"
 
@@ -361,5 +362,5 @@ def open_stream(conn: H2Connection, request: Request) -> H2WebSocket:
     """The ``h2-websocket`` switch: serve the extended CONNECT ``request`` as a websocket stream."""
     stream = H2WebSocket(conn, request.stream_id)
     conn.open_websocket(stream)
-    stream.start(request, conn.scope_template, conn.root_path)
+    stream.start(request, conn.scope_template)
     return stream

@@ -48,6 +48,7 @@ from squall.server.state import (
     RateMeter,
     ServerState,
     TransportMeter,
+    apply_forwarded,
     cut_off,
     describe_client,
     scope_template,
@@ -118,6 +119,7 @@ class HTTP1Connection(asyncio.Protocol):
         self._write_timer: asyncio.TimerHandle | None = None
         self._flush_pending = False
         self._template: dict[str, Any] = {}
+        self._forwarded = False  # the peer is a trusted proxy: its requests' proxy headers count
         # ``_intercept``: data_received discards the input (lingering close). One flag, so the
         # per-read cost is a single check.
         self._intercept = False
@@ -132,6 +134,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
         self._template = scope_template(self.server, transport)
+        self._forwarded = self.server.trusts_peer(self._template["client"])
         self._update_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -220,6 +223,8 @@ class HTTP1Connection(asyncio.Protocol):
         if limit is not None and (len(server.connections) > limit or server.active_requests >= limit):
             app = service_unavailable
         scope = build_scope(self._template, event, self._root_path)
+        if self._forwarded:
+            apply_forwarded(scope, server)
         cycle = HTTPCycle(
             self,
             app,
@@ -231,6 +236,7 @@ class HTTP1Connection(asyncio.Protocol):
         server.admit()  # may reach --limit-max-requests, which starts the drain
         if server.shutting_down:  # draining: serve it, say Connection: close, then close
             self.proto.close_after_response()
+        server.running.add(cycle)
         self.cycles[event.stream_id] = cycle
         self.receiving = cycle
         if self.active is None:
@@ -454,6 +460,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.cycles.pop(cycle.stream_id, None)
         server = self.server
         server.active_requests -= 1
+        server.running.discard(cycle)
         if server.shutting_down and server.tasks_done is not None and not server.active_requests:
             server.tasks_done.set()
 

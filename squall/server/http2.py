@@ -68,6 +68,7 @@ from squall.server.state import (
     RateMeter,
     ServerState,
     TransportMeter,
+    apply_forwarded,
     cut_off,
     describe_client,
     payload_too_large,
@@ -171,7 +172,7 @@ class H2Stream:
         conn = self.conn
         scope = cycle.scope
         authority = next((v for n, v in scope["headers"] if n == b"host"), b"")
-        scheme = b"https" if scope["scheme"] == "https" else b"http"
+        scheme = b"https" if conn.scope_template["scheme"] == "https" else b"http"  # not a proxy's
         request = conn.proto.push(self.stream_id, quote(path).encode("ascii"), headers, authority, scheme)
         if request is not None:
             stream = conn.serve(request)
@@ -228,6 +229,7 @@ class H2Connection(asyncio.Protocol):
         self._timeout_body = config.http.timeout_request_body
         self._access_log = config.runtime.access_log and access_logger.isEnabledFor(logging.INFO)
         self._template = template
+        self._forwarded = server.trusts_peer(template["client"])
         self.proto = H2Server(
             max_concurrent_streams=h2c.h2_max_concurrent_streams,
             max_header_list_size=h2c.h2_max_header_list_size,
@@ -420,12 +422,15 @@ class H2Connection(asyncio.Protocol):
             app = payload_too_large
         stream = H2Stream(self, sid)
         scope = build_scope(self._template, event, self._root_path)
+        if self._forwarded:
+            apply_forwarded(scope, server)
         if self.proto.push_enabled:
             scope["extensions"] = {**scope["extensions"], "http.response.push": {}}
         cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
         stream.cycle = cycle
         self.streams[sid] = stream
         server.admit()  # may reach --limit-max-requests: GOAWAY below
+        server.running.add(cycle)
         self.requests += 1
         max_requests = self._h2.h2_max_requests
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
@@ -458,11 +463,6 @@ class H2Connection(asyncio.Protocol):
         max_requests = self._h2.h2_max_requests
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
             self.proto.graceful_shutdown()
-
-    @property
-    def root_path(self) -> str:
-        """The ASGI root_path of this connection's requests."""
-        return self._root_path
 
     def _on_body(self, event: Body) -> None:
         stream = self.streams.get(event.stream_id)
@@ -553,6 +553,7 @@ class H2Connection(asyncio.Protocol):
             self.resume_upgrade_body()  # the rest of the upgrade body is read and dropped
         server = self.server
         server.active_requests -= 1
+        server.running.discard(cycle if cycle is not None else getattr(stream, "session", None))
         if server.shutting_down and server.tasks_done is not None and not server.active_requests:
             server.tasks_done.set()
         self.flush_soon()

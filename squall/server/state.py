@@ -20,8 +20,9 @@ from email.utils import formatdate
 from typing import Any, Protocol
 
 from squall.asgi.http import HTTP_EXTENSIONS
-from squall.asgi.types import ASGI_VERSION, ASGIApp, Receive, Send
+from squall.asgi.types import ASGI_VERSION, ASGIApp, Receive, Scope, Send
 from squall.config import Config
+from squall.protocol.forwarded import FIELDS, TrustedProxies, resolve
 from squall.server.tls import tls_extension
 
 
@@ -168,6 +169,7 @@ class ServerState:
         self.on_limit: Callable[[], None] | None = None
         self.shutting_down = False
         self.tasks_done: asyncio.Event | None = None
+        self.running: set[Any] = set()  # the exchanges whose app runs: HTTP cycles, websocket sessions
         http = config.http
         self.min_request_body_rate = http.min_request_body_rate
         self.min_response_rate = http.min_response_rate
@@ -178,6 +180,29 @@ class ServerState:
         self.upgrades = frozenset(name for name in self.switches if name in (b"websocket", b"h2c"))
         # Cleartext HTTP/2 by prior knowledge: a new connection's first bytes are looked at.
         self.sniff_preface = config.http2.http2 and not config.tls.ssl_certfile
+        proxy = config.proxy
+        self.proxies = TrustedProxies(proxy.forwarded_allow_ips) if proxy.proxy_headers else None
+        self.forwarded_host = proxy.forwarded_host
+        self._trusted: dict[str | None, bool] = {}
+
+    def trusts_peer(self, client: tuple[str, int | None] | None) -> bool:
+        """Whether proxy headers from ``client`` (a connection's peer) are believed; asked once per
+        connection and cached by address."""
+        proxies = self.proxies
+        if proxies is None:
+            return False
+        host = client[0] if client is not None and client[1] is not None else None  # None: Unix socket
+        trusted = self._trusted.get(host)
+        if trusted is None:
+            trusted = proxies.trusts_peer(host)
+            if len(self._trusted) < 4096:
+                self._trusted[host] = trusted
+        return trusted
+
+    def app_tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks squall started for apps (requests, websocket sessions) that still run."""
+        tasks = [getattr(exchange, "task", None) for exchange in self.running]
+        return [task for task in tasks if task is not None and not task.done()]
 
     def admit(self) -> None:
         """Count an HTTP request that starts; the one reaching ``request_limit`` calls ``on_limit``."""
@@ -225,6 +250,35 @@ def scope_template(server: ServerState, transport: asyncio.BaseTransport) -> dic
     if ssl_object is not None:
         template["extensions"]["tls"] = tls_extension(ssl_object, context)
     return template
+
+
+_FIELDS: frozenset[bytes] = FIELDS  # a module-level name of this (compiled) module: no lookup per call
+
+
+def apply_forwarded(scope: Scope, server: ServerState) -> None:
+    """Rewrite ``scope`` (``client``, ``scheme``, the Host header) from its proxy headers; only for
+    a peer that ``server.trusts_peer``. Costs one pass over the header names when there are none."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]  # typed: compiled, a plain list loop
+    for name, _ in headers:
+        # The first byte first ('x' or 'f'): a set lookup would hash each fresh name.
+        if name and name[0] in (120, 102) and name in _FIELDS:
+            break
+    else:
+        return
+    assert server.proxies is not None
+    origin = resolve(headers, server.proxies, use_host=server.forwarded_host)
+    if origin is None:
+        return
+    if origin.client is not None:
+        scope["client"] = origin.client
+    if origin.scheme is not None:
+        secure = origin.scheme in ("https", "wss")
+        if scope["type"] == "websocket":
+            scope["scheme"] = "wss" if secure else "ws"
+        else:
+            scope["scheme"] = "https" if secure else "http"
+    if origin.host is not None:
+        scope["headers"] = [(b"host", origin.host), *((n, v) for n, v in headers if n != b"host")]
 
 
 def address_of(value: Any) -> tuple[str, int | None] | None:

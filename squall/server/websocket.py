@@ -60,7 +60,7 @@ from squall.protocol.websocket import (
     check_handshake,
 )
 from squall.server.http1 import HTTP1Connection
-from squall.server.state import DrainWaiters, ServerState, address_of, describe_client
+from squall.server.state import DrainWaiters, ServerState, address_of, apply_forwarded, describe_client
 
 logger = logging.getLogger("squall.error")
 
@@ -150,17 +150,20 @@ def _upgrade(connection: HTTP1Connection, request: Request, *, counted: bool) ->
         if counted:
             _release(server)
         return
-    scope = websocket_scope(connection.scope_template, request, config.app.root_path, offer)
+    scope = websocket_scope(server, connection.scope_template, request, offer)
     if not counted:
         server.active_requests += 1
     ws.start(offer, scope)
 
 
-def websocket_scope(template: dict[str, Any], request: Request, root_path: str, offer: Offer) -> Scope:
-    """The ``websocket`` scope of a valid handshake (HTTP/1.1 upgrade or HTTP/2 extended CONNECT)."""
-    scope = build_scope(template, request, root_path)
+def websocket_scope(server: ServerState, template: dict[str, Any], request: Request, offer: Offer) -> Scope:
+    """The ``websocket`` scope of a valid handshake (HTTP/1.1 upgrade or HTTP/2 extended CONNECT),
+    with what a trusted proxy's headers say applied."""
+    scope = build_scope(template, request, server.config.app.root_path)
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+    if server.trusts_peer(scope["client"]):
+        apply_forwarded(scope, server)
     del scope["method"]
     scope["subprotocols"] = offer.subprotocols
     extensions: dict[str, Any] = {"websocket.http.response": {}}
@@ -213,6 +216,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._offer = offer
         session = self.session = WebSocketSession(self, self.server.app, scope)
         session.start()
+        self.server.running.add(session)
 
     def reject(self, status: int, headers: Headers, detail: str) -> None:
         """Answer the handshake with an HTTP error and close."""
@@ -375,6 +379,7 @@ class WebSocketConnection(asyncio.Protocol):
     def session_finished(self, session: WebSocketSession) -> None:
         """The app returned (or raised)."""
         self.server.total_requests += 1
+        self.server.running.discard(session)
         _release(self.server)
 
     # ------------------------------------------------------------------ shutdown

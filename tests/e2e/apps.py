@@ -285,7 +285,29 @@ async def no_read(scope: Scope, receive: Receive, send: Send, params: Params) ->
     await respond(send, b"answered without reading")
 
 
+_SENT: dict[str, int] = {}
+
+
+async def flood(scope: Scope, receive: Receive, send: Send, params: Params) -> None:
+    """Stream 64 KiB chunks until ``send()`` fails, counting what it accepted (``/sent``)."""
+    key = params["id"]
+    _SENT[key] = 0
+    await start(send, 200, [(b"content-type", b"application/octet-stream")])
+    try:
+        while True:
+            await send({"type": "http.response.body", "body": b"f" * CHUNK, "more_body": True})
+            _SENT[key] += CHUNK
+    except Exception as exc:
+        report(key, {"sent": _SENT[key], "error": type(exc).__name__})
+
+
+async def sent(scope: Scope, receive: Receive, send: Send, params: Params) -> None:
+    await respond_json(send, {"sent": _SENT.get(params["id"])})
+
+
 ROUTES: dict[str, Handler] = {
+    "/flood": flood,
+    "/sent": sent,
     "/": hello,
     "/scope": show_scope,
     "/state-mutate": mutate_state,

@@ -1,0 +1,599 @@
+"""HTTP/3: a UDP socket ↔ one ``H3Server`` per QUIC connection ↔ one ``HTTPCycle`` per request stream.
+
+How it works
+------------
+``H3Endpoint`` is the asyncio ``DatagramProtocol`` of one UDP socket. It routes each datagram by
+its destination connection id to the ``H3Connection`` that issued the id (every id a connection
+issues or retires is added to or removed from ``routes``); an unknown id on a long-header Initial
+packet of a supported version starts a connection (an unsupported version gets Version
+Negotiation); a short-header packet for an unknown id gets a Stateless Reset (its token derived
+from the private key, the same in every worker and across restarts), anything else is dropped. A
+worker has its own socket on the shared port (SO_REUSEPORT): the kernel hashes a client's address
+to one worker, so a connection's datagrams reach the worker that holds its state; when the set of
+sockets changes (a worker replaced, a rolling reload) some addresses hash elsewhere, and those
+clients are reset at their next packet and reconnect at once.
+
+``H3Connection`` feeds datagrams to the sans-I/O ``H3Server`` and dispatches its events as
+``server/http2.py`` does: each ``Request`` starts an ``HTTPCycle`` — the same ASGI cycle as
+HTTP/1.1 and HTTP/2 — whose ``Channel`` is a small per-stream object (``H3Stream``). What the
+protocol queued leaves in ``transmit()``, once per pass of the event loop (``flush()`` schedules
+it), so the responses finished in one pass share packets.
+
+Flow control. Outgoing: a stream whose unacknowledged response bytes pass ``--h3-stream-window``
+is ``write_paused``; its app waits in ``drain()`` until acknowledgements bring it under half.
+Incoming: request body is acknowledged to the protocol (credit for the client) only as the app
+reads it (``body_consumed``).
+
+Timers. QUIC's own (ack delay, loss detection, pacing, idle timeout) are one ``call_at`` handle,
+re-armed only when ``get_timer()`` changes (no churn: a timer per packet made a 20 MiB transfer
+fail on another server). While requests are open a PING every third of ``--h3-idle-timeout``
+keeps a quiet long poll from idling the connection out; an idle connection closes after it.
+
+Shutdown. ``shutdown()`` sends GOAWAY; open streams finish, then the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import socket
+import struct
+import sys
+from typing import Any
+
+from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope, read_file_into
+from squall.asgi.types import ASGI_VERSION, ClientDisconnected
+from squall.config import Config
+from squall.events import Body, EndBody, Event, Rejected, Request, StreamReset
+from squall.server.state import (
+    ServerState,
+    apply_forwarded,
+    describe_client,
+    payload_too_large,
+    service_unavailable,
+)
+
+try:  # the http3 extra; without it the CLI refuses --http3, so nothing below is reached
+    from aioquic._buffer import Buffer, BufferReadError
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
+
+    from squall.protocol.http3 import (
+        H3_NO_ERROR,
+        H3_REQUEST_CANCELLED,
+        H3Server,
+        server_configuration,
+        stateless_reset,
+    )
+
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - the test extra installs aioquic
+    AVAILABLE = False
+
+logger = logging.getLogger("squall.error")
+access_logger = logging.getLogger("squall.access")
+
+CID_LENGTH = 8  # aioquic's default connection id length
+_LINGER = 1.0  # after the last stream of a closing connection, wait this long at most for acks
+_MIN_INITIAL = 1200
+_SOL_UDP, _UDP_SEGMENT, _GSO_MAX = 17, 103, 64  # <netinet/udp.h>; at most 64 segments a send
+_SEGMENT = struct.Struct("=H")  # a client's Initial datagram is padded to at least this (RFC 9000 §14.1)
+
+
+def configuration(config: Config) -> QuicConfiguration:
+    """The QUIC configuration of a worker's connections, from the --ssl-* and --h3-* options."""
+    tls, h3 = config.tls, config.http3
+    assert tls.ssl_certfile is not None
+    return server_configuration(
+        tls.ssl_certfile,
+        tls.ssl_keyfile,
+        tls.ssl_keyfile_password,
+        idle_timeout=h3.h3_idle_timeout,
+        stream_window=h3.h3_stream_window,
+        max_concurrent_streams=h3.h3_max_concurrent_streams,
+    )
+
+
+def reset_secret(config: Config) -> bytes:
+    """The stateless reset secret every worker derives alike: from the private key's file."""
+    path = config.tls.ssl_keyfile or config.tls.ssl_certfile
+    assert path is not None
+    with open(path, "rb") as handle:
+        return hashlib.sha256(b"squall stateless reset\0" + handle.read()).digest()
+
+
+def bind_udp(host: str, port: int) -> socket.socket:
+    """A UDP socket on ``host:port`` that the other workers can bind too (SO_REUSEPORT). Raises OSError."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def gso_runs(datagrams: list[tuple[bytes, Any]]) -> list[tuple[int, int, int]]:
+    """Cut ``datagrams`` into runs that one GSO send can carry: ``(start, end, size)`` where every
+    datagram in ``[start, end)`` goes to the same address and is ``size`` bytes, except the last,
+    which may be shorter; at most 64 to a run."""
+    runs = []
+    index = 0
+    while index < len(datagrams):
+        data, addr = datagrams[index]
+        size = len(data)
+        end = index + 1
+        while end < len(datagrams) and end - index < _GSO_MAX and datagrams[end][1] == addr:
+            length = len(datagrams[end][0])
+            if length > size:
+                break
+            end += 1
+            if length < size:  # a shorter one may end a run, never continue it
+                break
+        runs.append((index, end, size))
+        index = end
+    return runs
+
+
+class H3Stream:
+    """The ``Channel`` of one request stream's ``HTTPCycle``."""
+
+    __slots__ = (
+        "conn",
+        "loop",
+        "stream_id",
+        "cycle",
+        "write_paused",
+        "unacked",
+        "received",
+        "_waiter",
+        "gone",
+        "discard_body",
+    )
+
+    def __init__(self, conn: H3Connection, stream_id: int) -> None:
+        self.conn = conn
+        self.loop = conn.loop
+        self.stream_id = stream_id
+        self.cycle: HTTPCycle | None = None
+        self.write_paused = False
+        self.unacked = 0
+        self.received = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self.gone = False
+        self.discard_body = False
+
+    def send_event(self, event: Event) -> None:
+        self.conn.proto.send(event)
+
+    def flush(self) -> None:
+        conn = self.conn
+        conn.transmit_soon()
+        if not self.write_paused and conn.proto.pending(self.stream_id) > conn.high_water:
+            self.write_paused = True
+            conn.paused.add(self)
+
+    def flush_soon(self) -> None:
+        self.flush()  # (flush() already sends once the ready callbacks have run)
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
+        await read_file_into(self, stream_id, fd, offset, count)
+
+    async def drain(self) -> None:
+        while self.write_paused and not self.gone:
+            waiter = self._waiter = self.loop.create_future()
+            await waiter
+        if self.gone:
+            raise ClientDisconnected("stream reset")
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def body_wanted(self, cycle: HTTPCycle) -> None:
+        """The app waits for request body. (--min-request-body-rate is not applied on HTTP/3: a
+        silent client is cut by --h3-idle-timeout, a slow one is held to its stream window.)"""
+
+    def body_consumed(self, cycle: HTTPCycle) -> None:
+        if self.unacked:
+            self.conn.proto.acknowledge(self.stream_id, self.unacked)
+            self.unacked = 0
+            self.conn.transmit_soon()
+
+    def response_complete(self, cycle: HTTPCycle) -> None:
+        self.conn.transmit_soon()
+        self.conn.server.total_requests += 1
+
+    def cycle_finished(self, cycle: HTTPCycle) -> None:
+        self.conn.stream_finished(self)
+
+    def abort(self) -> None:
+        self.conn.proto.reset(self.stream_id, H3_REQUEST_CANCELLED)
+        self.conn.transmit_soon()
+
+    def disconnect(self, exc: Exception) -> None:
+        """The stream is gone (reset, connection closed)."""
+        self.gone = True
+        if self.cycle is not None:
+            self.cycle.on_disconnect()
+        self.wake()
+
+
+class H3Connection:
+    """One QUIC connection: its ``H3Server``, its streams, its timers."""
+
+    def __init__(self, endpoint: H3Endpoint, original_cid: bytes, addr: Any) -> None:
+        server = endpoint.server
+        self.endpoint = endpoint
+        self.server = server
+        self.loop = server.loop
+        config = server.config
+        h3 = config.http3
+        self.high_water = h3.h3_stream_window
+        self._max_body = config.http.limit_request_body
+        self._access_log = config.runtime.access_log and access_logger.isEnabledFor(logging.INFO)
+        self._root_path = config.app.root_path
+        self._keepalive_every = h3.h3_idle_timeout / 3
+        self.proto = H3Server(
+            endpoint.configuration,
+            original_cid,
+            max_concurrent_streams=h3.h3_max_concurrent_streams,
+            max_header_list_size=h3.h3_max_header_list_size,
+            stream_window=h3.h3_stream_window,
+            max_reset_rate=h3.h3_max_reset_rate,
+            default_headers=server.default_headers,
+            reset_secret=endpoint.reset_secret,
+        )
+        self._template: dict[str, Any] = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "scheme": "https",
+            "server": endpoint.sockname,
+            "client": (str(addr[0]), int(addr[1])),
+            "root_path": self._root_path,
+            "state": server.lifespan_state,
+            "extensions": dict(HTTP_EXTENSIONS),
+        }
+        self._forwarded = server.trusts_peer(self._template["client"])
+        self.streams: dict[int, H3Stream] = {}
+        self.paused: set[H3Stream] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._keepalive: asyncio.TimerHandle | None = None
+        self._transmit_pending = False
+        self._closing = False
+        self._close_when_flushed = False  # GOAWAY sent: close once idle and acknowledged
+        self.done = False
+        self.routes: set[bytes] = set()
+
+    # ------------------------------------------------------------------ the Connection protocol
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """None: the UDP socket is the endpoint's, and is closed with it."""
+        return None
+
+    @property
+    def idle(self) -> bool:
+        """True while no request stream is open."""
+        return not self.streams
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: GOAWAY; open streams finish; once the client has acknowledged
+        everything, close."""
+        self.proto.graceful_shutdown()
+        self._close_when_flushed = True
+        if not self.streams:
+            self.close(H3_NO_ERROR, "shutting down")  # idle: no need to wait for the GOAWAY's ack
+        self.transmit()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the QUIC connection; it stays routed until its closing period ends."""
+        if not self._closing:
+            self._closing = True
+            self.proto.close(code, reason)
+            self.server.connections.discard(self)
+
+    # ------------------------------------------------------------------ input
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._dispatch(self.proto.receive_datagram(data, addr, self.loop.time()))
+        self.transmit()
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is Body:
+                self._on_body(event)  # type: ignore[arg-type]
+            elif kind is Request:
+                self._on_request(event)  # type: ignore[arg-type]
+            elif kind is EndBody:
+                stream = self.streams.get(event.stream_id)
+                if stream is not None and stream.cycle is not None:
+                    stream.cycle.on_body_end()
+            elif kind is StreamReset:
+                stream = self.streams.get(event.stream_id)
+                if stream is not None:
+                    stream.disconnect(ClientDisconnected("stream reset"))
+            elif kind is Rejected:
+                logger.info("closing HTTP/3 connection from %s: %s", self.client_text(), event.detail)  # type: ignore[attr-defined]
+
+    def _on_request(self, event: Request) -> None:
+        server = self.server
+        app = server.app
+        limit = server.config.http.limit_concurrency
+        if limit is not None and server.active_requests >= limit:
+            app = service_unavailable
+        elif self._declared_too_large(event):
+            app = payload_too_large
+        sid = event.stream_id
+        stream = H3Stream(self, sid)
+        stream.discard_body = app is not server.app  # answered without reading it
+        scope = build_scope(self._template, event, self._root_path)
+        if self._forwarded:
+            apply_forwarded(scope, server)
+        cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
+        stream.cycle = cycle
+        self.streams[sid] = stream
+        server.admit()  # counts toward --limit-max-requests too
+        server.running.add(cycle)  # its task is cancelled at the end of a drain
+        if server.shutting_down:
+            self.proto.graceful_shutdown()
+        cycle.start()
+        if self._keepalive is None:
+            self._keepalive = self.loop.call_later(self._keepalive_every, self._on_keepalive)
+
+    def _declared_too_large(self, event: Request) -> bool:
+        limit = self._max_body
+        for name, value in event.headers:
+            if name == b"content-length":
+                return limit is not None and value.isdigit() and int(value) > limit
+        return False
+
+    def _on_body(self, event: Body) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None or stream.cycle is None or stream.gone or stream.discard_body:
+            self.proto.acknowledge(event.stream_id, len(event.data))
+            return
+        stream.unacked += len(event.data)
+        stream.received += len(event.data)
+        if self._max_body is not None and stream.received > self._max_body:
+            self.proto.reset(event.stream_id)  # the body went past --limit-request-body
+            stream.disconnect(ClientDisconnected("request body too large"))
+            return
+        stream.cycle.on_body(event.data)
+
+    def client_text(self) -> str:
+        """The client as the logs name it."""
+        return describe_client(self._template.get("client"))
+
+    # ------------------------------------------------------------------ output
+
+    def transmit_soon(self) -> None:
+        """Send what the protocol queued once the ready callbacks have run."""
+        if not self._transmit_pending:
+            self._transmit_pending = True
+            self.loop.call_soon(self._transmit_now)
+
+    def _transmit_now(self) -> None:
+        self._transmit_pending = False
+        self.transmit()
+
+    def transmit(self) -> None:
+        """Send the datagrams due, update routes, wake streams, re-arm the timer."""
+        proto = self.proto
+        if self._close_when_flushed and not self.streams and not self._closing and proto.flushed:
+            self.close(H3_NO_ERROR, "shutting down")  # (a close drops whatever is not sent yet)
+        endpoint = self.endpoint
+        datagrams = proto.datagrams_to_send(self.loop.time())
+        if datagrams:
+            endpoint.send_all(datagrams)
+        if proto.issued or proto.retired:
+            endpoint.update_routes(self, proto.issued, proto.retired)
+            proto.issued, proto.retired = [], []
+        if self.paused:
+            self._wake_streams()
+        if proto.terminated:
+            self._terminated()
+            return
+        when = proto.get_timer()
+        if when != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = when
+            self._timer = None if when is None else self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._dispatch(self.proto.handle_timer(self.loop.time()))
+        self.transmit()
+
+    def _on_keepalive(self) -> None:
+        self._keepalive = None
+        if self.streams and not self.done:
+            self.proto.ping()
+            self.transmit()
+            self._keepalive = self.loop.call_later(self._keepalive_every, self._on_keepalive)
+
+    def _wake_streams(self) -> None:
+        low = self.high_water // 2
+        pending = self.proto.pending
+        for stream in list(self.paused):
+            if stream.gone or pending(stream.stream_id) <= low:
+                self.paused.discard(stream)
+                stream.write_paused = False
+                stream.wake()
+
+    def stream_finished(self, stream: H3Stream) -> None:
+        sid = stream.stream_id
+        if self.streams.pop(sid, None) is None:
+            return
+        self.paused.discard(stream)
+        if stream.unacked:
+            self.proto.acknowledge(sid, stream.unacked)
+            stream.unacked = 0
+        self.proto.stream_finished(sid)
+        server = self.server
+        server.running.discard(stream.cycle)
+        server.active_requests -= 1
+        if server.shutting_down and server.tasks_done is not None and not server.active_requests:
+            server.tasks_done.set()
+        if self.proto.going_away:
+            self._close_when_flushed = True
+            if not self.streams:  # acknowledged or not, close soon: the acks may reach another worker
+                self.loop.call_later(_LINGER, self._linger_over)
+        self.transmit_soon()
+
+    def _linger_over(self) -> None:
+        if self.streams or self._closing or self.done:
+            return
+        if not self.proto.all_sent:  # still paced or held by congestion control: not yet
+            self.loop.call_later(_LINGER, self._linger_over)
+            return
+        self.close(H3_NO_ERROR, "shutting down")
+        self.transmit()
+
+    def _terminated(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._closing = True
+        self.server.connections.discard(self)
+        for handle in (self._timer, self._keepalive):
+            if handle is not None:
+                handle.cancel()
+        gone = ClientDisconnected("connection closed")
+        for stream in list(self.streams.values()):
+            stream.disconnect(gone)
+        self.endpoint.forget(self)
+
+
+class H3Endpoint(asyncio.DatagramProtocol):
+    """One UDP socket: routes datagrams to QUIC connections by destination connection id."""
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self.configuration = configuration(server.config)
+        self.reset_secret = reset_secret(server.config)
+        self.routes: dict[bytes, H3Connection] = {}
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None  # for sendmsg with GSO; None: transport.sendto
+        self.sockname: tuple[str, int] | None = None
+        self.accepting = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        name = transport.get_extra_info("sockname")
+        self.sockname = (str(name[0]), int(name[1])) if name else None
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, addr)
+
+    def use_gso(self, sock: socket.socket) -> None:
+        """Send runs of datagrams with UDP GSO on ``sock`` (the endpoint's own socket; Linux only)."""
+        if sys.platform == "linux":
+            self.sock = sock
+
+    def send_all(self, datagrams: list[tuple[bytes, Any]]) -> None:
+        """Send datagrams; runs of equal-sized ones to one address leave in one ``sendmsg`` with
+        UDP generic segmentation offload (Linux), one system call for up to 64 datagrams."""
+        sock = self.sock
+        if sock is None or len(datagrams) < 2:
+            for data, addr in datagrams:
+                self.sendto(data, addr)
+            return
+        for start, end, size in gso_runs(datagrams):
+            addr = datagrams[start][1]
+            if end - start == 1 or not self._send_segments(sock, datagrams[start:end], size, addr):
+                for data, addr in datagrams[start:end]:
+                    self.sendto(data, addr)
+
+    def _send_segments(self, sock: socket.socket, run: list[tuple[bytes, Any]], size: int, addr: Any) -> bool:
+        buffer = b"".join(data for data, _ in run)
+        try:
+            sock.sendmsg([buffer], [(_SOL_UDP, _UDP_SEGMENT, _SEGMENT.pack(size))], 0, addr)
+        except BlockingIOError:
+            return False  # the transport queues them instead
+        except OSError:  # no GSO here (old kernel, another OS): plain sends from now on
+            self.sock = None
+            return False
+        return True
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
+        except (ValueError, BufferReadError):
+            return  # not QUIC
+        conn = self.routes.get(header.destination_cid)
+        if conn is None:
+            conn = self._accept(header, data, addr)
+            if conn is None:
+                return
+        conn.datagram_received(data, addr)
+
+    def _accept(self, header: Any, data: bytes, addr: Any) -> H3Connection | None:
+        if not data[0] & 0x80:  # a short header: a connection this worker does not hold
+            reset = stateless_reset(self.reset_secret, header.destination_cid, len(data))
+            if reset is not None:
+                self.sendto(reset, addr)
+            return None
+        if header.packet_type != QuicPacketType.INITIAL or len(data) < _MIN_INITIAL or not self.accepting:
+            return None
+        limit = self.server.config.http.limit_concurrency
+        if limit is not None and len(self.server.connections) >= limit:
+            return None  # --limit-concurrency: the client retries, or falls back to TCP
+        if header.version not in self.configuration.supported_versions:
+            self.sendto(
+                encode_quic_version_negotiation(
+                    source_cid=header.destination_cid,
+                    destination_cid=header.source_cid,
+                    supported_versions=self.configuration.supported_versions,
+                ),
+                addr,
+            )
+            return None
+        conn = H3Connection(self, header.destination_cid, addr)
+        self.routes[header.destination_cid] = conn
+        conn.routes.add(header.destination_cid)
+        self.update_routes(conn, conn.proto.host_cids, [])
+        self.server.connections.add(conn)
+        return conn
+
+    def update_routes(self, conn: H3Connection, issued: list[bytes], retired: list[bytes]) -> None:
+        for cid in issued:
+            self.routes[cid] = conn
+            conn.routes.add(cid)
+        for cid in retired:
+            if self.routes.get(cid) is conn:
+                del self.routes[cid]
+            conn.routes.discard(cid)
+
+    def forget(self, conn: H3Connection) -> None:
+        """A connection ended: its ids route nowhere."""
+        for cid in conn.routes:
+            if self.routes.get(cid) is conn:
+                del self.routes[cid]
+        conn.routes.clear()
+
+    def stop_accepting(self) -> None:
+        """Shutdown: new connections are not started (their Initial packets are dropped)."""
+        self.accepting = False
+
+    def close(self) -> None:
+        """Close the socket (after the drain): connections still open are dropped."""
+        for conn in {*self.routes.values()}:
+            conn._terminated()
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,299 @@
+"""HTTP/3 end to end: a real squall with --http3, aioquic's HTTP/3 client over loopback UDP."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import signal
+
+import httpx
+import pytest
+
+from .conftest import StartServer
+from .h2util import Certs, certs
+from .h3client import h3_connect
+from .harness import Server, run_cli
+
+__all__ = ["certs"]
+
+
+def h3_server(start_server: StartServer, certs: Certs, *extra: str) -> Server:
+    return start_server(*certs.args("--http3", *extra))
+
+
+@pytest.fixture(scope="module")
+def h3(certs: Certs) -> Server:  # type: ignore[misc]
+    running = Server([*certs.args("--http3"), "--timeout-graceful-shutdown", "3"]).start()
+    try:
+        yield running  # type: ignore[misc]
+    finally:
+        running.stop()
+        running.kill()
+        print(f"--- stderr of the HTTP/3 module server:\n{running.log()}")
+
+
+async def test_get_over_http3(h3: Server, certs: Certs) -> None:
+    async with h3_connect(h3.port, ca=certs.ca) as client:
+        reply = await client.request("GET", "/scope?x=1")
+    assert reply.status == 200
+    scope = json.loads(reply.body)
+    assert scope["http_version"] == "3"
+    assert scope["scheme"] == "https"
+    assert scope["path"] == "/scope" and scope["query_string"] == "x=1"
+    assert ["host", "localhost"] in scope["headers"]
+    assert reply.header(b"server") == b"squall"
+
+
+async def test_five_mib_post_echo(h3: Server, certs: Certs) -> None:
+    body = bytes(range(256)) * (5 * 1024 * 1024 // 256)
+    async with h3_connect(h3.port, ca=certs.ca) as client:
+        reply = await client.request("POST", "/echo", body=body, timeout=60)
+    assert reply.status == 200
+    assert hashlib.sha256(reply.body).digest() == hashlib.sha256(body).digest()
+
+
+async def test_streamed_response(h3: Server, certs: Certs) -> None:
+    async with h3_connect(h3.port, ca=certs.ca) as client:
+        reply = await client.request("GET", "/stream?n=5")
+    assert reply.body == b"".join(b"chunk-%d\n" % n for n in range(5))
+    assert reply.header(b"content-length") is None
+
+
+async def test_hundred_concurrent_streams(h3: Server, certs: Certs) -> None:
+    async with h3_connect(h3.port, ca=certs.ca) as client:
+        replies = await asyncio.gather(
+            *(client.request("GET", f"/echo?n={n}", body=b"%d" % n) for n in range(100))
+        )
+    assert [r.body for r in replies] == [b"%d" % n for n in range(100)]
+
+
+@pytest.mark.timeout(240)
+async def test_fifty_mib_response_completes(h3: Server, certs: Certs) -> None:
+    async with h3_connect(h3.port, ca=certs.ca) as client:
+        reply = await client.request("GET", "/big?mib=50", timeout=120)
+    assert reply.status == 200 and reply.reset is None
+    assert len(reply.body) == 50 * 1024 * 1024
+
+
+async def test_early_hints_and_trailers_over_http3(start_server: StartServer, certs: Certs) -> None:
+    server = start_server(*certs.args("--http3"), app="tests.e2e.test_extensions:app")
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        hint = await client.request("GET", "/hint")
+        trailers = await client.request("GET", "/trailers", headers=[(b"te", b"trailers")])
+    assert [dict(h)[b":status"] for h in hint.heads] == [b"103", b"200"]
+    assert (b"link", b"</style.css>; rel=preload; as=style") in hint.heads[0]
+    assert hint.body == b"hinted"
+    assert trailers.body == b"part one, part two"
+    assert trailers.heads[-1] == [(b"x-checksum", b"abc123")]
+
+
+def test_alt_svc_on_http1_and_http2(start_server: StartServer, certs: Certs) -> None:
+    server = h3_server(start_server, certs)
+    expected = f'h3=":{server.port}"; ma=86400'
+    with httpx.Client(verify=certs.ssl_context(), http2=True) as client:
+        h2 = client.get(server.url.replace("http://", "https://"))
+    with httpx.Client(verify=certs.ssl_context()) as client:
+        h1 = client.get(server.url.replace("http://", "https://"))
+    assert (h2.http_version, h1.http_version) == ("HTTP/2", "HTTP/1.1")
+    assert h2.headers["alt-svc"] == expected and h1.headers["alt-svc"] == expected
+
+
+def test_alt_svc_off_and_custom_port(start_server: StartServer, certs: Certs) -> None:
+    off = h3_server(start_server, certs, "--http3-alt-svc", "off")
+    with httpx.Client(verify=certs.ssl_context()) as client:
+        assert "alt-svc" not in client.get(off.url.replace("http://", "https://")).headers
+
+
+def test_no_alt_svc_without_http3(start_server: StartServer, certs: Certs) -> None:
+    server = start_server(*certs.args())
+    with httpx.Client(verify=certs.ssl_context()) as client:
+        assert "alt-svc" not in client.get(server.url.replace("http://", "https://")).headers
+
+
+async def test_http3_port_flag(start_server: StartServer, certs: Certs) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a free UDP port number
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = h3_server(start_server, certs, "--http3-port", str(port))
+    with httpx.Client(verify=certs.ssl_context()) as client:
+        assert (
+            client.get(server.url.replace("http://", "https://")).headers["alt-svc"]
+            == f'h3=":{port}"; ma=86400'
+        )
+    async with h3_connect(port, ca=certs.ca) as client:
+        assert (await client.request("GET", "/")).body == b"hello"
+
+
+def test_http3_without_certificate_is_a_one_line_error() -> None:
+    result = run_cli(["tests.e2e.apps:app", "--http3"])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "squall: error: argument --http3: needs --ssl-certfile and --ssl-keyfile (QUIC always uses TLS)"
+    ]
+
+
+async def test_peer_that_never_reads_holds_the_app_in_send(start_server: StartServer, certs: Certs) -> None:
+    window = 256 * 1024
+    server = h3_server(start_server, certs, "--h3-stream-window", str(window), "--h3-idle-timeout", "2")
+    async with h3_connect(server.port, ca=certs.ca) as deaf, h3_connect(server.port, ca=certs.ca) as probe:
+        _, flood = deaf.start("GET", "/flood?id=deaf")
+        await asyncio.wait_for(flood.chunks.get(), 10)  # the response has begun
+        deaf.deaf = True  # from now on nothing reaches the client: nothing is acknowledged
+        samples = []
+        for _ in range(100):
+            samples.append(json.loads((await probe.request("GET", "/sent?id=deaf")).body)["sent"])
+            if len(samples) >= 5 and len(set(samples[-5:])) == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert len(set(samples[-5:])) == 1, samples  # send() stopped returning
+        assert samples[-1] <= 2 * window + 256 * 1024  # bounded by the window, not by the app
+        # the silent peer idles out (--h3-idle-timeout 2) and the app's send() fails
+        report = json.loads((await probe.request("GET", "/report?id=deaf&wait=15")).body)
+    assert report["error"] == "ClientDisconnected"
+
+
+async def test_idle_connection_closes_after_the_idle_timeout(start_server: StartServer, certs: Certs) -> None:
+    server = h3_server(start_server, certs, "--h3-idle-timeout", "1")
+    async with h3_connect(server.port, ca=certs.ca, idle_timeout=60) as client:
+        assert (await client.request("GET", "/")).status == 200
+        closed = await asyncio.wait_for(asyncio.shield(client.terminated), 10)
+    assert closed is not None
+
+
+async def test_long_poll_outlives_the_idle_timeout(start_server: StartServer, certs: Certs) -> None:
+    """An open request keeps its connection alive (PINGs) past --h3-idle-timeout."""
+    server = h3_server(start_server, certs, "--h3-idle-timeout", "1")
+    async with h3_connect(server.port, ca=certs.ca, idle_timeout=60) as client:
+        reply = await client.request("GET", "/sleep?s=3", timeout=15)
+        assert reply.body == b"slept" and not client.terminated.done()
+
+
+async def test_graceful_shutdown_finishes_open_streams(start_server: StartServer, certs: Certs) -> None:
+    server = h3_server(start_server, certs)
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        _, slow = client.start("GET", "/sleep?s=1&id=h3")
+        server.wait_for_line("APP sleep started h3")
+        server.terminate()
+        await asyncio.wait_for(asyncio.shield(slow.done), 10)
+        assert slow.status == 200 and slow.body == b"slept"
+        closed = await asyncio.wait_for(asyncio.shield(client.terminated), 10)
+    assert closed.error_code in (0, 0x100)
+    assert server.wait_exit() == 0
+
+
+async def test_body_over_the_limit_is_refused(start_server: StartServer, certs: Certs) -> None:
+    server = h3_server(start_server, certs, "--limit-request-body", "1000")
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        declared = await client.request(
+            "POST", "/echo", headers=[(b"content-length", b"5000")], body=b"x" * 5000
+        )
+        streamed = await client.request("POST", "/echo", body=b"x" * 5000)
+    assert declared.status == 413
+    assert streamed.reset is not None
+
+
+def test_unknown_connection_gets_a_stateless_reset(h3: Server, certs: Certs) -> None:
+    """A packet for a connection this worker does not hold (another worker's before a reload, an
+    earlier process's) is answered with a Stateless Reset, so the client reconnects at once."""
+    import hashlib
+    import hmac
+    import os
+    import socket
+
+    dcid = os.urandom(8)
+    packet = bytes([0x40 | 0x01]) + dcid + os.urandom(60)  # short header, then protected bytes
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(5)
+        udp.sendto(packet, ("127.0.0.1", h3.port))
+        reply, _ = udp.recvfrom(2048)
+    secret = hashlib.sha256(b"squall stateless reset\0" + certs.key.read_bytes()).digest()
+    assert len(reply) < len(packet) and reply[0] & 0xC0 == 0x40
+    assert reply[-16:] == hmac.new(secret, dcid, hashlib.sha256).digest()[:16]
+
+
+def test_workers_share_the_udp_port(start_server: StartServer, certs: Certs) -> None:
+    server = h3_server(start_server, certs, "--workers", "2")
+    server.wait_for_line(r"\[(\d+)\] INFO HTTP/3 \(QUIC\) on udp")
+
+    async def many() -> list[int]:
+        async def one() -> int:
+            async with h3_connect(server.port, ca=certs.ca) as client:
+                return (await client.request("GET", "/")).status
+
+        return await asyncio.gather(*(one() for _ in range(24)))
+
+    assert asyncio.run(many()) == [200] * 24
+    pids = {
+        m.group(1)
+        for m in map(re.compile(r"\[(\d+)\] INFO .* HTTP/3\" 200").search, server.log().splitlines())
+        if m
+    }
+    assert len(pids) == 2  # the kernel spread the connections over both workers' sockets
+
+
+async def test_rolling_reload_closes_idle_connections_cleanly(
+    start_server: StartServer, certs: Certs
+) -> None:
+    """SIGHUP: the old worker closes its idle QUIC connections with H3_NO_ERROR (after GOAWAY) and
+    the client's next connection is served by the new worker."""
+    server = h3_server(start_server, certs, "--supervisor")
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        assert (await client.request("GET", "/")).status == 200
+        mark = server.mark()
+        server.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        closed = await asyncio.wait_for(asyncio.shield(client.terminated), 15)
+    assert closed.error_code == 0x100  # H3_NO_ERROR: a clean close, not a timeout
+    server.wait_for_line(r"Reload complete", start=mark)
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        assert (await client.request("GET", "/")).status == 200
+
+
+def test_udp_port_in_use_is_a_one_line_error(certs: Certs) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # bound without SO_REUSEPORT
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = run_cli(
+            ["tests.e2e.apps:app", "--port", "0", "--http3-port", str(port), *certs.args("--http3")]
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"squall: error: --http3: cannot bind UDP 127.0.0.1:{port}: Address already in use"
+    )
+    assert "Traceback" not in result.stderr and "lifespan' protocol appears unsupported" not in result.stderr
+
+
+def test_http3_without_aioquic_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], certs: Certs
+) -> None:
+    import importlib.util
+
+    from squall import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "aioquic" else real(name, *a)
+    )
+    with pytest.raises(SystemExit) as exited:
+        cli.load_config(["tests.e2e.apps:app", *certs.args("--http3")])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "squall: error: argument --http3: aioquic is not installed: pip install 'squall[http3]'\n"
+    )
+
+
+async def test_limit_concurrency_caps_quic_connections(start_server: StartServer, certs: Certs) -> None:
+    server = h3_server(start_server, certs, "--limit-concurrency", "1")
+    async with h3_connect(server.port, ca=certs.ca) as first:
+        assert (await first.request("GET", "/")).status == 200
+        with pytest.raises((ConnectionError, TimeoutError)):
+            async with asyncio.timeout(2):
+                async with h3_connect(server.port, ca=certs.ca):
+                    pass  # the second connection's Initial packets are not answered
+    async with h3_connect(server.port, ca=certs.ca) as again:  # the first one is gone: room again
+        assert (await again.request("GET", "/")).status == 200
