@@ -216,6 +216,11 @@ def _frame(kind: int, flags: int, sid: int, payload: bytes) -> bytes:
     return _FRAME_HEAD.pack(len(payload) >> 16, len(payload) & 0xFFFF, kind, flags, sid) + payload
 
 
+def _frame_end(data: bytes) -> int:
+    """The length of the frame that ``data`` starts (9 while its header is incomplete)."""
+    return 9 + int.from_bytes(data[:3], "big") if len(data) >= 9 else 9
+
+
 def _strip_padding(payload: bytes) -> bytes:
     """The payload of a PADDED frame without its padding. Raises _ConnectionError (§6.1)."""
     if not payload or payload[0] >= len(payload):
@@ -371,9 +376,11 @@ class H2Server:
         self._recv_window = DEFAULT_WINDOW
         self._recv_unacked = 0
         self._state = 0  # 0: expecting the preface, 1: expecting SETTINGS, 2: open
-        self._buffer = b""
+        self._buffer = bytearray()  # an incomplete frame
+        self._need = 0  # the buffer's length at which it holds a whole frame
         self._block: list[bytes] | None = None  # a header block waiting for CONTINUATION
         self._block_sid = 0
+        self._block_size = 0
         self._block_flags = 0
         self._resets = TokenBucket(max_reset_rate, 2 * max_reset_rate, clock)
         self._control = TokenBucket(max_control_rate, 2 * max_control_rate, clock)
@@ -422,12 +429,21 @@ class H2Server:
         events = self._events = []
         if self.closed:
             return events
-        if self._buffer:
-            data = self._buffer + data
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            if len(buffer) < self._need:
+                return events  # a frame still arriving is neither copied nor cut again (linear)
+            data = bytes(buffer)
+            buffer.clear()
         try:
-            self._buffer = self._frames(data)
+            rest = self._frames(data)
         except _ConnectionError as exc:
             self._fail(f"protocol error: {exc}", exc.code)
+            return events
+        if rest:
+            buffer += rest
+            self._need = _frame_end(rest) if self._state else 0  # the preface is checked as it comes
         return events
 
     def _frames(self, data: bytes) -> bytes:
@@ -494,13 +510,15 @@ class H2Server:
             self._on_block(flags, sid, payload)
         else:
             self._block, self._block_sid, self._block_flags = [payload], sid, flags
+            self._block_size = len(payload)
 
     def _on_continuation(self, flags: int, sid: int, payload: bytes) -> None:
         block = self._block
         if block is None or sid != self._block_sid:
             raise _ConnectionError(PROTOCOL_ERROR, "CONTINUATION without a header block to continue")
         block.append(payload)
-        if len(block) > MAX_CONTINUATIONS or sum(map(len, block)) > self._max_block:
+        self._block_size += len(payload)
+        if len(block) > MAX_CONTINUATIONS or self._block_size > self._max_block:
             raise _ConnectionError(ENHANCE_YOUR_CALM, "header block too long (CONTINUATION flood)")
         if flags & END_HEADERS:
             self._block = None

@@ -20,6 +20,11 @@ parked in the HTTP/1.1 connection's pipeline queue behind them (``_QueuedUpgrade
 ``HTTPCycle`` there), with reading paused; the upgrade happens when its turn comes, so responses
 stay in order and no byte after the upgrade head is parsed as HTTP.
 
+Errors in order. When a read holds messages and then a frame that will fail the connection (a
+reserved opcode or RSV bit, a stray continuation...), the framing holds that frame back
+(``hold_errors``); the messages go to the app, and the held input is processed one loop turn
+later (``_release_held``), after the app's task has had its step: an echo leaves before the close.
+
 Flow control. ``--ws-max-queue``: reading pauses while the app has that many unread messages and
 resumes when it has read them all. Writing: ``pause_writing`` makes ``send()`` wait in ``drain()``.
 
@@ -51,6 +56,7 @@ from squall.protocol.websocket import (
     Offer,
     PongReceived,
     WebSocketServer,
+    WSEvent,
     check_handshake,
 )
 from squall.server.http1 import HTTP1Connection
@@ -235,9 +241,12 @@ class WebSocketConnection(asyncio.Protocol):
             if len(self._early) > _HANDSHAKE_BUFFER:
                 self._pause_reading()
             return
+        self._on_events(proto, proto.receive_data(data))
+
+    def _on_events(self, proto: WebSocketServer, events: list[WSEvent]) -> None:
         session = self.session
         assert session is not None
-        for event in proto.receive_data(data):
+        for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
                 session.on_message(event)  # type: ignore[arg-type]
@@ -248,8 +257,15 @@ class WebSocketConnection(asyncio.Protocol):
             elif kind is PongReceived:
                 self._on_pong()
         self._flush(proto)
+        if proto.held:  # after the app's turn with these messages (its task step is queued first)
+            self.loop.call_soon(self._release_held)
         if session.queued >= self._max_queue and not self._read_paused:
             self._pause_reading()
+
+    def _release_held(self) -> None:
+        proto = self.proto
+        if proto is not None and proto.held and not self._closed:
+            self._on_events(proto, proto.release())
 
     def eof_received(self) -> bool | None:
         proto = self.proto
@@ -285,7 +301,7 @@ class WebSocketConnection(asyncio.Protocol):
         lines.extend(name + b": " + value + b"\r\n" for name, value in offer.response_headers(subprotocol))
         lines.extend(name + b": " + value + b"\r\n" for name, value in headers)
         lines.append(b"\r\n")
-        proto = self.proto = WebSocketServer(offer.extensions, self._max_size)
+        proto = self.proto = WebSocketServer(offer.extensions, self._max_size, hold_errors=True)
         self._write(b"".join(lines))
         self._log(101)
         if self._ping_interval:
