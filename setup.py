@@ -22,6 +22,8 @@ COMPILED = [
     "squall/server/http1.py",
     "squall/protocol/http2.py",
     "squall/protocol/hpackblocks.py",
+    "squall/observe/metrics.py",
+    "squall/observe/hooks.py",
 ]
 
 

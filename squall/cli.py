@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     cfg, _ = load_config(argv)
     try:
-        configure(cfg.runtime, hints=not os.environ.get(config.CHECK_ONLY_ENV))
+        configure(cfg.runtime, hints=not os.environ.get(config.CHECK_ONLY_ENV), formats=cfg.observe)
     except LogConfigError as exc:
         return _report(2, f"argument --log-config: {exc}")
     if os.environ.pop(config.CHECK_ONLY_ENV, None):

@@ -10,9 +10,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from squall.grammar import TOKEN
 
 # Set in the environment of the interpreter that checks the app before a single-process SIGHUP
 # reload: the command line is the server's own, but it only imports the app (see squall.process.single).
@@ -197,6 +200,11 @@ class HTTPSettings:
     timeout_request_body: float | None = opt(
         30.0,
         "Close the connection (HTTP/2: reset the stream) when the request body stalls this many seconds.",
+        parse=timeout,
+    )
+    timeout_request: float | None = opt(
+        None,
+        "Whole-request deadline from the head's first byte: 504, or the response cut ('off': none).",
         parse=timeout,
     )
     min_request_body_rate: float | None = opt(
@@ -571,6 +579,65 @@ class RuntimeSettings:
     )
 
 
+def access_format(text: str) -> str:
+    """``--access-log-format``: gunicorn's atoms, checked now so a typo is a startup error."""
+    for name in ACCESS_ATOM.findall(text):
+        if not (name[:1] == "{" and name[-2:-1] == "}" and name[-1:] in "ioe") and name not in ACCESS_ATOMS:
+            raise ValueError(f"unknown atom %({name})s")
+    try:
+        text % _AnyAtom()
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"not a %-format of %(atom)s fields ({exc})") from None
+    return text
+
+
+class _AnyAtom(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+#: ``%(name)s`` in an access log format (``name`` may be ``{header}i``, ``{header}o``, ``{var}e``).
+ACCESS_ATOM = re.compile(r"%\(([^)]*)\)")
+#: The atoms ``--access-log-format`` knows (see squall.observe.access for what each one says).
+ACCESS_ATOMS = frozenset(
+    [*"hlutrsmUqHTDMLpbBfa", "scheme", "protocol", "stream", "ended", "request_id", "pid"]
+)
+
+
+def token(text: str) -> str:
+    """A header name (RFC 9110 token)."""
+    if not TOKEN.fullmatch(text.encode("latin-1", "replace")):
+        raise ValueError("must be a header name")
+    return text.lower()
+
+
+@dataclass(frozen=True)
+class ObserveSettings:
+    """Access log formats, JSON logs, the request id and Prometheus metrics."""
+
+    log_format: str = opt(
+        "text",
+        "Log line format for the error and access logs: text, or one JSON object a line.",
+        choices=("text", "json"),
+    )
+    access_log_format: str | None = opt(
+        None,
+        "Access line in gunicorn's atoms: h r s b a T M..., {header}i, {header}o (default: squall's line).",
+        parse=access_format,
+        metavar="FORMAT",
+    )
+    request_id_header: str | None = opt(
+        None,
+        "Request id header (e.g. x-request-id): kept from the request when well-formed, else generated; "
+        "echoed on the response, logged, in scope['state']['request_id'].",
+        parse=token,
+        metavar="NAME",
+    )
+    metrics: bool = opt(False, "Serve Prometheus metrics on their own listener.", kind="bool")
+    metrics_host: str = opt("127.0.0.1", "Interface of the metrics listener.", metavar="HOST")
+    metrics_port: int = opt(9090, "Port of the metrics listener (0 picks a free one).", parse=port)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a squall process needs to know, grouped by concern."""
@@ -585,6 +652,7 @@ class Config:
     http3: HTTP3Settings = field(default_factory=HTTP3Settings)
     process: ProcessSettings = field(default_factory=ProcessSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
 
 
 GROUP_TITLES = {
@@ -598,6 +666,7 @@ GROUP_TITLES = {
     "http3": "HTTP/3",
     "process": "Process manager",
     "runtime": "Runtime and logging",
+    "observe": "Observability",
 }
 
 

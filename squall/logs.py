@@ -22,7 +22,11 @@ unpacks exactly five ``args``) works with it: ``msg`` is ``'%s - "%s %s HTTP/%s"
 ``args`` are ``(client_addr, method, path, http_version, status)``. The values are also
 attributes of the record, for any formatter: ``client_addr`` (``host:port``), ``method``,
 ``path`` (with ``?query``), ``http_version`` (``1.1``, ``2``), ``status`` (int),
-``response_bytes`` (body bytes sent), ``duration_ms`` (float) and ``request_line``.
+``response_bytes`` (body bytes sent), ``duration_ms`` (float) and ``request_line``; squall's own
+records also carry ``ended`` (how the request ended, see :mod:`squall.observe.access`) and
+``access``, the same facts as a dict with stable keys (what ``--log-format json`` writes).
+``--log-format json`` and ``--access-log-format`` replace the default formatters (step 1), so a
+``--log-config`` still wins over them.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ import os
 import sys
 from typing import IO, Any
 
-from squall.config import RuntimeSettings
+from squall.config import ObserveSettings, RuntimeSettings
+from squall.observe.access import ACCESS_MESSAGE, GunicornFormatter, JSONFormatter
 
 TRACE = 5
 LEVELS = {
@@ -53,11 +58,10 @@ LEVELS = {
 error_log = logging.getLogger("squall.error")
 access_log = logging.getLogger("squall.access")
 
-ACCESS_MESSAGE = '%s - "%s %s HTTP/%s" %d'
 DEFAULT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(message)s"
 ACCESS_FORMAT = (
     "%(asctime)s [%(process)d] %(levelname)s "
-    '%(client_addr)s - "%(request_line)s" %(status)d %(response_bytes)d %(duration_ms).1fms'
+    '%(client_addr)s - "%(request_line)s" %(status)d %(response_bytes)d %(duration_ms).1fms%(outcome)s'
 )
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -183,7 +187,9 @@ class AccessFormatter(DefaultFormatter):
         if self.use_colors and isinstance(status, int):
             status_code = _paint(status_code, _STATUS_COLOURS.get(status // 100, "0"))
             request_line = _paint(request_line, "1")
-        return {"status_code": status_code, "request_line": request_line}
+        ended = values.get("ended")
+        outcome = f" {ended}" if ended and ended != "completed" else ""
+        return {"status_code": status_code, "request_line": request_line, "outcome": outcome}
 
 
 def _foreign_access_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -219,7 +225,9 @@ class _Forward(logging.Handler):
 # --- configuration ------------------------------------------------------------------------------
 
 
-def configure(runtime: RuntimeSettings | None = None, *, hints: bool = False) -> None:
+def configure(
+    runtime: RuntimeSettings | None = None, *, hints: bool = False, formats: ObserveSettings | None = None
+) -> None:
     """Set up squall's loggers in this process (see the module docstring).
 
     Raises LogConfigError when ``--log-config`` cannot be applied. ``hints``: log the one-line
@@ -228,6 +236,8 @@ def configure(runtime: RuntimeSettings | None = None, *, hints: bool = False) ->
     runtime = runtime if runtime is not None else RuntimeSettings()
     logging.addLevelName(TRACE, "TRACE")
     _install_defaults(runtime.use_colors)
+    if formats is not None:
+        _install_formats(formats)
     notes: list[str] = []
     names: set[str] = set()
     if runtime.log_config:
@@ -272,6 +282,15 @@ def _install_defaults(use_colors: bool | None) -> None:
     uvicorn_error = logging.getLogger(UVICORN_ERROR[1])
     uvicorn_error.handlers.clear()
     uvicorn_error.propagate = True
+
+
+def _install_formats(formats: ObserveSettings) -> None:
+    """``--log-format json`` / ``--access-log-format``: the default handlers' formatters."""
+    if formats.access_log_format is not None:
+        access_log.handlers[0].setFormatter(GunicornFormatter(formats.access_log_format))
+    if formats.log_format == "json":
+        for logger in (error_log, access_log):
+            logger.handlers[0].setFormatter(JSONFormatter())
 
 
 def _apply_log_config(path: str) -> tuple[list[str], set[str]]:

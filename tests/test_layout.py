@@ -105,7 +105,7 @@ LAYERS = [
     ("squall.cli", "squall.__main__", "squall.workers"),
     ("squall.process",),
     ("squall.server",),
-    ("squall.asgi", "squall.protocol", "squall.loader", "squall.demo", "squall.logs"),
+    ("squall.asgi", "squall.observe", "squall.protocol", "squall.loader", "squall.demo", "squall.logs"),
     ("squall.events", "squall.config", "squall.grammar", "squall"),
 ]
 

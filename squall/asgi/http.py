@@ -14,6 +14,12 @@ Response state machine (``_state``)::
 
 The head is held until the first body chunk so that both leave in one write; if that first chunk
 is also the last and the app gave no Content-Length, one is added (no chunked framing needed).
+
+Observation (``Observer``, None when the access log, metrics, request id and deadline are all off):
+``_report(ended)`` runs exactly once per request, when its outcome is known: the response is
+complete (``completed``, or ``app_error`` for squall's 500, ``timeout`` for its 504), the client
+left first (``on_disconnect``), or the response was cut (app error, ``--timeout-request``). It
+writes the access line and counts the request.
 """
 
 from __future__ import annotations
@@ -21,15 +27,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Iterable
+from time import perf_counter
 from typing import Any, Protocol
 from urllib.parse import unquote
 
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
 from squall.events import Data, Event, Headers, Informational, Request, Response, Trailers
 from squall.grammar import BAD_FIELD_VALUE, TOKEN
-from squall.logs import log_access
+from squall.observe.access import APP_ERROR, CLIENT_LEFT, COMPLETED, TIMED_OUT, AccessRecord, request_id
+from squall.observe.hooks import Observer
 
 logger = logging.getLogger("squall.error")
 
@@ -49,7 +56,6 @@ HTTP_EXTENSIONS: dict[str, dict[str, Any]] = {
 _NO_BODY_STATUS = frozenset((204, 304))
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _TASK_NAME = "squall: ASGI request"
-_CONTROL_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
 
 
 class Channel(Protocol):
@@ -234,8 +240,14 @@ class HTTPCycle:
         "_bytes_sent",
         "_unflushed",
         "_started_at",
-        "_access_log",
         "_trailers",
+        "_observer",
+        "_outcome",
+        "_reported",
+        "_received",
+        "_request_id",
+        "_deadline_at",
+        "_deadline",
     )
 
     def __init__(
@@ -246,7 +258,8 @@ class HTTPCycle:
         stream_id: int,
         *,
         expect_continue: bool = False,
-        access_log: bool = True,
+        observer: Observer | None = None,
+        began: float = 0.0,
     ) -> None:
         self.scope = scope
         self.stream_id = stream_id
@@ -266,9 +279,30 @@ class HTTPCycle:
         self._remaining: int | None = None
         self._bytes_sent = 0
         self._unflushed = 0
-        self._access_log = access_log
-        self._started_at = time.perf_counter() if access_log else 0.0
         self._trailers: Headers | None = None  # set when the app announced trailers
+        self._observer = observer
+        self._outcome = COMPLETED  # how the request ends if the response completes
+        self._reported = False
+        self._received = 0
+        self._request_id: str | None = None
+        self._deadline_at = 0.0
+        self._deadline: asyncio.TimerHandle | None = None
+        self._started_at = 0.0
+        if observer is not None:
+            self._started_at = perf_counter()
+            if observer.request_id_header is not None or observer.timeout is not None:
+                self._observe_start(observer, began)
+
+    def _observe_start(self, observer: Observer, began: float) -> None:
+        header = observer.request_id_header
+        if header is not None:
+            rid = self._request_id = request_id(self.scope["headers"], header)
+            state = self.scope.get("state")
+            if state is None:
+                state = self.scope["state"] = {}
+            state["request_id"] = rid
+        if observer.timeout is not None:
+            self._deadline_at = (began or self._channel.loop.time()) + observer.timeout
 
     # ------------------------------------------------------------ connection side
 
@@ -298,11 +332,14 @@ class HTTPCycle:
             self.task = asyncio.Task(self._run(), loop=loop, name=_TASK_NAME)
         else:
             self.task = loop.create_task(self._run())
+        if self._deadline_at:  # armed when the request's turn comes (pipelining keeps order)
+            self._deadline = loop.call_at(self._deadline_at, self._on_deadline)
 
     def on_body(self, data: bytes) -> None:
         """A request body chunk arrived."""
         self._chunks.append(data)
         self.buffered += len(data)
+        self._received += len(data)
         self._wake()
 
     def on_body_end(self) -> None:
@@ -310,9 +347,12 @@ class HTTPCycle:
         self._body_done = True
         self._wake()
 
-    def on_disconnect(self) -> None:
-        """The client is gone: ``receive()`` returns ``http.disconnect``, ``send()`` raises."""
+    def on_disconnect(self, ended: str = CLIENT_LEFT) -> None:
+        """The client is gone (or squall gave up on the request, ``ended`` says why):
+        ``receive()`` returns ``http.disconnect``, ``send()`` raises."""
         self._disconnected = True
+        if self._state != _DONE and self._observer is not None:
+            self._report(ended)
         self._wake()
 
     def _wake(self) -> None:
@@ -337,6 +377,7 @@ class HTTPCycle:
             self._channel.cycle_finished(self)
 
     def _app_failed(self, exc: Exception) -> None:
+        self._outcome = APP_ERROR
         if isinstance(exc, ASGIMessageError):
             logger.error("ASGI application sent an invalid message: %s", exc, exc_info=exc)
             if self._state == _STARTED:
@@ -352,24 +393,52 @@ class HTTPCycle:
             logger.error("ASGI application returned without starting a response")
         elif self._state != _DONE:
             logger.error("ASGI application returned without completing its response")
+        else:
+            return
+        self._outcome = APP_ERROR
         self._respond_to_failure()
 
-    def _respond_to_failure(self) -> None:
+    def _respond_to_failure(self, status: int = 500, body: bytes = b"Internal Server Error\n") -> None:
         if self._disconnected or self._state == _DONE:
             return
-        if self._state == _START:
-            body = b"Internal Server Error\n"
-            self._status = 500
+        if self._state in (_START, _STARTED) and (self._state == _START or status != 500):
+            self._status = status  # nothing is on the wire yet (a held head is dropped)
             self._headers = [  # and close: the app failed, the connection's state is unknown
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"connection", b"close"),
             ]  # Content-Length: added by _send_body, as for any one-message body
+            self._add_request_id(self._headers)
             self._remaining = None
+            self._trailers = None
             self._state = _STARTED
             self._send_body(body, False)
         else:
+            if self._observer is not None:
+                self._report(self._outcome)
             self._state = _DONE
             self._channel.abort()
+
+    def _on_deadline(self) -> None:
+        """``--timeout-request`` passed: 504 if nothing was sent, else cut the response; the app
+        is cancelled either way."""
+        self._deadline = None
+        if self._state == _DONE or self._disconnected:
+            return
+        observer = self._observer
+        if observer is not None and observer.metrics is not None:
+            observer.metrics.reject("request_timeout")
+        logger.info(
+            "request deadline (--timeout-request) passed: %s %s",
+            self.scope.get("method"),
+            self.scope.get("path"),
+        )
+        self._outcome = TIMED_OUT
+        self._respond_to_failure(504, b"Gateway Timeout\n")
+        self._disconnected = True  # receive() says http.disconnect, send() raises
+        self._wake()
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
 
     async def receive(self) -> Message:
         """ASGI ``receive``: the request body, then ``http.disconnect``."""
@@ -567,6 +636,8 @@ class HTTPCycle:
             raise ASGIMessageError(f"'trailers' must be a bool, got {type(trailers).__name__}")
         if trailers:
             self._trailers = []
+        if self._request_id is not None:
+            self._add_request_id(headers)
         self._status = status
         self._headers = headers
         self._state = _STARTED
@@ -610,8 +681,8 @@ class HTTPCycle:
     def _complete(self) -> None:
         self._state = _DONE
         self._channel.response_complete(self)
-        if self._access_log:
-            self._log_access()
+        if self._observer is not None:
+            self._report(self._outcome)
         if self._waiter is not None:
             self._wake()
 
@@ -625,28 +696,48 @@ class HTTPCycle:
         self._remaining = remaining
         return remaining
 
-    def _log_access(self) -> None:
+    def _add_request_id(self, headers: Headers) -> None:
+        rid = self._request_id
+        observer = self._observer
+        if rid is None or observer is None or observer.request_id_header is None:
+            return
+        name = observer.request_id_header
+        if not any(key == name for key, _ in headers):
+            headers.append((name, rid.encode("ascii")))
+
+    def _report(self, ended: str) -> None:
+        """The request is over (see the module docstring): log it and count it, once."""
+        observer = self._observer
+        if self._reported or observer is None:
+            return
+        self._reported = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        seconds = perf_counter() - self._started_at
+        status = self._status if self._state >= _STREAMING else 0  # 0: no head went out
         scope = self.scope
-        try:
-            client = scope.get("client")
-            who = f"{client[0]}:{client[1]}" if client and client[1] is not None else "-"
-            path = scope["path"]
-            if not path.isprintable():
-                path = path.translate(_CONTROL_ESCAPES)
-            query = scope["query_string"]
-            if query:
-                path += "?" + query.decode("ascii", "backslashreplace")
-            method, version = scope["method"], scope["http_version"]
-        except Exception:  # the app changed scope keys (it may): log what they hold now, as repr
-            who = repr(scope.get("client"))
-            path = f"{scope.get('path')!r}?{scope.get('query_string')!r}"
-            method, version = repr(scope.get("method")), repr(scope.get("http_version"))
-        log_access(
-            who,
-            method,
-            path,
-            version,
-            self._status,
-            self._bytes_sent,
-            (time.perf_counter() - self._started_at) * 1000,
-        )
+        method = scope.get("method")
+        sent = self._bytes_sent
+        if status == 204 or status == 304 or method == "HEAD":  # noqa: PLR1714 - no set lookup
+            sent = 0  # the body the app gave was not sent
+        metrics = observer.metrics
+        if metrics is not None:
+            version = scope.get("http_version")
+            if type(method) is not str or type(version) is not str:
+                method, version = str(method), str(version)  # the app changed them: count as is
+            metrics.request(method, status, version, seconds, self._received, sent)
+        access = observer.access
+        if access is not None:
+            record = AccessRecord(
+                scope,
+                status,
+                sent,
+                self._received,
+                seconds,
+                ended,
+                self._headers,
+                self._request_id,
+                self.stream_id,
+            )
+            access.write(record)

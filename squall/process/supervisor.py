@@ -9,8 +9,9 @@ sentinel (see :mod:`squall.process.spawn`), then handles what is ready:
 
 =================  ================================================================================
 posted events      stop, force, reload (SIGHUP), more/fewer (SIGTTIN/SIGTTOU), changed (--reload)
-pipe messages      ``("ready",)``, ``("pong", requests_served, rss_bytes)``, ``("failed", reason)``,
-                   ``("limit", n)`` (the worker reached --limit-max-requests and drains itself)
+pipe messages      ``("ready",)``, ``("pong", requests_served, rss_bytes, metrics)``, ``("failed", reason)``,
+                   ``("limit", n)`` (the worker reached --limit-max-requests and drains itself),
+                   ``("metrics", snapshot[, scrape])`` (an answer to a scrape; a worker's last counts)
 sentinels          a worker exited: log how; the next reconcile replaces it
 timers             health pings; an unanswered ping older than --timeout-worker-healthcheck → SIGKILL;
                    a worker not ready within --timeout-worker-startup → SIGKILL, a failed start;
@@ -33,6 +34,15 @@ worker is serving and none is still starting, the supervisor exits with code 3 a
 instead of respawning in a loop; with --reload it waits for the next file change; when other
 workers are serving (a SIGHUP with broken code) the replacement is abandoned, the running workers
 are kept, and further attempts back off exponentially.
+
+Metrics (``--metrics``). Each pong carries the worker's snapshot (plain counters, see
+:mod:`squall.observe.metrics`); the worker's request path only adds integers. A scrape of the
+metrics listener (a thread: ``_serve_metrics``) posts ``scrape``: the loop pings every ready
+worker, the thread waits (at most ``SCRAPE_WAIT``) for their pongs and writes the merged figures.
+When a worker exits, its last snapshot joins ``_retired``, so the counters never go back while
+the supervisor lives (a worker killed outright loses what it counted since its last pong). Why a
+pipe rather than shared memory: it is the health-check pipe already there, the request path pays
+nothing for it, and a scrape is a few small pickles.
 
 Why fork+exec of a fresh interpreter (:mod:`squall.process.spawn`): the app is imported only in workers,
 so SIGHUP and --reload load new code and a syntax error cannot take the parent down; and no
@@ -61,6 +71,7 @@ from typing import Any
 
 from squall import __version__
 from squall.config import Config
+from squall.observe.metrics import COUNTERS, MAX_HEAD, add, bind_metrics, http_response, merge, render
 from squall.process import malloc
 from squall.process.listeners import describe
 from squall.process.pidfile import pid_file
@@ -75,6 +86,7 @@ FORCE_KILL_AFTER = 5.0  # a worker told to stop *now* (second SIGINT) gets this 
 STOP_MARGIN = 10.0  # on top of --timeout-graceful-shutdown, for lifespan shutdown, before SIGKILL
 MAX_BACKOFF = 30.0  # longest wait between attempts to start a worker that keeps failing
 TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+SCRAPE_WAIT = 2.0  # a scrape waits at most this long for the workers' fresh figures
 
 
 def serve_worker(spec: WorkerSpec) -> None:
@@ -98,6 +110,8 @@ class WorkerProcess:
     ping_sent: float | None = None  # when the unanswered ping was sent
     last_pong: float = field(default_factory=time.monotonic)
     stop_deadline: float | None = None
+    metrics: dict[str, Any] | None = None  # the last snapshot it sent (--metrics)
+    scrape_seen: int = 0  # the last scrape number it answered
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -139,6 +153,11 @@ class Supervisor:
         self._next_watchdog = 0.0
         self._changed = threading.Condition()
         self._watch_stop = threading.Event()
+        self._retired: dict[str, Any] = {}  # exited workers' counters (--metrics)
+        self.restarts: dict[str, int] = {}  # workers replaced, by cause
+        self.metrics_socket: socket.socket | None = None
+        self._scrapes = 0
+        self._metrics_lock = threading.Lock()
 
     # ------------------------------------------------------------------ outside API
 
@@ -172,6 +191,8 @@ class Supervisor:
             with pid_file(self.config.process.pid_file):
                 if self.config.process.reload and not self._start_watcher():
                     return STARTUP_FAILURE
+                if self.config.observe.metrics and not self._start_metrics():
+                    return STARTUP_FAILURE
                 self._loop()
         finally:
             self._watch_stop.set()
@@ -180,6 +201,8 @@ class Supervisor:
             self._kill_leftovers()
             self._wake_r.close()
             self._wake_w.close()
+            if self.metrics_socket is not None:
+                self.metrics_socket.close()
             with self._changed:
                 self._changed.notify_all()
         return self.exit_code
@@ -281,6 +304,13 @@ class Supervisor:
             _kill(w, signal.SIGQUIT)
             w.stop_deadline = min(w.stop_deadline or deadline, deadline)
 
+    def _on_scrape(self, number: int) -> None:
+        """Scrape ``number``: ask every worker serving or draining for fresh figures."""
+        for w in self.workers:
+            if w.state != "starting":
+                with contextlib.suppress(OSError):
+                    w.channel.send(("scrape", number))
+
     def _on_reload(self, detail: Any = None) -> None:
         if self._stopping:
             return
@@ -292,6 +322,7 @@ class Supervisor:
         for w in self.workers:
             if w.state != "stopping":
                 w.obsolete = True
+                self._restarted("reload")
 
     def _on_more(self, detail: Any = None) -> None:
         self.wanted += 1
@@ -314,6 +345,10 @@ class Supervisor:
         for w in self.workers:
             if w.state != "stopping":
                 self._retire(w)
+                self._restarted("reload")
+
+    def _restarted(self, cause: str) -> None:
+        self.restarts[cause] = self.restarts.get(cause, 0) + 1
 
     # ------------------------------------------------------------------ worker messages and exits
 
@@ -335,14 +370,22 @@ class Supervisor:
         elif kind == "pong":
             w.ping_sent = None
             w.last_pong = time.monotonic()
+            if len(message) > 3 and message[3] is not None:
+                w.metrics = message[3]
             self._check_limits(w, requests=message[1], rss=message[2])
         elif kind == "failed":
             w.failure = str(message[1])
+        elif kind == "metrics":
+            w.metrics = message[1]
+            if len(message) > 2:
+                w.scrape_seen = message[2]
         elif kind == "limit" and w.state == "ready":  # it stops taking requests and drains itself
             logger.info(
                 "Worker [%d] served %d requests (limit %d); recycling it", w.pid, message[1], message[1]
             )
             w.state = "stopping"
+            if not w.obsolete:  # (not counted already by _check_limits)
+                self._restarted("max_requests")
             graceful = self.config.runtime.timeout_graceful_shutdown
             if graceful is not None:
                 w.stop_deadline = time.monotonic() + graceful + STOP_MARGIN
@@ -353,8 +396,10 @@ class Supervisor:
         memory = self.config.process.limit_max_memory
         if w.max_requests is not None and requests >= w.max_requests:
             reason = f"served {requests} requests (limit {w.max_requests})"
+            self._restarted("max_requests")
         elif memory is not None and rss > memory * MIB:
             reason = f"uses {rss / MIB:.0f} MiB (limit {memory} MiB)"
+            self._restarted("max_memory")
         else:
             return
         logger.info("Worker [%d] %s; recycling it", w.pid, reason)
@@ -365,7 +410,13 @@ class Supervisor:
             if w.process.is_alive():
                 continue
             code = w.process.exitcode
-            self.workers.remove(w)
+            with contextlib.suppress(EOFError, OSError):
+                while w.channel.poll():  # what it said last (its final metrics)
+                    self._on_message(w, w.channel.recv())
+            with self._metrics_lock:  # a scrape sees it live or retired, never both
+                self.workers.remove(w)
+                if w.metrics is not None:
+                    add(self._retired, w.metrics, COUNTERS)
             w.channel.close()
             how = _describe_exit(code)
             if w.state == "stopping":
@@ -374,6 +425,7 @@ class Supervisor:
                 self._on_startup_failure(w, code, how)
             else:
                 logger.error("Worker [%d] died unexpectedly (%s); replacing it", w.pid, how)
+                self._restarted("crash")
             w.process.close()
 
     def _on_startup_failure(self, w: WorkerProcess, code: int | None, how: str) -> None:
@@ -438,6 +490,7 @@ class Supervisor:
                             timeout,
                         )
                         w.state = "stopping"
+                        self._restarted("health_check")
                         _kill(w, signal.SIGKILL)
                 elif now - w.last_pong >= interval:
                     with contextlib.suppress(OSError):
@@ -524,6 +577,59 @@ class Supervisor:
             _kill(w, signal.SIGKILL)
             w.process.join(5)
         self.workers.clear()
+
+    # ------------------------------------------------------------------ --metrics
+
+    def _start_metrics(self) -> bool:
+        settings = self.config.observe
+        try:
+            self.metrics_socket = bind_metrics(settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            where = f"{settings.metrics_host}:{settings.metrics_port}"
+            self.failure = f"--metrics-port: cannot listen on {where}: {exc.strerror}"
+            self.exit_code = STARTUP_FAILURE
+            return False
+        host, port = self.metrics_socket.getsockname()[:2]
+        logger.info("Metrics on http://%s:%d/metrics", host, port)
+        threading.Thread(target=self._serve_metrics, name="squall-metrics", daemon=True).start()
+        return True
+
+    def _serve_metrics(self) -> None:
+        """The metrics listener: one scrape at a time, each answered with ``scrape()``."""
+        assert self.metrics_socket is not None
+        while True:
+            try:
+                conn, _ = self.metrics_socket.accept()
+            except OSError:
+                return  # closed: the supervisor is done
+            with conn:
+                conn.settimeout(SCRAPE_WAIT * 5)
+                head = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in head and len(head) <= MAX_HEAD:
+                        data = conn.recv(4096)
+                        if not data:
+                            break
+                        head += data
+                    conn.sendall(http_response(head, self.scrape()))
+
+    def scrape(self) -> str:
+        """The exposition of the whole server: fresh figures from every ready worker (waiting at
+        most ``SCRAPE_WAIT``), plus the counters of the workers that exited."""
+        self._scrapes += 1
+        number = self._scrapes
+        self.post("scrape", number)
+
+        def fresh() -> bool:
+            return all(w.scrape_seen >= number for w in list(self.workers) if w.state != "starting")
+
+        self.wait_for(fresh, SCRAPE_WAIT)
+        with self._metrics_lock:
+            workers = list(self.workers)
+            live = [w.metrics for w in workers if w.metrics is not None]
+            total = merge(live, self._retired)
+        alive = sum(w.state == "ready" for w in workers)
+        return render(total, live, {"workers": alive, "restarts": dict(self.restarts)})
 
     # ------------------------------------------------------------------ --reload
 

@@ -14,12 +14,15 @@ Under the supervisor (``run_supervised``) the worker also talks to the parent ov
 says ``("ready",)`` once lifespan startup is done and it is accepting, or ``("failed", reason)``
 when the app cannot be imported or its startup fails; it answers each ``"ping"`` with
 ``("pong", requests_served, rss_bytes)`` from the event loop (so a blocked loop fails the health
-check); and it drains when the pipe reaches EOF (the parent is gone). Signals there: SIGTERM
+check), plus its metrics snapshot with ``--metrics`` (and a last ``("metrics", snapshot)`` once
+drained, so the supervisor's totals lose nothing); and it drains when the pipe reaches EOF (the
+parent is gone). Signals there: SIGTERM
 drains, SIGQUIT stops at once; SIGINT/SIGHUP/SIGTTIN/SIGTTOU are ignored because a terminal sends
 them to the whole process group and only the parent decides what they mean.
 
 Without a supervisor (one worker, see :mod:`squall.process.single`) the worker is the whole server;
-``SingleProcess`` adds signals, sd_notify and the SIGHUP reload through the ``_on_*`` hooks.
+``SingleProcess`` adds signals, sd_notify and the SIGHUP reload through the ``_on_*`` hooks; with
+``--metrics`` it serves the metrics listener itself (``MetricsEndpoint``).
 """
 
 from __future__ import annotations
@@ -44,16 +47,20 @@ from squall.asgi.types import ASGIApp
 from squall.config import Config
 from squall.loader import LoadError, import_from_string, load_app
 from squall.logs import LogConfigError, configure, error_log
+from squall.observe.metrics import MAX_HEAD, bind_metrics, http_response, merge, render
 from squall.process.listeners import describe
 from squall.process.spawn import STARTUP_FAILURE, WorkerSpec
 from squall.server.accept import protocol_factory, serving_state
-from squall.server.state import DefaultHeaders, ServerState
+from squall.server.state import DefaultHeaders, ServerState, metrics_snapshot
 from squall.server.tls import TLSConfigError, create_context
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
 logger = logging.getLogger("squall.error")
+
+LAG_INTERVAL = 0.5  # seconds between the event-loop lag probe's timers (with --metrics)
+METRICS_READ_TIMEOUT = 10.0  # a scraper that sends no complete request head in this long is dropped
 
 
 def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -173,11 +180,15 @@ class Worker:
         try:
             while channel.poll():
                 message = channel.recv()
+                state = self.state
+                snapshot = metrics_snapshot(state) if state is not None else None
                 if message == "ping":
-                    served = self.state.total_requests if self.state is not None else 0
-                    channel.send(("pong", served, rss_bytes()))
-                elif message == "draining" and self.state is not None:
-                    self.state.draining = True  # the supervisor's --drain-delay: --health-path says 503
+                    served = state.total_requests if state is not None else 0
+                    channel.send(("pong", served, rss_bytes(), snapshot))
+                elif isinstance(message, tuple) and message[0] == "scrape":
+                    channel.send(("metrics", snapshot, message[1]))
+                elif message == "draining" and state is not None:
+                    state.draining = True  # the supervisor's --drain-delay: --health-path says 503
                     logger.info("Draining soon (--drain-delay); serving until then")
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(channel.fileno())
@@ -219,28 +230,27 @@ class Worker:
             logger.error("%s", exc)
             self._on_failure(str(exc))
             return STARTUP_FAILURE
-
-        def tick() -> None:
-            headers.refresh()
-            state.sweep()
-
-        ticker = _every_second(loop, tick)
-        servers = self._servers = [
+        servers = await self._metrics_listener(loop, state)
+        if servers is None:
+            return STARTUP_FAILURE
+        timers = _start_timers(loop, headers, state)
+        self._servers = [
             await loop.create_server(
                 protocol_factory(state), sock=sock, backlog=self.config.socket.backlog, ssl=context
             )
             for sock in self.sockets
         ]
+        servers += self._servers
         endpoints = await self._start_http3(loop, state) if self.config.http3.http3 else []
         if endpoints is None:
-            return await self._abandon(servers, state, ticker)
+            return await self._abandon(servers, state, timers)
         scheme = "https" if context is not None else "http"
         self._on_ready(" and ".join(describe(sock, scheme) for sock in self.sockets))
         await self._stop.wait()
         self._on_stop()
         await self._delay_drain(state)
         await self._drain(servers, state, endpoints, context)
-        ticker.cancel()
+        self._farewell(state, timers)
         running = (
             self.lifespan.supported and self.lifespan._task is not None and not self.lifespan._task.done()
         )
@@ -259,6 +269,32 @@ class Worker:
     def _drain_delay(self) -> float:
         """Seconds to keep serving after the stop signal (the supervisor waits them itself)."""
         return self.config.runtime.drain_delay if self.channel is None else 0.0
+
+    async def _metrics_listener(
+        self, loop: asyncio.AbstractEventLoop, state: ServerState
+    ) -> list[asyncio.Server] | None:
+        """Without a supervisor, ``--metrics`` is served here (a supervisor serves it otherwise);
+        None when its socket cannot be bound (the failure is reported)."""
+        settings = self.config.observe
+        if self.channel is not None or not settings.metrics:
+            return []
+        try:
+            sock = bind_metrics(settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            where = f"{settings.metrics_host}:{settings.metrics_port}"
+            reason = f"--metrics-port: cannot listen on {where}: {exc.strerror}"
+            logger.error("%s", reason)
+            self._on_failure(reason)
+            return None
+
+        def body() -> str:
+            snap = metrics_snapshot(state) or {}
+            return render(merge([snap]), [snap])
+
+        server = await loop.create_server(lambda: MetricsEndpoint(body), sock=sock)
+        host, port = sock.getsockname()[:2]
+        logger.info("Metrics on http://%s:%d/metrics", host, port)
+        return [server]
 
     def _on_request_limit(self) -> None:
         """The request reaching --limit-max-requests was admitted: no new connection is accepted
@@ -297,9 +333,18 @@ class Worker:
             extra.append(("alt-svc", advertised))
         return DefaultHeaders(http.server_header, http.date_header, extra)
 
-    async def _abandon(self, servers: list[asyncio.Server], state: ServerState, ticker: Any) -> int:
+    def _farewell(self, state: ServerState, timers: list[Any]) -> None:
+        """Drained: stop the clocks; tell the supervisor the counts since its last ping."""
+        for timer in timers:
+            timer.cancel()
+        snapshot = metrics_snapshot(state)
+        if snapshot is not None:
+            self._tell(("metrics", snapshot))
+
+    async def _abandon(self, servers: list[asyncio.Server], state: ServerState, timers: list[Any]) -> int:
         """Serving could not start after all (HTTP/3's UDP port): close, run lifespan shutdown, exit 1."""
-        ticker.cancel()
+        for timer in timers:
+            timer.cancel()
         await self._drain(servers, state)
         with contextlib.suppress(LifespanFailed):
             await self.lifespan.shutdown()
@@ -421,6 +466,64 @@ class Worker:
         return tasks
 
 
+class MetricsEndpoint(asyncio.Protocol):
+    """One scrape: read a request head, answer with the exposition (``http_response``), close."""
+
+    def __init__(self, body: Callable[[], str]) -> None:
+        self.body = body
+        self.transport: asyncio.Transport | None = None
+        self.head = b""
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.timer = asyncio.get_running_loop().call_later(METRICS_READ_TIMEOUT, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self.head += data
+        if b"\r\n\r\n" in self.head or len(self.head) > MAX_HEAD:
+            assert self.transport is not None
+            self.transport.write(http_response(self.head, self.body()))
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def _start_timers(loop: asyncio.AbstractEventLoop, headers: DefaultHeaders, state: ServerState) -> list[Any]:
+    """The worker's clocks: every second the Date header and the rate sweep; with --metrics, the
+    event-loop lag probe. Each has a ``cancel()``."""
+
+    def tick() -> None:
+        headers.refresh()
+        state.sweep()
+
+    timers: list[Any] = [_every_second(loop, tick)]
+    if state.metrics is not None:
+        timers.append(LagProbe(loop, state.metrics))
+    return timers
+
+
+class LagProbe:
+    """Event-loop lag: how late a timer due every ``LAG_INTERVAL`` seconds fires (``loop_lag``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, metrics: Any) -> None:
+        self.loop = loop
+        self.metrics = metrics
+        self.due = loop.time() + LAG_INTERVAL
+        self.handle = loop.call_at(self.due, self.tick)
+
+    def tick(self) -> None:
+        now = self.loop.time()
+        self.metrics.loop_lag = max(0.0, now - self.due)
+        self.due = now + LAG_INTERVAL
+        self.handle = self.loop.call_at(self.due, self.tick)
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
 class Endpoint(Protocol):
     """What the drain needs of an HTTP/3 UDP endpoint (``server.http3.H3Endpoint``)."""
 
@@ -517,7 +620,7 @@ def run_supervised(spec: WorkerSpec) -> int:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, terminal)
     config = spec.config
     try:
-        configure(config.runtime)
+        configure(config.runtime, formats=config.observe)
         app = import_app(config)
         loop_factory(config.runtime.loop)  # after --app-dir is on sys.path
     except (LoadError, LogConfigError) as exc:

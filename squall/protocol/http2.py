@@ -99,6 +99,7 @@ REFUSED_STREAM = 0x7
 CANCEL = 0x8
 COMPRESSION_ERROR = 0x9
 ENHANCE_YOUR_CALM = 0xB
+ERROR_CODES = 0xE  # codes 0x0-0xD are RFC 9113's; a higher one is counted as ERROR_CODES
 
 # Frame types and flags (RFC 9113 §6).
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE = range(6)
@@ -213,6 +214,11 @@ class _Stream:
 
 def _frame(kind: int, flags: int, sid: int, payload: bytes) -> bytes:
     return _FRAME_HEAD.pack(len(payload) >> 16, len(payload) & 0xFFFF, kind, flags, sid) + payload
+
+
+def _frame_end(data: bytes) -> int:
+    """The length of the frame that ``data`` starts (9 while its header is incomplete)."""
+    return 9 + int.from_bytes(data[:3], "big") if len(data) >= 9 else 9
 
 
 def _strip_padding(payload: bytes) -> bytes:
@@ -370,9 +376,11 @@ class H2Server:
         self._recv_window = DEFAULT_WINDOW
         self._recv_unacked = 0
         self._state = 0  # 0: expecting the preface, 1: expecting SETTINGS, 2: open
-        self._buffer = b""
+        self._buffer = bytearray()  # an incomplete frame
+        self._need = 0  # the buffer's length at which it holds a whole frame
         self._block: list[bytes] | None = None  # a header block waiting for CONTINUATION
         self._block_sid = 0
+        self._block_size = 0
         self._block_flags = 0
         self._resets = TokenBucket(max_reset_rate, 2 * max_reset_rate, clock)
         self._control = TokenBucket(max_control_rate, 2 * max_control_rate, clock)
@@ -382,6 +390,10 @@ class H2Server:
         self.going_away = False  # we sent GOAWAY: streams above last_stream_id are refused
         self.closed = False  # a connection error: nothing more is read
         self.peer_going_away = False  # the client sent GOAWAY: no push
+        # Frames counted by error code (index: the code, capped at ERROR_CODES): for the metrics.
+        self.resets_sent = [0] * (ERROR_CODES + 1)
+        self.resets_received = [0] * (ERROR_CODES + 1)
+        self.goaways_sent = [0] * (ERROR_CODES + 1)
 
     # ---------------------------------------------------------------- setup
 
@@ -417,12 +429,21 @@ class H2Server:
         events = self._events = []
         if self.closed:
             return events
-        if self._buffer:
-            data = self._buffer + data
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            if len(buffer) < self._need:
+                return events  # a frame still arriving is neither copied nor cut again (linear)
+            data = bytes(buffer)
+            buffer.clear()
         try:
-            self._buffer = self._frames(data)
+            rest = self._frames(data)
         except _ConnectionError as exc:
             self._fail(f"protocol error: {exc}", exc.code)
+            return events
+        if rest:
+            buffer += rest
+            self._need = _frame_end(rest) if self._state else 0  # the preface is checked as it comes
         return events
 
     def _frames(self, data: bytes) -> bytes:
@@ -489,13 +510,15 @@ class H2Server:
             self._on_block(flags, sid, payload)
         else:
             self._block, self._block_sid, self._block_flags = [payload], sid, flags
+            self._block_size = len(payload)
 
     def _on_continuation(self, flags: int, sid: int, payload: bytes) -> None:
         block = self._block
         if block is None or sid != self._block_sid:
             raise _ConnectionError(PROTOCOL_ERROR, "CONTINUATION without a header block to continue")
         block.append(payload)
-        if len(block) > MAX_CONTINUATIONS or sum(map(len, block)) > self._max_block:
+        self._block_size += len(payload)
+        if len(block) > MAX_CONTINUATIONS or self._block_size > self._max_block:
             raise _ConnectionError(ENHANCE_YOUR_CALM, "header block too long (CONTINUATION flood)")
         if flags & END_HEADERS:
             self._block = None
@@ -676,7 +699,9 @@ class H2Server:
                 raise _ConnectionError(PROTOCOL_ERROR, f"RST_STREAM on idle stream {sid}")
             return  # closed already
         self._close(stream)
-        self._events.append(StreamReset(sid, int.from_bytes(payload, "big")))
+        code = int.from_bytes(payload, "big")
+        self.resets_received[min(code, ERROR_CODES)] += 1
+        self._events.append(StreamReset(sid, code))
         if not self._resets.take():
             raise _ConnectionError(ENHANCE_YOUR_CALM, "too many stream resets (rapid reset)")
 
@@ -952,6 +977,7 @@ class H2Server:
 
     def _send_reset(self, sid: int, code: int) -> None:
         self._output.append(_frame(RST_STREAM, 0, sid, code.to_bytes(4, "big")))
+        self.resets_sent[min(code, ERROR_CODES)] += 1
         reset = self._reset_by_us
         reset[sid] = None
         if len(reset) > 1024:
@@ -1033,6 +1059,7 @@ class H2Server:
 
     def _goaway(self, code: int, detail: bytes) -> None:
         self.going_away = True
+        self.goaways_sent[min(code, ERROR_CODES)] += 1
         payload = self.last_stream_id.to_bytes(4, "big") + int(code).to_bytes(4, "big") + detail
         self._output.append(_frame(GOAWAY, 0, 0, payload))
 

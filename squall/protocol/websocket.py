@@ -259,7 +259,12 @@ class WebSocketServer:
         "max_size",
         "_lib",
         "_deflate",
+        "hold_errors",
         "_buffer",
+        "_need",
+        "held",
+        "_partial",
+        "_scan",
         "_output",
         "_events",
         "_fragments",
@@ -268,13 +273,24 @@ class WebSocketServer:
         "_close_event_sent",
     )
 
-    def __init__(self, extensions: Sequence[Extension] = (), max_size: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        extensions: Sequence[Extension] = (),
+        max_size: int = 16 * 1024 * 1024,
+        *,
+        hold_errors: bool = False,
+    ) -> None:
         lib = Protocol(SERVER, state=OPEN, max_size=max_size)
         lib.extensions = list(extensions)
         self._lib = lib
         self._deflate = bool(extensions)
         self.max_size = max_size
-        self._buffer = bytearray()
+        self.hold_errors = hold_errors  # see ``held``
+        self._buffer = bytearray()  # an incomplete frame (or held input)
+        self._need = 0  # the buffer's length at which parsing it is worth trying again
+        self.held = False  # input waits behind a frame that will likely fail the connection
+        self._partial: _Partial | None = None  # a fast-path frame whose payload is arriving
+        self._scan: _Partial | None = None  # the UTF-8 check of a text fragment that is arriving
         self._output: list[bytes] = []
         self._events: list[WSEvent] = []
         self._fragments: list[bytes] | None = None  # the parts of a fragmented message
@@ -310,11 +326,10 @@ class WebSocketServer:
     def receive_data(self, data: bytes) -> list[WSEvent]:
         """Feed bytes from the peer; return the events they complete. Never raises."""
         events = self._events = []
-        buffer = self._buffer
-        if buffer:
-            buffer += data
-            data = bytes(buffer)
-            buffer.clear()
+        if self._buffer or self._partial is not None:
+            data = self._pending(data)
+            if not data:
+                return events
         pos = 0
         end = len(data)
         lib = self._lib
@@ -323,7 +338,8 @@ class WebSocketServer:
                 self._to_library(data[pos:])
                 return events
             if end - pos < 2:
-                break
+                self._keep(data, pos, 2)
+                return events
             b1 = data[pos]
             b2 = data[pos + 1]
             length = b2 & 0x7F
@@ -331,20 +347,25 @@ class WebSocketServer:
             if length == 126:
                 header = 8
                 if end - pos < 4:
-                    break
+                    self._keep(data, pos, 4)
+                    return events
                 length = int.from_bytes(data[pos + 2 : pos + 4], "big")
             elif length == 127:
                 header = 14
                 if end - pos < 10:
-                    break
+                    self._keep(data, pos, 10)
+                    return events
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-            if length > self.max_size or not b2 & 0x80:
-                self._to_library(data[pos:])  # the library fails it (1009 / 1002)
-                return events
             stop = pos + header + length
-            if stop > end:
-                break
-            if (b1 == 0x82 or b1 == 0x81) and self._fragments is None:  # noqa: PLR1714 - faster
+            if (
+                (b1 == 0x82 or b1 == 0x81)  # noqa: PLR1714 - faster
+                and b2 & 0x80
+                and length <= self.max_size
+                and self._fragments is None
+            ):
+                if stop > end:
+                    self._start_partial(data, pos, header, length)
+                    return events
                 payload = apply_mask(data[pos + header : stop], data[pos + header - 4 : pos + header])
                 if b1 == 0x82:
                     events.append(payload)
@@ -354,12 +375,146 @@ class WebSocketServer:
                     except UnicodeDecodeError as exc:
                         self.fail(CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}")
                         return events
-            else:
-                self._to_library(data[pos:stop])
+            elif not self._other_frame(data, pos, stop, length):
+                return events
             pos = stop
-        if pos < end:
-            self._buffer += data[pos:]
         return events
+
+    def _pending(self, data: bytes) -> bytes:
+        """Add ``data`` to what arrived before; return the bytes ready to cut into frames."""
+        if self._partial is not None:
+            data = self._receive_partial(data)
+            if not data:
+                return data
+        buffer = self._buffer
+        if buffer:
+            if self._scan is not None and not self._scan_more(data):
+                return b""
+            buffer += data
+            if self.held or len(buffer) < self._need:
+                return b""  # not a byte is copied again until the awaited frame is complete
+            data = bytes(buffer)
+            buffer.clear()
+            self._scan = None
+        return data
+
+    def _keep(self, data: bytes, pos: int, need: int) -> None:
+        """Buffer ``data[pos:]`` until the buffer holds ``need`` bytes."""
+        self._buffer += memoryview(data)[pos:]
+        self._need = need
+
+    def _start_partial(self, data: bytes, pos: int, header: int, length: int) -> None:
+        """A fast-path frame that is not complete: stream its payload once its header is in."""
+        start = pos + header
+        if start > len(data):
+            self._keep(data, pos, header)
+            return
+        self._partial = _Partial(data[start - 4 : start], length, _utf8() if data[pos] == 0x81 else None)
+        self._receive_partial(data[start:])
+
+    def _other_frame(self, data: bytes, pos: int, stop: int, length: int) -> bool:
+        """Hand a frame off the fast path to the library; False once the rest of ``data`` is
+        taken care of (kept, held, or handed over)."""
+        lib = self._lib
+        events = self._events
+        b1 = data[pos]
+        b2 = data[pos + 1]
+        if self.hold_errors and events and self._breaks_protocol(b1, b2, length) and _messages(events):
+            self.held = True  # the app answers the messages before this frame first
+            self._keep(data, pos, 0)
+            return False
+        if length > self.max_size or not b2 & 0x80:
+            self._to_library(data[pos:])  # the library fails it (1009 / 1002)
+            return False
+        start = stop - length
+        if start > len(data):
+            self._keep(data, pos, start - pos)  # the header first
+            return False
+        if stop > len(data):
+            self._keep(data, pos, stop - pos)
+            self._start_scan(data, pos, start, length)
+            return False
+        if b1 == 0x88 and lib.current_size is not None:
+            # A close frame may interrupt a fragmented message (RFC 6455 §5.4, §5.5.1): the
+            # message is dropped and the close answered; websockets would fail with 1002.
+            lib.current_size = None
+        self._to_library(data[pos:stop])
+        return True
+
+    def _receive_partial(self, data: bytes) -> bytes:
+        """Unmask (and UTF-8 check) more of the payload of ``_partial``; return the bytes after it."""
+        partial = self._partial
+        assert partial is not None
+        rest = b""
+        if len(data) > partial.remaining:
+            rest = data[partial.remaining :]
+            data = data[: partial.remaining]
+        payload = partial.unmask(data)
+        decoder = partial.decoder
+        if decoder is None:
+            partial.parts.append(payload)
+        else:
+            try:  # fail fast: invalid UTF-8 is caught as soon as it arrives (RFC 6455 §8.1)
+                partial.parts.append(decoder.decode(payload, not partial.remaining))
+            except UnicodeDecodeError as exc:
+                self.fail(CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}")
+                return b""
+        if not partial.remaining:
+            self._partial = None
+            parts = partial.parts
+            self._events.append("".join(parts) if decoder is not None else b"".join(parts))
+        return rest
+
+    def _start_scan(self, data: bytes, pos: int, start: int, length: int) -> None:
+        """An incomplete uncompressed text fragment, kept whole for the library: UTF-8 check its
+        payload as it arrives anyway (fail fast), with a copy of the message's decoder state."""
+        b1 = data[pos]
+        if b1 & 0x70 or not data[pos + 1] & 0x80:
+            return
+        opcode = b1 & 0x0F
+        message = self._decoder
+        if opcode == 1 and self._fragments is None:
+            decoder = _utf8()
+        elif opcode == 0 and message is not None:
+            decoder = _utf8()
+            decoder.setstate(message.getstate())
+        else:
+            return
+        self._scan = _Partial(data[start - 4 : start], length, decoder)
+        self._scan_more(data[start:])
+
+    def _scan_more(self, data: bytes) -> bool:
+        """UTF-8 check more of the payload of ``_scan``; False if the connection failed."""
+        scan = self._scan
+        assert scan is not None
+        payload = scan.unmask(data[: scan.remaining])
+        try:
+            scan.decoder.decode(payload, False)
+        except UnicodeDecodeError as exc:
+            self.fail(CloseCode.INVALID_DATA, f"invalid UTF-8: {exc.reason}")
+            return False
+        return True
+
+    def _breaks_protocol(self, b1: int, b2: int, length: int) -> bool:
+        """A guess from the frame header alone: will the library fail the connection on this
+        frame? Used only to decide the order of events, never to fail anything."""
+        opcode = b1 & 0x0F
+        rsv = b1 & 0x70
+        if rsv and not (self._deflate and rsv == 0x40 and opcode in (1, 2)):
+            return True
+        if not b2 & 0x80 or length > self.max_size:
+            return True
+        if opcode >= 8:  # control: close, ping, pong; the rest are reserved
+            return opcode > 10 or not b1 & 0x80 or length > 125
+        if opcode > 2:
+            return True
+        return (opcode == 0) != (self._lib.current_size is not None)  # continuation, or not
+
+    def release(self) -> list[WSEvent]:
+        """Process the held input (once the app has answered the messages before it)."""
+        self.held = False
+        self._need = 0
+        return self.receive_data(b"")
 
     def receive_eof(self) -> None:
         """The peer closed its side of the TCP connection."""
@@ -416,7 +571,7 @@ class WebSocketServer:
                 return
             self._fragments = [data]
             self._fragment_size = len(data)
-            self._decoder = codecs.getincrementaldecoder("utf-8")() if text else None
+            self._decoder = _utf8() if text else None
         else:
             fragments = self._fragments
             if fragments is None:  # pragma: no cover - the library rejects this
@@ -479,6 +634,8 @@ class WebSocketServer:
         lib = self._lib
         if lib.state is OPEN:
             self._close_event(code, reason)
+        self._partial = self._scan = None
+        self._buffer.clear()  # the library discards all input from now on
         lib.fail(code, reason)
         self._output += lib.data_to_send()
 
@@ -493,6 +650,41 @@ class WebSocketServer:
     def data_to_send(self) -> bytes:
         """Return and clear the bytes to write, as one bytes object."""
         return b"".join(self.take_output())
+
+
+class _Partial:
+    """The payload of a frame as it arrives, unmasked piece by piece: a fast-path data frame
+    (FIN, masked, not fragmented, not compressed), whose pieces are kept (and for text decoded)
+    once, so receiving a big frame in many reads costs linear time and invalid UTF-8 fails the
+    connection as soon as it arrives; or a text fragment on its way to the library, UTF-8 checked
+    only."""
+
+    __slots__ = ("mask", "received", "remaining", "parts", "decoder")
+
+    def __init__(self, mask: bytes, length: int, decoder: Any) -> None:
+        self.mask = mask
+        self.received = 0
+        self.remaining = length
+        self.parts: list[Any] = []  # bytes, or str pieces of a text frame
+        self.decoder = decoder  # an incremental UTF-8 decoder for text, else None
+
+    def unmask(self, data: bytes) -> bytes:
+        """Unmask the next ``len(data)`` (at most ``remaining``) bytes of the payload."""
+        mask = self.mask
+        offset = self.received & 3
+        if offset:
+            mask = mask[offset:] + mask[:offset]
+        self.received += len(data)
+        self.remaining -= len(data)
+        return apply_mask(data, mask)
+
+
+def _utf8() -> Any:
+    return codecs.getincrementaldecoder("utf-8")()
+
+
+def _messages(events: list[WSEvent]) -> bool:
+    return any(type(event) is str or type(event) is bytes for event in events)
 
 
 def _header(head1: int, length: int) -> bytes:

@@ -62,6 +62,8 @@ def protocol_factory(server: ServerState) -> Callable[[], asyncio.Protocol]:
 class Acceptor(asyncio.Protocol):
     """Holds a new socket until its connection kind is known (see the module docstring)."""
 
+    kind = "pending"  # squall_connections_open's label until the first bytes or ALPN decide
+
     def __init__(self, server: ServerState) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None

@@ -37,7 +37,7 @@ from typing import Any
 from squall.asgi.types import ClientDisconnected
 from squall.asgi.websocket import WebSocketSession
 from squall.events import Data, Headers, Request, Response
-from squall.logs import log_access
+from squall.observe.access import CLIENT_LEFT, log_websocket
 from squall.protocol.http2 import CANCEL
 from squall.protocol.websocket import (
     CloseReceived,
@@ -137,6 +137,9 @@ class H2WebSocket(H2Stream):
             kind = type(event)
             if kind is str or kind is bytes:
                 session.on_message(event)  # type: ignore[arg-type]
+                metrics = self.conn.server.metrics
+                if metrics is not None:
+                    metrics.ws_messages_in += 1
             elif kind is CloseReceived:
                 session.on_close(event.code, event.reason)  # type: ignore[union-attr]
             elif kind is PongReceived:
@@ -157,7 +160,7 @@ class H2WebSocket(H2Stream):
             self.session.on_close(1006, "")
         self._maybe_finished()
 
-    def on_disconnect(self) -> None:
+    def on_disconnect(self, ended: str = CLIENT_LEFT) -> None:
         self._ended = True
         self._cancel_timer()
         if self.session is not None:
@@ -197,6 +200,9 @@ class H2WebSocket(H2Stream):
                 ws.send_bytes(data)  # type: ignore[arg-type]
         except Exception as exc:  # websockets' InvalidState: a close is under way
             raise ClientDisconnected("websocket is closing") from exc
+        metrics = self.conn.server.metrics
+        if metrics is not None:
+            metrics.ws_messages_out += 1
         self._flush_ws(ws)
 
     def close(self, code: int, reason: str) -> None:
@@ -354,8 +360,11 @@ class H2WebSocket(H2Stream):
             self.conn.stream_finished(self)
 
     def _log(self, status: int) -> None:
+        metrics = self.conn.server.metrics
+        if metrics is not None:
+            metrics.websocket(101 if status == 200 else status)
         if self.conn.access_log:
-            log_access(self.conn.client_text(), "WebSocket", self.path, "2", status, 0, 0.0)
+            log_websocket(self.conn.client_text(), self.path, status, "2")
 
 
 def open_stream(conn: H2Connection, request: Request) -> H2WebSocket:

@@ -42,6 +42,7 @@ from typing import Any, Protocol
 from squall.asgi.http import HTTPCycle, build_scope, read_file_into
 from squall.asgi.types import ASGIMessageError, ClientDisconnected
 from squall.events import Body, EndBody, Event, Rejected, Request
+from squall.observe.access import CLIENT_LEFT, REJECTED, TIMED_OUT
 from squall.protocol.http1 import HTTP1Server
 from squall.server.state import (
     DrainWaiters,
@@ -56,7 +57,6 @@ from squall.server.state import (
 )
 
 logger = logging.getLogger("squall.error")
-access_logger = logging.getLogger("squall.access")
 
 _BODY_HIGH_WATER = 256 * 1024
 _MAX_PIPELINE = 32
@@ -81,18 +81,22 @@ class Exchange(Protocol):
     def start(self) -> None: ...
     def on_body(self, data: bytes) -> None: ...
     def on_body_end(self) -> None: ...
-    def on_disconnect(self) -> None: ...
+    def on_disconnect(self, ended: str = CLIENT_LEFT) -> None: ...
 
 
 class HTTP1Connection(asyncio.Protocol):
     """An asyncio protocol serving HTTP/1.1 on one transport."""
+
+    kind = "HTTP/1"
 
     def __init__(self, server: ServerState) -> None:
         self.server = server
         self.loop = server.loop
         http = server.config.http
         self._http = http
-        self._access_log = server.config.runtime.access_log and access_logger.isEnabledFor(logging.INFO)
+        self._observer = server.observer
+        self._head_at = 0.0  # when the head in progress was first seen (for --timeout-request)
+        self._lost_as = CLIENT_LEFT  # how the requests still open end if the connection goes
         self._root_path = server.config.app.root_path
         self.proto = HTTP1Server(
             max_request_line=http.limit_request_line,
@@ -183,8 +187,9 @@ class HTTP1Connection(asyncio.Protocol):
             self._linger_timer.cancel()
         if self._write_timer is not None:
             self._write_timer.cancel()
+        ended = self._lost_as
         for cycle in self.cycles.values():
-            cycle.on_disconnect()
+            cycle.on_disconnect(ended)
         for cycle in self.pending:
             self._forget(cycle)
         self.pending.clear()
@@ -224,16 +229,20 @@ class HTTP1Connection(asyncio.Protocol):
             app = server.health  # --health-path: answered before the app, whatever the load
         elif limit is not None and (len(server.connections) > limit or server.active_requests >= limit):
             app = service_unavailable
+            if server.metrics is not None:
+                server.metrics.reject("503")
         scope = build_scope(self._template, event, self._root_path)
         if self._forwarded:
             apply_forwarded(scope, server)
+        began, self._head_at = self._head_at, 0.0
         cycle = HTTPCycle(
             self,
             app,
             scope,
             event.stream_id,
             expect_continue=event.expect_continue,
-            access_log=self._access_log,
+            observer=self._observer,
+            began=began,
         )
         server.admit()  # may reach --limit-max-requests, which starts the drain
         if server.shutting_down:  # draining: serve it, say Connection: close, then close
@@ -269,9 +278,11 @@ class HTTP1Connection(asyncio.Protocol):
 
     def _on_rejected(self, event: Rejected) -> None:
         logger.info("rejected a request from %s: %d %s", self._client_text(), event.status, event.detail)
+        if self.server.metrics is not None:
+            self.server.metrics.reject(str(event.status))
         cycle = self.cycles.get(event.stream_id)
         if cycle is not None and not cycle.body_done:
-            cycle.on_disconnect()
+            cycle.on_disconnect(REJECTED)
             if cycle in self.pending:
                 self.pending.remove(cycle)
                 self._forget(cycle)
@@ -406,6 +417,8 @@ class HTTP1Connection(asyncio.Protocol):
                     writes.moved,
                     writes.elapsed,
                 )
+                if server.metrics is not None:
+                    server.metrics.reject("min_response_rate")
                 self._cut_off()
                 return False
             if self.write_paused:
@@ -567,7 +580,10 @@ class HTTP1Connection(asyncio.Protocol):
         # Lazy re-arming: moving a deadline later keeps the scheduled handle, which re-arms
         # itself when it fires early; so a keep-alive request costs no timer-heap operations.
         self._timer_kind = kind
-        deadline = self._deadline = self.loop.time() + delay
+        now = self.loop.time()
+        if kind == "header":
+            self._head_at = now
+        deadline = self._deadline = now + delay
         if self._timer is None or self._timer_at > deadline:
             if self._timer is not None:
                 self._timer.cancel()
@@ -592,15 +608,21 @@ class HTTP1Connection(asyncio.Protocol):
         self._timer_kind = None
         if kind != "idle":
             logger.info("closing connection from %s: %s timeout", self._client_text(), kind)
+            self._lost_as = TIMED_OUT
+            if self.server.metrics is not None:
+                self.server.metrics.reject(kind + "_timeout")
         self._close()
 
     def _on_write_stalled(self) -> None:
         self._write_timer = None
         logger.info("closing connection from %s: client stopped reading", self._client_text())
+        if self.server.metrics is not None:
+            self.server.metrics.reject("write_timeout")
         self._cut_off()
 
     def _cut_off(self) -> None:
         """Abort the connection: the client does not take what we send."""
+        self._lost_as = TIMED_OUT
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None

@@ -62,6 +62,7 @@ from squall.events import (
     Response,
     StreamReset,
 )
+from squall.observe.access import CLIENT_LEFT, REJECTED, TIMED_OUT
 from squall.protocol.http2 import CANCEL, ENHANCE_YOUR_CALM, INTERNAL_ERROR, NO_ERROR, H2Server
 from squall.server.http1 import HTTP1Connection
 from squall.server.state import (
@@ -76,7 +77,6 @@ from squall.server.state import (
 )
 
 logger = logging.getLogger("squall.error")
-access_logger = logging.getLogger("squall.access")
 
 # The h2c upgrade request's body is HTTP/1.1 bytes, outside flow control: reading pauses while the
 # app holds more than this of it unread (as HTTP1Connection does).
@@ -91,7 +91,7 @@ class StreamCycle(Protocol):
     def body_done(self) -> bool: ...
     def on_body(self, data: bytes) -> None: ...
     def on_body_end(self) -> None: ...
-    def on_disconnect(self) -> None: ...
+    def on_disconnect(self, ended: str = CLIENT_LEFT) -> None: ...
 
 
 class H2Stream:
@@ -205,17 +205,19 @@ class H2Stream:
     def shutdown(self) -> None:
         """Graceful shutdown of what runs on the stream (a websocket stream closes with 1001)."""
 
-    def disconnect(self, exc: Exception) -> None:
-        """The stream is gone (reset, stalled, connection lost)."""
+    def disconnect(self, exc: Exception, ended: str = CLIENT_LEFT) -> None:
+        """The stream is gone (reset, stalled, connection lost); ``ended`` says why, for the log."""
         self.gone = True
         self.write_paused = True
         if self.cycle is not None:
-            self.cycle.on_disconnect()
+            self.cycle.on_disconnect(ended)
         self.wake(exc)
 
 
 class H2Connection(asyncio.Protocol):
     """An asyncio protocol serving HTTP/2 on a transport taken over from ``HTTP1Connection``."""
+
+    kind = "HTTP/2"
 
     def __init__(self, server: ServerState, transport: asyncio.Transport, template: dict[str, Any]) -> None:
         self.server = server
@@ -227,7 +229,8 @@ class H2Connection(asyncio.Protocol):
         self._root_path = config.app.root_path
         self._max_body = config.http.limit_request_body
         self._timeout_body = config.http.timeout_request_body
-        self._access_log = config.runtime.access_log and access_logger.isEnabledFor(logging.INFO)
+        self._observer = server.observer
+        self._access_log = server.observer is not None and server.observer.access is not None
         self._template = template
         self._forwarded = server.trusts_peer(template["client"])
         self.proto = H2Server(
@@ -359,7 +362,11 @@ class H2Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self.server.connections.discard(cast(Any, self))
+        server = self.server
+        if server.metrics is not None and cast(Any, self) in server.connections:
+            proto = self.proto
+            server.metrics.http2_frames(proto.resets_sent, proto.resets_received, proto.goaways_sent)
+        server.connections.discard(cast(Any, self))
         for handle in (self._timer, self._stall_timer, self._body_timer, self._header_timer):
             if handle is not None:
                 handle.cancel()
@@ -416,19 +423,26 @@ class H2Connection(asyncio.Protocol):
             return self._start_websocket(event)
         app = server.app
         limit = server.config.http.limit_concurrency
+        metrics = server.metrics
         if server.health_path is not None and event.raw_path == server.health_path:
             app = server.health  # --health-path: answered before the app, whatever the load
         elif limit is not None and server.active_requests >= limit:
             app = service_unavailable
+            if metrics is not None:
+                metrics.reject("503")
         elif self._declared_too_large(event):
             app = payload_too_large
+            if metrics is not None:
+                metrics.reject("413")
+        if metrics is not None:
+            metrics.h2_streams += 1
         stream = H2Stream(self, sid)
         scope = build_scope(self._template, event, self._root_path)
         if self._forwarded:
             apply_forwarded(scope, server)
         if self.proto.push_enabled:
             scope["extensions"] = {**scope["extensions"], "http.response.push": {}}
-        cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
+        cycle = HTTPCycle(stream, app, scope, sid, observer=self._observer)
         stream.cycle = cycle
         self.streams[sid] = stream
         server.admit()  # may reach --limit-max-requests: GOAWAY below
@@ -486,7 +500,9 @@ class H2Connection(asyncio.Protocol):
                 self._max_body,
             )
             self.proto.reset(event.stream_id)  # CANCEL: the body went past --limit-request-body
-            stream.disconnect(ClientDisconnected("request body too large"))
+            if self.server.metrics is not None:
+                self.server.metrics.reject("413")
+            stream.disconnect(ClientDisconnected("request body too large"), REJECTED)
             return
         stream.cycle.on_body(event.data)
 
@@ -638,7 +654,9 @@ class H2Connection(asyncio.Protocol):
                 proto.reset(sid, CANCEL)
                 stream = self.streams.get(sid)
                 if stream is not None:
-                    stream.disconnect(ClientDisconnected("flow-control window stalled"))
+                    if self.server.metrics is not None:
+                        self.server.metrics.reject("stall_timeout")
+                    stream.disconnect(ClientDisconnected("flow-control window stalled"), TIMED_OUT)
         self.flush()
         if proto.blocked_streams or self.write_paused:
             self.arm_stall_timer()
@@ -734,7 +752,9 @@ class H2Connection(asyncio.Protocol):
                     meter.elapsed,
                 )
                 self.proto.reset(sid, CANCEL)
-                stream.disconnect(ClientDisconnected("response slower than --min-response-rate"))
+                if self.server.metrics is not None:
+                    self.server.metrics.reject("min_response_rate")
+                stream.disconnect(ClientDisconnected("response slower than --min-response-rate"), TIMED_OUT)
         return bool(meters)
 
     def _body_too_slow(self, stream: H2Stream, cycle: HTTPCycle, meter: RateMeter) -> None:
@@ -758,7 +778,10 @@ class H2Connection(asyncio.Protocol):
             self.proto.send(Data(sid, body, True))
             code = NO_ERROR  # a complete response: the client may stop sending (RFC 9113 §8.1)
         self.proto.reset(sid, code)
-        stream.disconnect(ClientDisconnected("request body slower than --min-request-body-rate"))
+        if self.server.metrics is not None:
+            self.server.metrics.reject("min_request_body_rate")
+        gone = ClientDisconnected("request body slower than --min-request-body-rate")
+        stream.disconnect(gone, TIMED_OUT if code == CANCEL else REJECTED)
 
     def _arm_header_timer(self) -> None:
         timeout = self.server.config.http.timeout_request_header
@@ -806,7 +829,9 @@ class H2Connection(asyncio.Protocol):
                 client = self.client_text()
                 logger.info("resetting HTTP/2 stream %d from %s: request body timeout", sid, client)
                 self.proto.reset(sid, CANCEL)
-                stream.disconnect(ClientDisconnected("request body timed out"))
+                if self.server.metrics is not None:
+                    self.server.metrics.reject("body_timeout")
+                stream.disconnect(ClientDisconnected("request body timed out"), TIMED_OUT)
         self.flush()
         if any(isinstance(s.cycle, HTTPCycle) and not s.cycle.body_done for s in self.streams.values()):
             self._arm_body_timer()

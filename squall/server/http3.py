@@ -72,7 +72,6 @@ except ImportError:  # pragma: no cover - the test extra installs aioquic
     AVAILABLE = False
 
 logger = logging.getLogger("squall.error")
-access_logger = logging.getLogger("squall.access")
 
 CID_LENGTH = 8  # aioquic's default connection id length
 _LINGER = 1.0  # after the last stream of a closing connection, wait this long at most for acks
@@ -232,6 +231,8 @@ class H3Stream:
 class H3Connection:
     """One QUIC connection: its ``H3Server``, its streams, its timers."""
 
+    kind = "HTTP/3"
+
     def __init__(self, endpoint: H3Endpoint, original_cid: bytes, addr: Any) -> None:
         server = endpoint.server
         self.endpoint = endpoint
@@ -241,7 +242,7 @@ class H3Connection:
         h3 = config.http3
         self.high_water = h3.h3_stream_window
         self._max_body = config.http.limit_request_body
-        self._access_log = config.runtime.access_log and access_logger.isEnabledFor(logging.INFO)
+        self._observer = server.observer
         self._root_path = config.app.root_path
         self._keepalive_every = h3.h3_idle_timeout / 3
         self.proto = H3Server(
@@ -344,7 +345,7 @@ class H3Connection:
         scope = build_scope(self._template, event, self._root_path)
         if self._forwarded:
             apply_forwarded(scope, server)
-        cycle = HTTPCycle(stream, app, scope, sid, access_log=self._access_log)
+        cycle = HTTPCycle(stream, app, scope, sid, observer=self._observer)
         stream.cycle = cycle
         self.streams[sid] = stream
         server.admit()  # counts toward --limit-max-requests too

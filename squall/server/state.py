@@ -22,12 +22,17 @@ from typing import Any, Protocol
 from squall.asgi.http import HTTP_EXTENSIONS
 from squall.asgi.types import ASGI_VERSION, ASGIApp, Receive, Scope, Send
 from squall.config import Config
+from squall.observe.hooks import Observer, observer
+from squall.observe.metrics import Metrics
 from squall.protocol.forwarded import FIELDS, TrustedProxies, resolve
 from squall.server.tls import tls_extension
 
 
 class Connection(Protocol):
     """What the worker's drain needs of every open connection, whatever its kind."""
+
+    #: The ``protocol`` label of ``squall_connections_open``.
+    kind: str
 
     @property
     def transport(self) -> asyncio.Transport | None: ...
@@ -190,6 +195,9 @@ class ServerState:
         self.proxies = TrustedProxies(proxy.forwarded_allow_ips) if proxy.proxy_headers else None
         self.forwarded_host = proxy.forwarded_host
         self._trusted: dict[str | None, bool] = {}
+        #: This worker's counters (``--metrics``), and what each request reports to (or None).
+        self.metrics: Metrics | None = Metrics() if config.observe.metrics else None
+        self.observer: Observer | None = observer(config, self.metrics)
 
     def trusts_peer(self, client: tuple[str, int | None] | None) -> bool:
         """Whether proxy headers from ``client`` (a connection's peer) are believed; asked once per
@@ -226,6 +234,30 @@ class ServerState:
         for connection in list(self.rate_watch):
             if not connection.check_rates(now):
                 self.rate_watch.discard(connection)
+
+
+def metrics_snapshot(server: ServerState) -> dict[str, Any] | None:
+    """This worker's metrics now (None without ``--metrics``): its counters plus the gauges read
+    off the open connections (by kind), the requests in flight and the websocket sessions open."""
+    metrics = server.metrics
+    if metrics is None:
+        return None
+    connections: dict[str, int] = {}
+    ws_open = 0
+    open_h2 = []
+    for connection in server.connections:
+        kind = getattr(connection, "kind", "other")
+        connections[kind] = connections.get(kind, 0) + 1
+        if kind == "websocket":
+            ws_open += getattr(connection, "session", None) is not None
+        elif kind == "HTTP/2":
+            ws_open += len(getattr(connection, "websockets", ()))
+            proto = getattr(connection, "proto", None)
+            if proto is not None:
+                open_h2.append((proto.resets_sent, proto.resets_received, proto.goaways_sent))
+    return metrics.snapshot(
+        open_h2, in_flight=server.active_requests, connections=connections, ws_open=ws_open
+    )
 
 
 def cut_off(transport: asyncio.Transport) -> None:

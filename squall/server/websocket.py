@@ -20,6 +20,11 @@ parked in the HTTP/1.1 connection's pipeline queue behind them (``_QueuedUpgrade
 ``HTTPCycle`` there), with reading paused; the upgrade happens when its turn comes, so responses
 stay in order and no byte after the upgrade head is parsed as HTTP.
 
+Errors in order. When a read holds messages and then a frame that will fail the connection (a
+reserved opcode or RSV bit, a stray continuation...), the framing holds that frame back
+(``hold_errors``); the messages go to the app, and the held input is processed one loop turn
+later (``_release_held``), after the app's task has had its step: an echo leaves before the close.
+
 Flow control. ``--ws-max-queue``: reading pauses while the app has that many unread messages and
 resumes when it has read them all. Writing: ``pause_writing`` makes ``send()`` wait in ``drain()``.
 
@@ -43,7 +48,7 @@ from squall.asgi.http import build_scope
 from squall.asgi.types import ClientDisconnected, Scope
 from squall.asgi.websocket import WebSocketSession
 from squall.events import Data, Headers, Request, Response
-from squall.logs import log_access
+from squall.observe.access import CLIENT_LEFT, log_websocket
 from squall.protocol.http1 import STATUS_LINES, HTTP1Server
 from squall.protocol.websocket import (
     CloseReceived,
@@ -51,6 +56,7 @@ from squall.protocol.websocket import (
     Offer,
     PongReceived,
     WebSocketServer,
+    WSEvent,
     check_handshake,
 )
 from squall.server.http1 import HTTP1Connection
@@ -97,7 +103,7 @@ class _QueuedUpgrade:
         self.connection.cycles.pop(self.stream_id, None)
         _upgrade(self.connection, self.request, counted=True)
 
-    def on_disconnect(self) -> None:
+    def on_disconnect(self, ended: str = CLIENT_LEFT) -> None:
         pass
 
     def on_body(self, data: bytes) -> None:
@@ -176,6 +182,8 @@ def _release(server: ServerState) -> None:
 class WebSocketConnection(asyncio.Protocol):
     """An asyncio protocol serving one WebSocket session on a transport taken over from HTTP/1.1."""
 
+    kind = "websocket"
+
     def __init__(
         self, server: ServerState, transport: asyncio.Transport, http: HTTP1Server, stream_id: int
     ) -> None:
@@ -187,7 +195,8 @@ class WebSocketConnection(asyncio.Protocol):
         self._max_queue = settings.ws_max_queue
         self._ping_interval = settings.ws_ping_interval
         self._ping_timeout = settings.ws_ping_timeout
-        self._access_log = server.config.runtime.access_log
+        self._access_log = server.observer is not None and server.observer.access is not None
+        self._metrics = server.metrics
         self._http = http
         self._stream_id = stream_id
         self.proto: WebSocketServer | None = None
@@ -232,19 +241,31 @@ class WebSocketConnection(asyncio.Protocol):
             if len(self._early) > _HANDSHAKE_BUFFER:
                 self._pause_reading()
             return
+        self._on_events(proto, proto.receive_data(data))
+
+    def _on_events(self, proto: WebSocketServer, events: list[WSEvent]) -> None:
         session = self.session
         assert session is not None
-        for event in proto.receive_data(data):
+        for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
                 session.on_message(event)  # type: ignore[arg-type]
+                if self._metrics is not None:
+                    self._metrics.ws_messages_in += 1
             elif kind is CloseReceived:
                 session.on_close(event.code, event.reason)  # type: ignore[union-attr]
             elif kind is PongReceived:
                 self._on_pong()
         self._flush(proto)
+        if proto.held:  # after the app's turn with these messages (its task step is queued first)
+            self.loop.call_soon(self._release_held)
         if session.queued >= self._max_queue and not self._read_paused:
             self._pause_reading()
+
+    def _release_held(self) -> None:
+        proto = self.proto
+        if proto is not None and proto.held and not self._closed:
+            self._on_events(proto, proto.release())
 
     def eof_received(self) -> bool | None:
         proto = self.proto
@@ -280,7 +301,7 @@ class WebSocketConnection(asyncio.Protocol):
         lines.extend(name + b": " + value + b"\r\n" for name, value in offer.response_headers(subprotocol))
         lines.extend(name + b": " + value + b"\r\n" for name, value in headers)
         lines.append(b"\r\n")
-        proto = self.proto = WebSocketServer(offer.extensions, self._max_size)
+        proto = self.proto = WebSocketServer(offer.extensions, self._max_size, hold_errors=True)
         self._write(b"".join(lines))
         self._log(101)
         if self._ping_interval:
@@ -306,6 +327,8 @@ class WebSocketConnection(asyncio.Protocol):
                 proto.send_bytes(data)  # type: ignore[arg-type]
         except Exception as exc:  # websockets' InvalidState: a close is under way
             raise ClientDisconnected("websocket is closing") from exc
+        if self._metrics is not None:
+            self._metrics.ws_messages_out += 1
         self._flush(proto)
 
     def close(self, code: int, reason: str) -> None:
@@ -471,5 +494,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._set_timer("ping", self._ping_interval)
 
     def _log(self, status: int) -> None:
+        if self._metrics is not None:
+            self._metrics.websocket(status)
         if self._access_log:
-            log_access(self.client_text(), "WebSocket", self.path, "1.1", status, 0, 0.0)
+            log_websocket(self.client_text(), self.path, status, "1.1")

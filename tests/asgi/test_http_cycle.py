@@ -11,6 +11,8 @@ import pytest
 from squall.asgi.http import HTTPCycle, build_scope, read_file_into, validate_headers
 from squall.asgi.types import ASGIMessageError, ClientDisconnected
 from squall.events import Data, Event, Informational, Request, Response
+from squall.observe.access import AccessLog
+from squall.observe.hooks import Observer
 
 
 class FakeChannel:
@@ -66,7 +68,7 @@ async def run(
     app: Any, *, method: str = "GET", body: list[bytes] | None = None, expect_continue: bool = False
 ) -> FakeChannel:
     channel = FakeChannel()
-    cycle = HTTPCycle(channel, app, make_scope(method), 1, expect_continue=expect_continue, access_log=False)
+    cycle = HTTPCycle(channel, app, make_scope(method), 1, expect_continue=expect_continue)
     cycle.start()
     for chunk in body or []:
         cycle.on_body(chunk)
@@ -153,7 +155,7 @@ async def test_expect_continue_sent_only_on_receive() -> None:
         await send(body())
 
     channel = FakeChannel()
-    cycle = HTTPCycle(channel, reads, make_scope("POST"), 1, expect_continue=True, access_log=False)
+    cycle = HTTPCycle(channel, reads, make_scope("POST"), 1, expect_continue=True)
     cycle.start()
     await asyncio.sleep(0)
     assert isinstance(channel.sent[0], Informational) and channel.sent[0].status == 100
@@ -250,7 +252,7 @@ async def test_send_after_disconnect_raises_oserror(caplog: pytest.LogCaptureFix
             raise
 
     channel = FakeChannel()
-    cycle = HTTPCycle(channel, app, make_scope(), 1, access_log=False)
+    cycle = HTTPCycle(channel, app, make_scope(), 1)
     cycle.start()
     cycle.on_body_end()
     await asyncio.sleep(0)
@@ -277,7 +279,7 @@ def make_scope_with(headers: list[tuple[bytes, bytes]], method: str = "GET") -> 
 
 async def run_scope(app: Any, scope: dict[str, Any]) -> FakeChannel:
     channel = FakeChannel()
-    cycle = HTTPCycle(channel, app, scope, 1, access_log=False)
+    cycle = HTTPCycle(channel, app, scope, 1)
     cycle.start()
     cycle.on_body_end()
     await asyncio.wait_for(channel.finished.wait(), 5)
@@ -416,7 +418,7 @@ async def test_an_app_that_changes_the_scope_still_gets_its_access_line(
         await send(body(b"x"))
 
     channel = FakeChannel()
-    cycle = HTTPCycle(channel, app, make_scope(), 1, access_log=True)
+    cycle = HTTPCycle(channel, app, make_scope(), 1, observer=Observer(AccessLog()))
     caplog.set_level("INFO")
     cycle.start()
     cycle.on_body_end()

@@ -79,6 +79,10 @@ class RawWS:
         return data
 
     def send_frame(self, opcode: int, payload: bytes, fin: bool = True, masked: bool = True) -> None:
+        self.sock.sendall(self.frame(opcode, payload, fin, masked))
+
+    @staticmethod
+    def frame(opcode: int, payload: bytes, fin: bool = True, masked: bool = True) -> bytes:
         head = bytes(((0x80 if fin else 0) | opcode,))
         mask_bit = 0x80 if masked else 0
         if len(payload) < 126:
@@ -89,7 +93,7 @@ class RawWS:
             mask = os.urandom(4)
             payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
             head += mask
-        self.sock.sendall(head + payload)
+        return head + payload
 
     def _exact(self, n: int) -> bytes:
         while len(self.buffer) < n:
@@ -223,6 +227,35 @@ def test_protocol_error_closes_1002(ws_server: Server) -> None:
     raw = RawWS(ws_server)
     raw.send_frame(0x2, b"unmasked", masked=False)
     assert raw.expect_close()[0] == 1002
+    raw.close()
+
+
+def test_messages_before_a_protocol_error_are_echoed_first(ws_server: Server) -> None:
+    # Autobahn 3.2: a message, a frame with RSV2 set and a ping, in one write
+    raw = RawWS(ws_server)
+    raw.sock.sendall(raw.frame(0x1, b"Hello") + raw.frame(0x21, b"Hello") + raw.frame(0x9, b""))
+    assert raw.recv_frame() == (0x1, b"Hello")
+    assert raw.expect_close()[0] == 1002  # and no pong before it
+    assert raw.at_eof()
+    raw.close()
+
+
+def test_close_between_fragments_is_answered_1000(ws_server: Server) -> None:
+    # Autobahn 7.1.5
+    raw = RawWS(ws_server)
+    frames = raw.frame(0x1, b"frag", fin=False) + raw.frame(0x8, struct.pack("!H", 1000))
+    raw.sock.sendall(frames + raw.frame(0x0, b"ment"))
+    assert raw.recv_frame() == (0x8, struct.pack("!H", 1000))
+    assert raw.at_eof()
+    raw.close()
+
+
+def test_invalid_utf8_closes_before_the_frame_ends(ws_server: Server) -> None:
+    # Autobahn 6.4.3: the frame's last bytes are never sent; the close comes anyway
+    raw = RawWS(ws_server)
+    frame = raw.frame(0x1, "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"edited")
+    raw.sock.sendall(frame[:-6])
+    assert raw.expect_close()[0] == 1007
     raw.close()
 
 

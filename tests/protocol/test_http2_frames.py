@@ -171,6 +171,21 @@ def test_preface_in_pieces_then_frames_in_pieces() -> None:
     assert [type(e) for e in events] == [Request, EndBody]
 
 
+def test_a_frame_arriving_in_pieces_is_kept_until_complete() -> None:
+    # linear cost: each read used to copy the partly received frame again and cut it again
+    server = opened()
+    assert [type(e) for e in server.receive_data(request(1, flags=END_HEADERS))] == [Request]
+    data = frame(DATA, END_STREAM, 1, b"x" * 16384)
+    for start in range(0, len(data) - 100, 100):
+        assert server.receive_data(data[start : start + 100]) == []
+        fed = start + 100
+        assert len(server._buffer) == fed  # one buffer, appended to
+        assert server._need == (len(data) if fed >= 9 else 9)  # parsed again only when complete
+    events = server.receive_data(data[fed:])
+    assert [type(e) for e in events] == [Body, EndBody] and events[0].data == b"x" * 16384  # type: ignore[union-attr]
+    assert len(server._buffer) == 0
+
+
 def test_stream_window_is_ours_once_the_client_acknowledged_our_settings() -> None:
     server = H2Server(initial_window_size=100_000)
     server.initiate()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
+import time
 import zlib
 
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import CLIENT, OPEN, Protocol
+from websockets.speedups import apply_mask
 
 from squall.protocol.websocket import (
     CloseReceived,
@@ -346,3 +349,178 @@ def test_ping_frames_out() -> None:
     server = WebSocketServer()
     server.send_ping(b"abcd")
     assert [(f.opcode, bytes(f.data)) for f in frames_from(server, client())] == [(Opcode.PING, b"abcd")]
+
+
+# ---------------------------------------------------------------- strictness (Autobahn) and linear cost
+
+
+def masked(first: int, payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
+    """One masked frame with first byte ``first`` (FIN, RSV, opcode), framed by hand."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((first, 0x80 | n))
+    elif n < 65536:
+        head = bytes((first, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((first, 0x80 | 127)) + n.to_bytes(8, "big")
+    return head + mask + apply_mask(payload, mask)
+
+
+def test_close_inside_a_fragmented_message_is_answered_with_its_code() -> None:
+    # Autobahn 7.1.5: control frames may come between fragments (RFC 6455 §5.4), close too
+    server = WebSocketServer()
+    data = masked(0x01, b"frag") + masked(0x88, b"\x03\xe8") + masked(0x80, b"ment")
+    assert server.receive_data(data) == [CloseReceived(1000, "")]
+    assert close_code(server) == 1000
+    assert server.eof_sent
+
+
+BREAKS_PROTOCOL = {
+    "3.2 RSV=2": masked(0xA1, b"Hello"),
+    "3.3 RSV=3": masked(0xB1, b"Hello"),
+    "4.1.3 reserved opcode 5": masked(0x85, b""),
+    "4.1.4 reserved opcode 6 with payload": masked(0x86, b"payload"),
+    "4.2.3 reserved control opcode 0xB": masked(0x8B, b""),
+    "4.2.4 reserved control opcode 0xC with payload": masked(0x8C, b"payload"),
+    "5.15 continuation with nothing to continue": masked(0x00, b"fragment3"),
+}
+
+
+@pytest.mark.parametrize("bad", BREAKS_PROTOCOL.values(), ids=BREAKS_PROTOCOL.keys())
+def test_a_frame_breaking_the_protocol_waits_behind_the_messages_before_it(bad: bytes) -> None:
+    server = WebSocketServer(hold_errors=True)
+    data = masked(0x01, b"fragment1") + masked(0x80, b"fragment2") + bad + masked(0x89, b"ping")
+    assert server.receive_data(data) == ["fragment1fragment2"]
+    assert server.held
+    assert server.data_to_send() == b""  # neither the close nor the pong yet
+    assert server.receive_data(masked(0x89, b"more")) == []  # input stays behind the held frame
+    server.send_text("fragment1fragment2")  # the app's echo
+    events = server.release()
+    assert [type(e) for e in events] == [CloseReceived] and events[0].code == 1002  # type: ignore[union-attr]
+    peer = client()
+    peer.receive_data(server.data_to_send())
+    frames = [f for f in peer.events_received() if isinstance(f, Frame)]
+    assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.CLOSE]  # echo first, no pong
+    assert server.eof_sent
+
+
+def test_without_hold_errors_the_connection_fails_at_once() -> None:
+    server = WebSocketServer()
+    events = server.receive_data(masked(0x81, b"hi") + BREAKS_PROTOCOL["3.2 RSV=2"])
+    assert events[0] == "hi" and isinstance(events[1], CloseReceived) and events[1].code == 1002
+    assert not server.held
+
+
+def test_valid_control_frames_after_a_message_are_not_held() -> None:
+    server = WebSocketServer(hold_errors=True)
+    data = masked(0x81, b"a") + masked(0x89, b"p") + masked(0x01, b"b") + masked(0x80, b"c")
+    assert server.receive_data(data) == ["a", "bc"]
+    assert not server.held
+    assert [f.opcode for f in frames_from(server, client())] == [Opcode.PONG]
+
+
+def test_a_bad_frame_alone_is_not_held() -> None:
+    server = WebSocketServer(hold_errors=True)
+    events = server.receive_data(BREAKS_PROTOCOL["4.1.3 reserved opcode 5"])
+    assert [type(e) for e in events] == [CloseReceived] and not server.held
+
+
+# Autobahn 6.4.x: PART2 makes the message invalid UTF-8 (a code point above U+10FFFF)
+PART1 = "κόσμε".encode()
+PART2 = b"\xf4\x90\x80\x80"
+PART3 = b"edited"
+
+
+def chops(frame: bytes, *payload_cuts: int) -> list[bytes]:
+    """``frame`` (a 2 + 4 byte header) cut after its header and at the payload offsets given."""
+    cuts = [0, 6, *(6 + cut for cut in payload_cuts), len(frame)]
+    return [frame[a:b] for a, b in itertools.pairwise(cuts)]
+
+
+@pytest.mark.parametrize("first", [0x81, 0x01], ids=["one frame", "first fragment"])
+def test_invalid_utf8_fails_as_soon_as_it_arrives(first: int) -> None:
+    # Autobahn 6.4.3 / 6.4.4: one frame sent in 3 chops, the connection failed on the 2nd
+    server = WebSocketServer()
+    head, start, middle, end = chops(masked(first, PART1 + PART2 + PART3), len(PART1), len(PART1 + PART2))
+    assert server.receive_data(head + start) == []
+    events = server.receive_data(middle)
+    assert [type(e) for e in events] == [CloseReceived] and events[0].code == 1007  # type: ignore[union-attr]
+    assert close_code(server) == 1007
+    assert server.receive_data(end) == []
+
+
+def test_invalid_utf8_in_an_arriving_continuation_fails_at_once() -> None:
+    server = WebSocketServer()
+    assert server.receive_data(masked(0x01, b"ok \xf4")) == []  # a code point left open
+    payload = b"\x8f\xbf\xbf fine, then \xff and more"
+    bad = payload.index(b"\xff")
+    head, start, middle, _ = chops(masked(0x80, payload), bad, bad + 2)
+    assert server.receive_data(head + start) == []  # U+10FFFF completes: still valid
+    events = server.receive_data(middle)
+    assert [type(e) for e in events] == [CloseReceived] and events[0].code == 1007  # type: ignore[union-attr]
+
+
+def test_utf8_split_anywhere_inside_an_arriving_frame_is_fine() -> None:
+    text = "é€😀 κόσμε " * 40
+    for first, tail in ((0x81, b""), (0x01, masked(0x80, b"!"))):
+        data = masked(first, text.encode()) + tail
+        for step in (1, 2, 3, 5, 7, 64):
+            server = WebSocketServer()
+            events = [e for i in range(0, len(data), step) for e in server.receive_data(data[i : i + step])]
+            assert events == [text + ("!" if tail else "")], (first, step)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12), hold=st.booleans())
+def test_any_split_of_big_and_multibyte_frames_gives_the_same_events(cuts: list[int], hold: bool) -> None:
+    peer = client()
+    peer.send_text("é€😀 ".encode() * 100)
+    peer.send_binary(bytes(range(256)) * 3)
+    peer.send_text("κόσμε".encode(), fin=False)
+    peer.send_ping(b"p")
+    peer.send_continuation("😀".encode() * 60, fin=True)
+    peer.send_close(1000, "done")
+    data = wire(peer)
+    server = WebSocketServer(hold_errors=hold)
+    events = []
+    start = 0
+    for cut in [*sorted({min(c, len(data)) for c in cuts}), len(data)]:
+        events += server.receive_data(data[start:cut])
+        start = cut
+    text = "é€😀 " * 100
+    assert events == [text, bytes(range(256)) * 3, "κόσμε" + "😀" * 60, CloseReceived(1000, "done")]
+    assert [f.opcode for f in frames_from(server, client())] == [Opcode.PONG, Opcode.CLOSE]
+
+
+def test_server_close_while_a_big_frame_arrives() -> None:
+    server = WebSocketServer()
+    data = masked(0x82, b"x" * 100_000)
+    assert server.receive_data(data[:50_000]) == []
+    server.send_close(1000, "")
+    peer = client()
+    peer.send_close(1000, "")
+    assert server.receive_data(data[50_000:] + wire(peer)) == [b"x" * 100_000, CloseReceived(1000, "")]
+
+
+def cpu_seconds(pieces: list[bytes]) -> float:
+    """CPU time (best of 3) for a fresh server to receive ``pieces`` as successive reads."""
+    best = float("inf")
+    for _ in range(3):
+        server = WebSocketServer(max_size=32 << 20)
+        started = time.process_time()
+        events = [e for piece in pieces for e in server.receive_data(piece)]
+        best = min(best, time.process_time() - started)
+        assert len(events) == 1 and not isinstance(events[0], CloseReceived)
+    return best
+
+
+@pytest.mark.parametrize("first", [0x81, 0x82, 0x02], ids=["text", "binary", "fragment"])
+def test_a_big_frame_in_many_reads_costs_about_what_it_costs_whole(first: int) -> None:
+    # 16 MiB in 64 KiB reads: each read used to copy the whole partly received frame again
+    size, read = 16 << 20, 64 << 10
+    data = masked(first, b"a" * size)
+    if first == 0x02:
+        data += masked(0x80, b"")
+    whole = cpu_seconds([data])
+    in_reads = cpu_seconds([data[i : i + read] for i in range(0, len(data), read)])
+    assert in_reads < 4 * whole + 0.01, (in_reads, whole)
