@@ -79,10 +79,11 @@ def test_shutdown_runs_on_sigterm(start_server: StartServer) -> None:
 
 
 def attempt_request(server: Server) -> RawConnection | None:
-    """Open a connection and send a request; None if the connection is refused."""
+    """Open a connection and send a request; None if the connection is refused (or reset while
+    connecting: the listening socket closed under the handshake, before any request was sent)."""
     try:
         conn = RawConnection.tcp(server.host, server.port, timeout=10)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return None
     with contextlib.suppress(OSError):
         conn.send(request("GET", "/"))
