@@ -89,6 +89,12 @@ rate = _off_or(bytes_per_second)
 rate.__name__ = "rate"
 
 
+def path(text: str) -> str:
+    if not text.startswith("/") or any(c in text for c in "?# ") or not text.isascii():
+        raise ValueError("must be an ASCII path starting with / (no query)")
+    return text
+
+
 def header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     if not sep or not name.strip():
@@ -544,6 +550,17 @@ class RuntimeSettings:
     )
     timeout_graceful_shutdown: float | None = opt(
         30.0, "Seconds in-flight requests get to finish on shutdown ('off' waits forever).", parse=timeout
+    )
+    drain_delay: float = opt(
+        0.0,
+        "Seconds between SIGTERM and the drain: squall still serves, --health-path answers 503.",
+        parse=seconds,
+    )
+    health_path: str | None = opt(
+        None,
+        "Path squall answers itself, before the app: 200 while serving, 503 once stopping.",
+        parse=path,
+        metavar="PATH",
     )
     log_level: str | None = opt(
         None,

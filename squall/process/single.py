@@ -132,6 +132,10 @@ class SingleProcess(Worker):
             sock.close()
         self.successor = None
 
+    def _drain_delay(self) -> float:
+        """A reload keeps the listening sockets (nothing is refused): no reason to wait."""
+        return 0.0 if self.successor is not None else super()._drain_delay()
+
     def _on_ready(self, urls: str) -> None:
         super()._on_ready(urls)
         self.notifier.notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving on {urls}")

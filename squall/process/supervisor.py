@@ -143,6 +143,7 @@ class Supervisor:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._stopping = False
+        self._drain_at: float | None = None  # when --drain-delay is over
         self._started = False
         self._reloading = False
         self._hold_spawn = False  # a worker failed to start while siblings are still starting
@@ -232,6 +233,8 @@ class Supervisor:
         timeout = self._ping_interval() or PING_INTERVAL
         if self._spawn_after:
             timeout = min(timeout, max(0.0, self._spawn_after - time.monotonic()))
+        if self._drain_at is not None:
+            timeout = min(timeout, max(0.0, self._drain_at - time.monotonic()))
         return timeout / 2 if self.notifier.watchdog_interval else timeout
 
     def _ping_interval(self) -> float | None:
@@ -267,13 +270,33 @@ class Supervisor:
             return
         self._stopping = True
         self.notifier.notify("STOPPING=1")
+        delay = self.config.runtime.drain_delay
+        if delay > 0 and any(w.state == "ready" for w in self.workers):
+            logger.info("Draining in %g s (--drain-delay); serving until then", delay)
+            for w in self.workers:
+                with contextlib.suppress(OSError):
+                    w.channel.send("draining")  # --health-path answers 503 from now on
+            self._drain_at = time.monotonic() + delay
+        else:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Tell every worker to drain, and close this process's copies of the listening sockets:
+        once the workers have closed theirs, a new connection is refused at once (a balancer
+        tries another node) instead of waiting in a queue nobody accepts from, to be reset when
+        the supervisor exits."""
+        self._drain_at = None
         if self.workers:
             logger.info("Stopping %d worker(s) gracefully", len(self.workers))
         for w in self.workers:
             self._retire(w)
+        for sock in self.sockets:
+            sock.close()
 
     def _on_force(self, signum: int | None = None) -> None:
         self._on_stop()
+        if self._drain_at is not None:
+            self._drain()
         self.exit_code = 128 + (signum or signal.SIGINT)
         logger.warning("Stopping now: %d worker(s) told to quit at once", len(self.workers))
         deadline = time.monotonic() + FORCE_KILL_AFTER
@@ -441,6 +464,8 @@ class Supervisor:
 
     def _check_health(self) -> None:
         now = time.monotonic()
+        if self._drain_at is not None and now >= self._drain_at:
+            self._drain()
         interval = self._ping_interval()
         timeout = self.config.process.timeout_worker_healthcheck
         startup = self.config.process.timeout_worker_startup

@@ -3,10 +3,12 @@
 How it works
 ------------
 ``serve()`` runs lifespan startup, starts an asyncio server on each already-bound socket, then
-waits for a stop signal (signal handlers only set a flag). Shutdown is graceful: stop accepting,
-close idle connections, let in-flight requests finish for up to ``--timeout-graceful-shutdown``
-(a second signal cuts the wait short), then cancel the request and websocket tasks that are left
-(squall's own, never the app's other tasks) and run lifespan shutdown.
+waits for a stop signal (signal handlers only set a flag). Shutdown is graceful: ``--health-path``
+says 503 from the signal on, and squall keeps serving for ``--drain-delay`` seconds so that
+balancers stop sending first; then the drain (``_drain``): stop accepting, let every connection
+end at its own next boundary for up to ``--timeout-graceful-shutdown`` (a second signal cuts the
+wait short), then cancel the request and websocket tasks that are left (squall's own, never the
+app's other tasks) and run lifespan shutdown.
 
 Under the supervisor (``run_supervised``) the worker also talks to the parent over a pipe: it
 says ``("ready",)`` once lifespan startup is done and it is accepting, or ``("failed", reason)``
@@ -33,6 +35,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -58,10 +61,6 @@ logger = logging.getLogger("squall.error")
 
 LAG_INTERVAL = 0.5  # seconds between the event-loop lag probe's timers (with --metrics)
 METRICS_READ_TIMEOUT = 10.0  # a scraper that sends no complete request head in this long is dropped
-
-# A draining worker keeps an idle connection this long for the request its client may already be
-# sending (answered, then closed) instead of closing it under that request.
-IDLE_GRACE = 1.0
 
 
 def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -188,6 +187,9 @@ class Worker:
                     channel.send(("pong", served, rss_bytes(), snapshot))
                 elif isinstance(message, tuple) and message[0] == "scrape":
                     channel.send(("metrics", snapshot, message[1]))
+                elif message == "draining" and state is not None:
+                    state.draining = True  # the supervisor's --drain-delay: --health-path says 503
+                    logger.info("Draining soon (--drain-delay); serving until then")
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(channel.fileno())
             if not self._stop.is_set():
@@ -246,7 +248,8 @@ class Worker:
         self._on_ready(" and ".join(describe(sock, scheme) for sock in self.sockets))
         await self._stop.wait()
         self._on_stop()
-        await self._drain(servers, state, endpoints)
+        await self._delay_drain(state)
+        await self._drain(servers, state, endpoints, context)
         self._farewell(state, timers)
         running = (
             self.lifespan.supported and self.lifespan._task is not None and not self.lifespan._task.done()
@@ -262,6 +265,10 @@ class Worker:
             logger.info("Application shutdown complete.")
         logger.info("Finished server process [%d]", os.getpid())
         return 0
+
+    def _drain_delay(self) -> float:
+        """Seconds to keep serving after the stop signal (the supervisor waits them itself)."""
+        return self.config.runtime.drain_delay if self.channel is None else 0.0
 
     async def _metrics_listener(
         self, loop: asyncio.AbstractEventLoop, state: ServerState
@@ -292,8 +299,8 @@ class Worker:
     def _on_request_limit(self) -> None:
         """The request reaching --limit-max-requests was admitted: no new connection is accepted
         from now on, and this response and those in flight say Connection: close; the drain
-        follows (an idle keep-alive connection gets the drain's grace for a request already on its
-        way, served with Connection: close), then the process exits and the supervisor, told at
+        follows (an idle keep-alive connection stays open for a request already on its way, served
+        with Connection: close), then the process exits and the supervisor, told at
         once, has started its replacement."""
         logger.info(
             "Maximum request limit of %d reached: finishing in-flight requests, then exiting",
@@ -306,6 +313,16 @@ class Worker:
             server.close()
         self._tell(("limit", self.max_requests))
         self._stop.set()
+
+    async def _delay_drain(self, state: ServerState) -> None:
+        """``--drain-delay``: keep serving, ``--health-path`` answering 503, so that the balancers'
+        health checks take this server out before it stops accepting. A second signal ends it."""
+        state.draining = True
+        delay = self._drain_delay()
+        if delay > 0 and not self._force.is_set():
+            logger.info("Draining in %g s (--drain-delay); serving until then", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._force.wait(), delay)
 
     def _default_headers(self) -> DefaultHeaders:
         """Server, Date, --header, and Alt-Svc when HTTP/3 is on."""
@@ -375,34 +392,37 @@ class Worker:
         return endpoints
 
     async def _drain(
-        self, servers: list[asyncio.Server], state: ServerState, endpoints: Sequence[Endpoint] = ()
+        self,
+        servers: list[asyncio.Server],
+        state: ServerState,
+        endpoints: Sequence[Endpoint] = (),
+        context: ssl.SSLContext | None = None,
     ) -> None:
-        """Stop accepting; let in-flight work finish (bounded); close idle connections.
+        """Stop accepting; let every connection end at its own next boundary (bounded).
 
-        In-flight requests finish and their responses say ``Connection: close``. An idle
-        connection is not closed at once: a busy keep-alive client, or one accepted a moment ago,
-        may have its next request on the wire, and closing under it drops that request. Idle
-        connections get ``IDLE_GRACE`` to send it; it is served with ``Connection: close``
-        (``shutting_down``). After that, idle connections are closed. This is what lets a rolling
-        restart lose nothing.
+        Lose no request: the connections already queued on the listening sockets are accepted and
+        served, then the sockets close, so a balancer's next connect fails and it tries another
+        node (nginx does that even for a POST, which it never retries once sent). From then on
+        every response says ``Connection: close`` (``shutting_down``). A connection with a request
+        in flight closes after its response. An idle HTTP/1.1 keep-alive connection is never closed
+        first: its client may be sending a request on it right now, and a request that crosses the
+        close is lost. It ends when its client sends one (answered, then closed), when the client
+        closes it, or when its keep-alive timeout fires, as it would have without the drain.
+        HTTP/2 says GOAWAY, which names the last stream served; HTTP/3 endpoints stop accepting
+        new QUIC connections. At ``--timeout-graceful-shutdown`` whatever is left is closed.
         """
-        for server in servers:
-            server.close()
+        accepting = self._stop_accepting(servers, state, context)
         for endpoint in endpoints:
             endpoint.stop_accepting()
+        logger.info("Stopped accepting; %d connection(s) open", len(state.connections) + len(accepting))
         state.shutting_down = True  # from now on every response says Connection: close
         for connection in list(state.connections):
-            if not _idle(connection):
-                connection.shutdown()
+            connection.shutdown()
         timeout = self.config.runtime.timeout_graceful_shutdown
-        now = time.monotonic()
-        deadline = None if timeout is None else now + timeout
-        grace_end = now + min(IDLE_GRACE, timeout if timeout is not None else IDLE_GRACE)
-        while (state.connections or state.active_requests) and not self._force.is_set():
-            if time.monotonic() >= grace_end:
-                for connection in list(state.connections):
-                    if _idle(connection):
-                        connection.shutdown()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (state.connections or state.active_requests or not all(t.done() for t in accepting)) and (
+            not self._force.is_set()
+        ):
             if deadline is not None and time.monotonic() >= deadline:
                 logger.warning(
                     "Graceful shutdown timed out; closing %d connection(s)", len(state.connections)
@@ -422,6 +442,28 @@ class Worker:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=1.0)
+
+    def _stop_accepting(
+        self, servers: list[asyncio.Server], state: ServerState, context: ssl.SSLContext | None
+    ) -> list[asyncio.Task[Any]]:
+        """Serve what waits in the accept queues, then close the listening sockets: a connection
+        left queued would be reset when the last copy of its socket closes, possibly after its
+        client sent a request. (A connection arriving between the two calls still is; the
+        supervisor has closed its copies, and --drain-delay lets balancers stop connecting.)
+        Returns the tasks that set the accepted connections up (a TLS handshake takes a while)."""
+        loop = asyncio.get_running_loop()
+        factory = protocol_factory(state)
+        tasks = [
+            loop.create_task(loop.connect_accepted_socket(factory, connection, ssl=context))
+            for sock in self.sockets
+            if sock.fileno() >= 0
+            for connection in accept_queued(sock, self.config.socket.backlog)
+        ]
+        for task in tasks:
+            task.add_done_callback(_retrieve)  # a failed handshake is the client's business
+        for server in servers:
+            server.close()
+        return tasks
 
 
 class MetricsEndpoint(asyncio.Protocol):
@@ -514,9 +556,22 @@ def repeat(
     return ticker  # type: ignore[return-value]
 
 
-def _idle(connection: Any) -> bool:
-    """True for a connection between requests (or before its first), with nothing owed to it."""
-    return bool(getattr(connection, "idle", False))
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def accept_queued(sock: socket.socket, limit: int) -> list[socket.socket]:
+    """The connections waiting in ``sock``'s accept queue (at most ``limit``), accepted now."""
+    accepted: list[socket.socket] = []
+    try:
+        sock.setblocking(False)
+        while len(accepted) < limit:
+            connection, _ = sock.accept()
+            accepted.append(connection)
+    except OSError:  # BlockingIOError: the queue is empty
+        pass
+    return accepted
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

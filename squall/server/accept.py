@@ -62,6 +62,8 @@ def protocol_factory(server: ServerState) -> Callable[[], asyncio.Protocol]:
 class Acceptor(asyncio.Protocol):
     """Holds a new socket until its connection kind is known (see the module docstring)."""
 
+    kind = "pending"  # squall_connections_open's label until the first bytes or ALPN decide
+
     def __init__(self, server: ServerState) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
@@ -70,6 +72,7 @@ class Acceptor(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)  # a drain waits for its request too
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             if ssl_object.selected_alpn_protocol() == "h2" and self.server.config.http2.http2:
@@ -96,8 +99,19 @@ class Acceptor(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self.server.connections.discard(self)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing asked yet."""
+        return True
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: nothing to do; the request the client sends is served with
+        ``Connection: close``, or the keep-alive timer closes the connection."""
 
     def _cancel_timer(self) -> None:
+        self.server.connections.discard(self)  # the connection kind that takes over registers
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -225,7 +225,9 @@ class HTTP1Connection(asyncio.Protocol):
         server = self.server
         limit = self._http.limit_concurrency
         app = server.app
-        if limit is not None and (len(server.connections) > limit or server.active_requests >= limit):
+        if server.health_path is not None and event.raw_path == server.health_path:
+            app = server.health  # --health-path: answered before the app, whatever the load
+        elif limit is not None and (len(server.connections) > limit or server.active_requests >= limit):
             app = service_unavailable
             if server.metrics is not None:
                 server.metrics.reject("503")
@@ -510,10 +512,11 @@ class HTTP1Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ shutdown, pausing, timers
 
     def shutdown(self) -> None:
-        """Graceful shutdown: finish the response in flight, then close."""
-        if not self.proto.response_pending:
-            self._close()
-        else:
+        """Graceful shutdown (the worker's drain; ``server.shutting_down`` is set): finish the
+        response in flight, then close. Never close under a request: a connection receiving a
+        request head, or idle between requests, stays open; the request its client sends is
+        answered with ``Connection: close``; an idle one closes at its keep-alive timeout."""
+        if self.proto.response_pending:
             self.proto.close_after_response()
             for cycle in self.pending:
                 self._forget(cycle)

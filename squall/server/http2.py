@@ -424,7 +424,9 @@ class H2Connection(asyncio.Protocol):
         app = server.app
         limit = server.config.http.limit_concurrency
         metrics = server.metrics
-        if limit is not None and server.active_requests >= limit:
+        if server.health_path is not None and event.raw_path == server.health_path:
+            app = server.health  # --health-path: answered before the app, whatever the load
+        elif limit is not None and server.active_requests >= limit:
             app = service_unavailable
             if metrics is not None:
                 metrics.reject("503")

@@ -333,7 +333,9 @@ class H3Connection:
         server = self.server
         app = server.app
         limit = server.config.http.limit_concurrency
-        if limit is not None and server.active_requests >= limit:
+        if server.health_path is not None and event.raw_path == server.health_path:
+            app = server.health  # --health-path: answered before the app, whatever the load
+        elif limit is not None and server.active_requests >= limit:
             app = service_unavailable
         elif self._declared_too_large(event):
             app = payload_too_large

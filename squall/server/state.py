@@ -173,6 +173,12 @@ class ServerState:
         self.request_limit: int | None = None
         self.on_limit: Callable[[], None] | None = None
         self.shutting_down = False
+        # Set when a stop is coming (--drain-delay): still serving, but --health-path says 503.
+        self.draining = False
+        health = config.runtime.health_path
+        #: ``--health-path`` as the raw path a request must have to be answered by ``health``.
+        self.health_path: bytes | None = health.encode("ascii") if health else None
+        self.health = _health_app(self)
         self.tasks_done: asyncio.Event | None = None
         self.running: set[Any] = set()  # the exchanges whose app runs: HTTP cycles, websocket sessions
         http = config.http
@@ -337,6 +343,24 @@ def _status_app(status: int, text: bytes) -> Callable[[Any, Receive, Send], Awai
             (b"content-length", b"%d" % len(body)),
             (b"connection", b"close"),
         ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return answer
+
+
+def _health_app(server: ServerState) -> Callable[[Any, Receive, Send], Awaitable[None]]:
+    """The ``--health-path`` answer, given before the app is touched: 200 while serving, 503 once
+    a stop is coming (``--drain-delay``) or under way, so a balancer stops sending traffic."""
+    ok = (200, b"ok\n", [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"3")])
+    draining = (
+        503,
+        b"draining\n",
+        [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"9")],
+    )
+
+    async def answer(scope: Any, receive: Receive, send: Send) -> None:
+        status, body, headers = draining if server.draining or server.shutting_down else ok
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
