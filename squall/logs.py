@@ -43,7 +43,7 @@ import sys
 from typing import IO, Any
 
 from squall.config import ObserveSettings, RuntimeSettings
-from squall.observe.access import ACCESS_MESSAGE, GunicornFormatter, JSONFormatter
+from squall.observe.access import GunicornFormatter, JSONFormatter
 
 TRACE = 5
 LEVELS = {
@@ -72,38 +72,6 @@ UVICORN_ACCESS = "uvicorn.access"
 
 class LogConfigError(Exception):
     """``--log-config`` cannot be used; the text says why in one line."""
-
-
-def log_access(  # noqa: PLR0917 (called once per request, positionally)
-    client_addr: str,
-    method: str,
-    path: str,
-    http_version: str,
-    status: int,
-    response_bytes: int,
-    duration_ms: float,
-) -> None:
-    """Write one access record (the caller checked that the access log is on)."""
-    record = access_log.makeRecord(
-        "squall.access",
-        logging.INFO,
-        __file__,
-        0,
-        ACCESS_MESSAGE,
-        (client_addr, method, path, http_version, status),
-        None,
-    )
-    record.__dict__.update(
-        client_addr=client_addr,
-        method=method,
-        path=path,
-        http_version=http_version,
-        status=status,
-        response_bytes=response_bytes,
-        duration_ms=duration_ms,
-        request_line=f"{method} {path} HTTP/{http_version}",
-    )
-    access_log.handle(record)
 
 
 # --- formatters ---------------------------------------------------------------------------------

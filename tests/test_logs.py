@@ -10,6 +10,7 @@ import pytest
 
 from squall import logs
 from squall.config import RuntimeSettings
+from squall.observe.access import emit
 
 NAMES = ("squall.error", "squall.access", "uvicorn", "uvicorn.error", "uvicorn.access")
 
@@ -44,7 +45,7 @@ def streams(capsys: pytest.CaptureFixture[str]) -> Iterator[Streams]:
 
 
 def access() -> None:
-    logs.log_access("127.0.0.1:5000", "GET", "/p?q=1", "1.1", 404, 12, 3.25)
+    emit("127.0.0.1:5000", "GET", "/p?q=1", "1.1", 404, 12, 3.25, {"ended": "completed"})
 
 
 def test_access_record_shape_and_default_line(streams: Streams) -> None:
