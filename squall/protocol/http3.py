@@ -214,6 +214,11 @@ class _Quic(QuicConnection):
         sender = stream.sender
         return sender._buffer_stop - sender._buffer_start
 
+    def acked(self, sid: int) -> int:
+        """How far (a stream offset) the peer has acknowledged stream ``sid`` without a gap."""
+        stream = self._streams.get(sid)
+        return 0 if stream is None else stream.sender._buffer_start
+
     def sending_reset(self, sid: int) -> bool:
         stream = self._streams.get(sid)
         return stream is not None and stream.sender._reset_error_code is not None
@@ -570,6 +575,11 @@ class H3Server:
     def pending(self, stream_id: int) -> int:
         """Response bytes of ``stream_id`` the client has not acknowledged yet."""
         return self.quic.unacknowledged(stream_id)
+
+    def acked(self, stream_id: int) -> int:
+        """Response bytes of ``stream_id`` (framing included) the client has acknowledged so far:
+        what the minimum response rate measures."""
+        return self.quic.acked(stream_id)
 
     def acknowledge(self, stream_id: int, size: int) -> None:
         """The application read ``size`` body bytes of ``stream_id``: the client may send more."""

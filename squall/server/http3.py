@@ -24,6 +24,15 @@ is ``write_paused``; its app waits in ``drain()`` until acknowledgements bring i
 Incoming: request body is acknowledged to the protocol (credit for the client) only as the app
 reads it (``body_consumed``).
 
+Minimum data rates and the body timeout, per stream, as on HTTP/2 (no timer of their own): a
+request body is timed while its app waits in ``receive()`` (``body_wanted``), a response while
+its stream is ``write_paused`` (what the client acknowledged, over the time the app waited for
+it); the connection is in ``ServerState.rate_watch`` meanwhile and the worker's once-a-second
+sweep calls ``check_rates``. A body under ``--min-request-body-rate`` after ``--min-rate-grace``,
+or with no byte for ``--timeout-request-body`` while the app waits, gets 408 and STOP_SENDING
+(H3_NO_ERROR), or H3_REQUEST_CANCELLED both ways once the response has started; a reader under
+``--min-response-rate`` gets H3_REQUEST_CANCELLED. The app sees ``http.disconnect``.
+
 Timers. QUIC's own (ack delay, loss detection, pacing, idle timeout) are one ``call_at`` handle,
 re-armed only when ``get_timer()`` changes (no churn: a timer per packet made a 20 MiB transfer
 fail on another server). While requests are open a PING every third of ``--h3-idle-timeout``
@@ -45,8 +54,10 @@ from typing import Any
 from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope, read_file_into
 from squall.asgi.types import ASGI_VERSION, ClientDisconnected
 from squall.config import Config
-from squall.events import Body, EndBody, Event, Rejected, Request, StreamReset
+from squall.events import Body, Data, EndBody, Event, Rejected, Request, Response, StreamReset
+from squall.observe.access import CLIENT_LEFT, REJECTED, TIMED_OUT
 from squall.server.state import (
+    RateMeter,
     ServerState,
     apply_forwarded,
     describe_client,
@@ -178,6 +189,7 @@ class H3Stream:
         if not self.write_paused and conn.proto.pending(self.stream_id) > conn.high_water:
             self.write_paused = True
             conn.paused.add(self)
+            conn.watch_rates()
 
     def flush_soon(self) -> None:
         self.flush()  # (flush() already sends once the ready callbacks have run)
@@ -200,8 +212,7 @@ class H3Stream:
                 waiter.set_result(None)
 
     def body_wanted(self, cycle: HTTPCycle) -> None:
-        """The app waits for request body. (--min-request-body-rate is not applied on HTTP/3: a
-        silent client is cut by --h3-idle-timeout, a slow one is held to its stream window.)"""
+        self.conn.body_wanted(self)
 
     def body_consumed(self, cycle: HTTPCycle) -> None:
         if self.unacked:
@@ -220,11 +231,11 @@ class H3Stream:
         self.conn.proto.reset(self.stream_id, H3_REQUEST_CANCELLED)
         self.conn.transmit_soon()
 
-    def disconnect(self, exc: Exception) -> None:
-        """The stream is gone (reset, connection closed)."""
+    def disconnect(self, exc: Exception, ended: str = CLIENT_LEFT) -> None:
+        """The stream is gone (reset, timed out, connection closed); ``ended`` says why, for the log."""
         self.gone = True
         if self.cycle is not None:
-            self.cycle.on_disconnect()
+            self.cycle.on_disconnect(ended)
         self.wake()
 
 
@@ -242,6 +253,7 @@ class H3Connection:
         h3 = config.http3
         self.high_water = h3.h3_stream_window
         self._max_body = config.http.limit_request_body
+        self._timeout_body = config.http.timeout_request_body
         self._observer = server.observer
         self._root_path = config.app.root_path
         self._keepalive_every = h3.h3_idle_timeout / 3
@@ -276,6 +288,12 @@ class H3Connection:
         self._close_when_flushed = False  # GOAWAY sent: close once idle and acknowledged
         self.done = False
         self.routes: set[bytes] = set()
+        # Minimum data rates and --timeout-request-body, checked by the worker's sweep: the
+        # streams whose app waits for body (meter, and since when no byte came), and the
+        # streams whose response was held for the client (meter, acknowledged offset).
+        self._body_meters: dict[int, RateMeter] = {}
+        self._body_stalled: dict[int, float] = {}
+        self._send_meters: dict[int, tuple[RateMeter, int]] = {}
 
     # ------------------------------------------------------------------ the Connection protocol
 
@@ -337,8 +355,12 @@ class H3Connection:
             app = server.health  # --health-path: answered before the app, whatever the load
         elif limit is not None and server.active_requests >= limit:
             app = service_unavailable
+            if server.metrics is not None:
+                server.metrics.reject("503")
         elif self._declared_too_large(event):
             app = payload_too_large
+            if server.metrics is not None:
+                server.metrics.reject("413")
         sid = event.stream_id
         stream = H3Stream(self, sid)
         stream.discard_body = app is not server.app  # answered without reading it
@@ -370,9 +392,17 @@ class H3Connection:
             return
         stream.unacked += len(event.data)
         stream.received += len(event.data)
+        if self._body_meters:
+            meter = self._body_meters.get(event.stream_id)
+            if meter is not None:
+                meter.moved += len(event.data)
+                meter.tick(self.loop.time(), False)
+                self._body_stalled.pop(event.stream_id, None)
         if self._max_body is not None and stream.received > self._max_body:
             self.proto.reset(event.stream_id)  # the body went past --limit-request-body
-            stream.disconnect(ClientDisconnected("request body too large"))
+            if self.server.metrics is not None:
+                self.server.metrics.reject("413")
+            stream.disconnect(ClientDisconnected("request body too large"), REJECTED)
             return
         stream.cycle.on_body(event.data)
 
@@ -443,6 +473,10 @@ class H3Connection:
         if self.streams.pop(sid, None) is None:
             return
         self.paused.discard(stream)
+        if self._body_meters or self._send_meters:
+            self._body_meters.pop(sid, None)
+            self._body_stalled.pop(sid, None)
+            self._send_meters.pop(sid, None)
         if stream.unacked:
             self.proto.acknowledge(sid, stream.unacked)
             stream.unacked = 0
@@ -466,6 +500,127 @@ class H3Connection:
             return
         self.close(H3_NO_ERROR, "shutting down")
         self.transmit()
+
+    # ------------------------------------------------------------------ minimum data rates
+
+    def body_wanted(self, stream: H3Stream) -> None:
+        """A stream's app waits for request body: time the client's rate, and how long no byte
+        came, from now (the sweep judges them; no timer of their own)."""
+        server = self.server
+        if self._closing or (server.min_request_body_rate is None and self._timeout_body is None):
+            return
+        now = self.loop.time()
+        sid = stream.stream_id
+        meter = self._body_meters.get(sid)
+        if meter is None:
+            meter = self._body_meters[sid] = RateMeter(now)
+        meter.tick(now, True)
+        self._body_stalled.setdefault(sid, now)
+        server.rate_watch.add(self)
+
+    def watch_rates(self) -> None:
+        """A stream's response waits for the client's acknowledgements: the sweep times it."""
+        if self.server.min_response_rate is not None and not self._closing:
+            self.server.rate_watch.add(self)
+
+    def check_rates(self, now: float) -> bool:
+        """The once-a-second check of --min-request-body-rate, --timeout-request-body and
+        --min-response-rate; False once nothing is timed."""
+        if self._closing or self.done:
+            self._body_meters.clear()
+            self._body_stalled.clear()
+            self._send_meters.clear()
+            return False
+        watching = self._check_bodies(now)
+        watching = self._check_senders(now) or watching
+        self.transmit_soon()
+        return watching
+
+    def _check_bodies(self, now: float) -> bool:
+        server = self.server
+        rate, timeout = server.min_request_body_rate, self._timeout_body
+        watching = False
+        for sid, meter in list(self._body_meters.items()):
+            stream = self.streams.get(sid)
+            cycle = stream.cycle if stream is not None else None
+            if stream is None or stream.gone or cycle is None or cycle.body_done:
+                del self._body_meters[sid]
+                self._body_stalled.pop(sid, None)
+                continue
+            meter.tick(now, meter.timing)
+            since = self._body_stalled.get(sid)
+            if timeout is not None and since is not None and now - since >= timeout:
+                why = f"no request body for {now - since:.1f} s (--timeout-request-body)"
+                self._body_failed(stream, cycle, "body_timeout", why)
+            elif rate is not None and meter.too_slow(rate, server.min_rate_grace):
+                why = f"{meter.moved} bytes in {meter.elapsed:.1f} s, under --min-request-body-rate"
+                self._body_failed(stream, cycle, "min_request_body_rate", why)
+            else:
+                watching = True
+        return watching
+
+    def _body_failed(self, stream: H3Stream, cycle: HTTPCycle, reason: str, why: str) -> None:
+        """408 and STOP_SENDING (H3_NO_ERROR), or a reset once the response has started; the app
+        sees ``http.disconnect``."""
+        sid = stream.stream_id
+        del self._body_meters[sid]
+        self._body_stalled.pop(sid, None)
+        logger.info("request body on HTTP/3 stream %d from %s: %s", sid, self.client_text(), why)
+        if cycle.response_started:
+            self.proto.reset(sid, H3_REQUEST_CANCELLED)
+            ended = TIMED_OUT
+        else:
+            body = b"Request Timeout: the request body came too slowly\n"
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+            ]
+            self.proto.send(Response(sid, 408, headers))
+            self.proto.send(Data(sid, body, True))
+            self.proto.stream_finished(sid)  # a complete response: the client may stop sending
+            ended = REJECTED
+        if self.server.metrics is not None:
+            self.server.metrics.reject(reason)
+        stream.disconnect(ClientDisconnected("request body too slow"), ended)
+
+    def _check_senders(self, now: float) -> bool:
+        """The response rate of every stream that has been held for the client: acknowledged
+        bytes over the time its app waited for them (a stream keeps its meter until it ends)."""
+        rate = self.server.min_response_rate
+        meters = self._send_meters
+        if rate is None:
+            meters.clear()
+            return False
+        acked = self.proto.acked
+        for held in self.paused:
+            if held.stream_id not in meters and not held.gone:
+                meters[held.stream_id] = (RateMeter(now), acked(held.stream_id))
+        watching = False
+        for sid, (meter, last) in list(meters.items()):
+            stream = self.streams.get(sid)
+            if stream is None or stream.gone:
+                del meters[sid]
+                continue
+            now_acked = acked(sid)
+            meter.moved += max(0, now_acked - last)
+            meter.tick(now, stream.write_paused)
+            meters[sid] = (meter, now_acked)
+            if meter.too_slow(rate, self.server.min_rate_grace):
+                del meters[sid]
+                logger.info(
+                    "resetting HTTP/3 stream %d from %s: %d bytes taken in %.1f s, under --min-response-rate",
+                    sid,
+                    self.client_text(),
+                    meter.moved,
+                    meter.elapsed,
+                )
+                self.proto.reset(sid, H3_REQUEST_CANCELLED)
+                if self.server.metrics is not None:
+                    self.server.metrics.reject("min_response_rate")
+                stream.disconnect(ClientDisconnected("response slower than --min-response-rate"), TIMED_OUT)
+            elif stream.write_paused:
+                watching = True
+        return watching
 
     def _terminated(self) -> None:
         if self.done:

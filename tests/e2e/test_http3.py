@@ -297,3 +297,60 @@ async def test_limit_concurrency_caps_quic_connections(start_server: StartServer
                     pass  # the second connection's Initial packets are not answered
     async with h3_connect(server.port, ca=certs.ca) as again:  # the first one is gone: room again
         assert (await again.request("GET", "/")).status == 200
+
+
+# ------------------------------------------------------------- minimum data rates, body timeout
+
+
+async def _report(port: int, certs: Certs, key: str) -> object:
+    async with h3_connect(port, ca=certs.ca) as probe:
+        return json.loads((await probe.request("GET", f"/report?id={key}&wait=10")).body)
+
+
+async def test_a_stalled_body_gets_408_after_the_body_timeout(
+    start_server: StartServer, certs: Certs
+) -> None:
+    """A byte of body, then nothing while the app waits for more: 408 once --timeout-request-body
+    has passed (the worker's sweep, no timer of its own), and the app sees http.disconnect."""
+    server = h3_server(start_server, certs, "--timeout-request-body", "1", "--min-request-body-rate", "off")
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        _, reply = client.start("POST", "/upload?id=h3stall", body=b"x", end=False)
+        await asyncio.wait_for(asyncio.shield(reply.done), 10)
+    assert reply.status == 408 and reply.reset is None
+    assert await _report(server.port, certs, "h3stall") == {"disconnected": True, "received": 1}
+    server.wait_for_line(r"request body on HTTP/3 stream 0 from .*--timeout-request-body")
+
+
+async def test_a_body_trickling_below_the_rate_gets_408(start_server: StartServer, certs: Certs) -> None:
+    """One byte every 0.1 s against --min-request-body-rate 1000: 408 once the grace is over,
+    though every byte came well within --timeout-request-body."""
+    server = h3_server(start_server, certs, "--min-request-body-rate", "1000", "--min-rate-grace", "0.5")
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        sid, reply = client.start("POST", "/upload?id=h3drip", body=b"x", end=False)
+        for _ in range(200):
+            if reply.done.done():
+                break
+            client.send_body(sid, b"x", end=False)
+            await asyncio.sleep(0.1)
+        await asyncio.wait_for(asyncio.shield(reply.done), 10)
+    assert reply.status == 408
+    report = await _report(server.port, certs, "h3drip")
+    assert report["disconnected"] is True  # type: ignore[index]
+    server.wait_for_line(r"request body on HTTP/3 stream 0 from .*under --min-request-body-rate")
+
+
+async def test_a_reader_that_gives_no_more_credit_gets_a_reset(
+    start_server: StartServer, certs: Certs
+) -> None:
+    """A client that acknowledges packets but raises no MAX_STREAM_DATA past its first 16 KiB holds
+    the app in send(): under --min-response-rate the stream is reset (H3_REQUEST_CANCELLED) and
+    the app's send() raises."""
+    server = h3_server(start_server, certs, "--min-response-rate", "100000", "--min-rate-grace", "0.5")
+    async with h3_connect(server.port, ca=certs.ca, max_stream_data=16384) as client:
+        client.stingy = True
+        _, reply = client.start("GET", "/stream-until-error?id=h3stingy&swallow=1")
+        await asyncio.wait_for(asyncio.shield(reply.done), 15)
+        assert reply.reset == 0x10C  # H3_REQUEST_CANCELLED
+        assert not client.terminated.done()  # the stream, not the connection
+    assert await _report(server.port, certs, "h3stingy") == {"type": "ClientDisconnected", "is_oserror": True}
+    server.wait_for_line(r"resetting HTTP/3 stream 0 from .*under --min-response-rate")
