@@ -44,8 +44,10 @@ Shutdown. ``shutdown()`` sends GOAWAY; open streams finish, then the connection 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
+import os
 import socket
 import struct
 import sys
@@ -71,11 +73,17 @@ try:  # the http3 extra; without it the CLI refuses --http3, so nothing below is
     from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
 
     from squall.protocol.http3 import (
+        CID_LENGTH,
+        FORWARD_HEADER,
         H3_NO_ERROR,
         H3_REQUEST_CANCELLED,
+        TAG_LENGTH,
         H3Server,
+        decode_forward,
+        encode_forward,
         server_configuration,
         stateless_reset,
+        tag_of,
     )
 
     AVAILABLE = True
@@ -84,7 +92,7 @@ except ImportError:  # pragma: no cover - the test extra installs aioquic
 
 logger = logging.getLogger("squall.error")
 
-CID_LENGTH = 8  # aioquic's default connection id length
+_CRED = struct.Struct("iII")  # struct ucred: pid, uid, gid (SCM_CREDENTIALS)
 _LINGER = 1.0  # after the last stream of a closing connection, wait this long at most for acks
 _MIN_INITIAL = 1200
 _SOL_UDP, _UDP_SEGMENT, _GSO_MAX = 17, 103, 64  # <netinet/udp.h>; at most 64 segments a send
@@ -266,6 +274,7 @@ class H3Connection:
             max_reset_rate=h3.h3_max_reset_rate,
             default_headers=server.default_headers,
             reset_secret=endpoint.reset_secret,
+            cid_tag=endpoint.tag,
         )
         self._template: dict[str, Any] = {
             "type": "http",
@@ -288,6 +297,7 @@ class H3Connection:
         self._close_when_flushed = False  # GOAWAY sent: close once idle and acknowledged
         self.done = False
         self.routes: set[bytes] = set()
+        self.forwarded = 0  # datagrams that reached it through another worker's socket
         # Minimum data rates and --timeout-request-body, checked by the worker's sweep: the
         # streams whose app waits for body (meter, and since when no byte came), and the
         # streams whose response was held for the client (meter, acknowledged offset).
@@ -649,11 +659,73 @@ class H3Endpoint(asyncio.DatagramProtocol):
         self.sock: socket.socket | None = None  # for sendmsg with GSO; None: transport.sendto
         self.sockname: tuple[str, int] | None = None
         self.accepting = True
+        #: The first bytes of every connection id this endpoint's connections issue.
+        self.tag = os.urandom(TAG_LENGTH)
+        #: The Unix datagram socket other workers forward this endpoint's datagrams to (Linux).
+        self.relay: socket.socket | None = None
+        self._relay_prefix = b""
+        self.forwarded_out = 0  # datagrams passed to the worker holding their connection
+        self.forwarded_in = 0  # datagrams another worker passed to this one
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         name = transport.get_extra_info("sockname")
         self.sockname = (str(name[0]), int(name[1])) if name else None
+        if self.sockname is not None and sys.platform == "linux":
+            self._open_relay(*self.sockname)
+
+    def _open_relay(self, host: str, port: int) -> None:
+        """Bind the relay at ``\0squall-h3-HOST-PORT-TAG`` in the abstract namespace; a tag
+        another worker holds is drawn again. Without it, re-hashed clients get Stateless Resets."""
+        self._relay_prefix = f"\0squall-h3-{host}-{port}-".encode()
+        for _ in range(8):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+                sock.bind(self._relay_prefix + self.tag.hex().encode())
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EADDRINUSE:
+                    self.tag = os.urandom(TAG_LENGTH)
+                    continue
+                logger.warning("HTTP/3: no relay between workers: %s", exc)
+                return
+            sock.setblocking(False)
+            self.relay = sock
+            self.server.loop.add_reader(sock.fileno(), self._relay_readable)
+            return
+
+    def _forward(self, tag: bytes, data: bytes, addr: Any) -> bool:
+        """Pass a datagram to the worker whose tag its connection id carries; False when no
+        worker has that tag (any more)."""
+        relay = self.relay
+        if relay is None:
+            return False
+        try:
+            relay.sendto(encode_forward(addr) + data, self._relay_prefix + tag.hex().encode())
+        except BlockingIOError:
+            return True  # that worker is there but behind: dropped, as the network may (QUIC resends)
+        except OSError:  # ECONNREFUSED: nobody has the tag
+            return False
+        self.forwarded_out += 1
+        return True
+
+    def _relay_readable(self) -> None:
+        relay = self.relay
+        if relay is None:
+            return
+        uid = os.getuid()
+        for _ in range(64):  # at most this many a pass: the UDP socket gets its turn too
+            try:
+                message, ancillary, _, _ = relay.recvmsg(65536 + FORWARD_HEADER, _CMSG_SPACE)
+            except OSError:  # BlockingIOError: nothing more now
+                return
+            if not _sent_by(ancillary, uid):
+                continue  # only this user's processes (the other workers) may forward
+            decoded = decode_forward(message)
+            if decoded is not None:
+                self.forwarded_in += 1
+                self.receive(decoded[1], decoded[0], forwarded=True)
 
     def sendto(self, data: bytes, addr: Any) -> None:
         if self.transport is not None:
@@ -690,15 +762,30 @@ class H3Endpoint(asyncio.DatagramProtocol):
         return True
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.receive(data, addr)
+
+    def receive(self, data: bytes, addr: Any, forwarded: bool = False) -> None:
+        """Route a datagram from ``addr``: to its connection; to the worker whose tag its
+        connection id carries (unless ``forwarded`` already); else as an unknown connection's."""
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
         except (ValueError, BufferReadError):
             return  # not QUIC
-        conn = self.routes.get(header.destination_cid)
+        cid = header.destination_cid
+        conn = self.routes.get(cid)
         if conn is None:
+            if not forwarded:
+                tag = tag_of(cid)
+                if tag is not None and tag != self.tag and self._forward(tag, data, addr):
+                    return
             conn = self._accept(header, data, addr)
             if conn is None:
                 return
+        elif forwarded:
+            if not conn.forwarded:
+                client = conn.client_text()
+                logger.debug("HTTP/3 connection from %s: datagrams forwarded by another worker", client)
+            conn.forwarded += 1
         conn.datagram_received(data, addr)
 
     def _accept(self, header: Any, data: bytes, addr: Any) -> H3Connection | None:
@@ -751,7 +838,22 @@ class H3Endpoint(asyncio.DatagramProtocol):
 
     def close(self) -> None:
         """Close the socket (after the drain): connections still open are dropped."""
+        if self.relay is not None:
+            self.server.loop.remove_reader(self.relay.fileno())
+            self.relay.close()
+            self.relay = None
         for conn in {*self.routes.values()}:
             conn._terminated()
         if self.transport is not None:
             self.transport.close()
+
+
+_CMSG_SPACE = socket.CMSG_SPACE(_CRED.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+def _sent_by(ancillary: list[tuple[int, int, bytes]], uid: int) -> bool:
+    """Whether a relay message's credentials (SCM_CREDENTIALS) name user ``uid``."""
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == getattr(socket, "SCM_CREDENTIALS", -1):
+            return len(value) >= _CRED.size and _CRED.unpack_from(value)[1] == uid
+    return False

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
 import signal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -250,6 +252,38 @@ async def test_rolling_reload_closes_idle_connections_cleanly(
     server.wait_for_line(r"Reload complete", start=mark)
     async with h3_connect(server.port, ca=certs.ca) as client:
         assert (await client.request("GET", "/")).status == 200
+
+
+async def test_rolling_reload_keeps_streaming_connections_alive(
+    start_server: StartServer, certs: Certs, tmp_path: Path
+) -> None:
+    """--workers 2, eight clients streaming (16 KiB every 0.05 s), SIGHUP: while the old and new
+    workers' sockets share the port the kernel hashes most client addresses to another socket. A
+    response needs the client's ACKs to go on past the congestion window; the worker that gets
+    them forwards them, by the tag of their connection id, to the old worker, which finishes every
+    response. (Without the routing those clients get Stateless Resets and their responses stall.)"""
+    server = h3_server(start_server, certs, "--workers", "2", "--log-level", "debug")
+    server.wait_for_line(r"2 worker\(s\) ready")
+    old = re.findall(r"Worker \[(\d+)\] ready", server.log())
+    gate = tmp_path / "finish"
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(h3_connect(server.port, ca=certs.ca)) for _ in range(8)]
+        replies = [c.start("GET", f"/until-file?path={gate}")[1] for c in clients]
+        await asyncio.gather(*(asyncio.wait_for(r.chunks.get(), 10) for r in replies))
+        mark = server.mark()
+        server.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        # Both old workers draining, their clients' datagrams re-hashed (waited for in a thread:
+        # the clients must go on acknowledging meanwhile):
+        for pattern in [*(rf"Stopping worker \[{pid}\]" for pid in old), r"datagrams forwarded by another"]:
+            await asyncio.to_thread(server.wait_for_line, pattern, start=mark, timeout=30)
+        gate.touch()  # the responses end now, on the old workers, through the forwarded ACKs
+        await asyncio.gather(*(asyncio.wait_for(asyncio.shield(r.done), 30) for r in replies))
+        await asyncio.to_thread(server.wait_for_line, r"Reload complete", start=mark, timeout=30)
+    for reply in replies:
+        assert reply.status == 200 and reply.reset is None
+        head, _, end = bytes(reply.body).rpartition(b"end ")
+        sent = int(end)
+        assert sent > 0 and head == b"".join((b"chunk-%d\n" % n).ljust(16384, b".") for n in range(sent))
 
 
 def test_udp_port_in_use_is_a_one_line_error(certs: Certs) -> None:
