@@ -94,6 +94,7 @@ from aioquic.quic.packet import QuicFrameType
 from aioquic.quic.packet_builder import QuicPacketBuilder
 from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.stream import QuicStream
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from squall.events import (
     Body,
@@ -112,6 +113,7 @@ from squall.grammar import TOKEN
 from squall.protocol.http2 import TokenBucket
 
 ALPN = ["h3"]
+TLS_VERSION = 0x0304  # QUIC always runs TLS 1.3 (RFC 9001 §4.2)
 H3_NO_ERROR = ErrorCode.H3_NO_ERROR
 H3_INTERNAL_ERROR = ErrorCode.H3_INTERNAL_ERROR
 H3_EXCESSIVE_LOAD = ErrorCode.H3_EXCESSIVE_LOAD
@@ -192,6 +194,12 @@ def server_configuration(
     )
     configuration.load_cert_chain(certfile, keyfile, password)
     return configuration
+
+
+def certificate_pem(configuration: QuicConfiguration) -> str | None:
+    """The server's own certificate (PEM), as the ASGI ``tls`` extension's ``server_cert``."""
+    cert = configuration.certificate
+    return None if cert is None else cert.public_bytes(Encoding.PEM).decode("ascii")
 
 
 def reset_token(secret: bytes, cid: bytes) -> bytes:
@@ -711,6 +719,25 @@ class H3Server:
     def open_streams(self) -> int:
         """Request streams not finished both ways."""
         return len(self._streams)
+
+    @property
+    def cipher_suite(self) -> int | None:
+        """The negotiated TLS 1.3 cipher suite as its IANA number (None before the handshake)."""
+        tls = getattr(self.quic, "tls", None)
+        suite = getattr(getattr(tls, "key_schedule", None), "cipher_suite", None)
+        return None if suite is None else int(suite)
+
+    def client_identity(self) -> tuple[list[str], str | None]:
+        """The client's certificate chain as it sent it (PEM, leaf first) and the leaf's subject
+        as an RFC 4514 string; ``([], None)`` without a client certificate."""
+        tls = getattr(self.quic, "tls", None)
+        leaf = getattr(tls, "_peer_certificate", None)
+        if tls is None or leaf is None:
+            return [], None
+        chain = [
+            cert.public_bytes(Encoding.PEM).decode("ascii") for cert in (leaf, *tls._peer_certificate_chain)
+        ]
+        return chain, leaf.subject.rfc4514_string()
 
     @property
     def host_cids(self) -> list[bytes]:

@@ -78,7 +78,9 @@ try:  # the http3 extra; without it the CLI refuses --http3, so nothing below is
         H3_NO_ERROR,
         H3_REQUEST_CANCELLED,
         TAG_LENGTH,
+        TLS_VERSION,
         H3Server,
+        certificate_pem,
         decode_forward,
         encode_forward,
         server_configuration,
@@ -287,6 +289,7 @@ class H3Connection:
             "extensions": dict(HTTP_EXTENSIONS),
         }
         self._forwarded = server.trusts_peer(self._template["client"])
+        self._tls_known = False  # the ``tls`` extension is filled in at the first request
         self.streams: dict[int, H3Stream] = {}
         self.paused: set[H3Stream] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -372,6 +375,9 @@ class H3Connection:
             if server.metrics is not None:
                 server.metrics.reject("413")
         sid = event.stream_id
+        if not self._tls_known:
+            self._tls_known = True
+            self._template["extensions"]["tls"] = self.tls_extension()
         stream = H3Stream(self, sid)
         stream.discard_body = app is not server.app  # answered without reading it
         scope = build_scope(self._template, event, self._root_path)
@@ -415,6 +421,19 @@ class H3Connection:
             stream.disconnect(ClientDisconnected("request body too large"), REJECTED)
             return
         stream.cycle.on_body(event.data)
+
+    def tls_extension(self) -> dict[str, Any]:
+        """The ASGI ``tls`` scope extension of this connection (its handshake is complete: a
+        request came)."""
+        chain, name = self.proto.client_identity()
+        return {
+            "server_cert": self.endpoint.server_cert,
+            "client_cert_chain": chain,
+            "client_cert_name": name,
+            "client_cert_error": None,  # a failed verification fails the handshake
+            "tls_version": TLS_VERSION,
+            "cipher_suite": self.proto.cipher_suite,
+        }
 
     def client_text(self) -> str:
         """The client as the logs name it."""
@@ -654,6 +673,7 @@ class H3Endpoint(asyncio.DatagramProtocol):
         self.server = server
         self.configuration = configuration(server.config)
         self.reset_secret = reset_secret(server.config)
+        self.server_cert = certificate_pem(self.configuration)
         self.routes: dict[bytes, H3Connection] = {}
         self.transport: asyncio.DatagramTransport | None = None
         self.sock: socket.socket | None = None  # for sendmsg with GSO; None: transport.sendto

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aioquic.tls import CipherSuite
 
 from .conftest import StartServer
 from .h2util import Certs, certs
@@ -46,6 +47,27 @@ async def test_get_over_http3(h3: Server, certs: Certs) -> None:
     assert scope["path"] == "/scope" and scope["query_string"] == "x=1"
     assert ["host", "localhost"] in scope["headers"]
     assert reply.header(b"server") == b"squall"
+
+
+async def test_tls_extension_over_http3(h3: Server, certs: Certs) -> None:
+    """The ASGI ``tls`` extension, as on HTTP/1.1 and HTTP/2 over TLS: QUIC is TLS 1.3, the cipher
+    suite the one the client negotiated (offered alone here, so known), no client certificate."""
+    async with h3_connect(
+        h3.port, ca=certs.ca, cipher_suites=[CipherSuite.CHACHA20_POLY1305_SHA256]
+    ) as client:
+        first, second = await asyncio.gather(client.request("GET", "/scope"), client.request("GET", "/scope"))
+    tls = json.loads(first.body)["extensions"]["tls"]
+    assert tls == json.loads(second.body)["extensions"]["tls"]
+    assert tls["server_cert"].strip() == certs.server_pem.strip()
+    assert tls["tls_version"] == 0x0304
+    assert tls["cipher_suite"] == 0x1303
+    assert tls["client_cert_chain"] == [] and tls["client_cert_name"] is None
+    assert tls["client_cert_error"] is None
+    async with h3_connect(h3.port, ca=certs.ca, cipher_suites=[CipherSuite.AES_128_GCM_SHA256]) as client:
+        assert (
+            json.loads((await client.request("GET", "/scope")).body)["extensions"]["tls"]["cipher_suite"]
+            == 0x1301
+        )
 
 
 async def test_five_mib_post_echo(h3: Server, certs: Certs) -> None:
