@@ -308,6 +308,41 @@ async def test_rolling_reload_keeps_streaming_connections_alive(
         assert sent > 0 and head == b"".join((b"chunk-%d\n" % n).ljust(16384, b".") for n in range(sent))
 
 
+async def test_new_connections_reach_a_live_worker_while_old_ones_drain(
+    start_server: StartServer, certs: Certs, tmp_path: Path
+) -> None:
+    """--workers 2, SIGHUP while eight clients stream from the old workers: the old workers'
+    sockets stay in the port's SO_REUSEPORT group while they drain, so the kernel hashes about
+    half of the brand-new clients to a worker that accepts no connection. It hands their Initial
+    packets (and the packets that follow with the same id) to a live worker's intake; every new
+    client connects. (Without it those clients get no answer until the old worker exits.)"""
+    server = h3_server(start_server, certs, "--workers", "2", "--log-level", "debug")
+    server.wait_for_line(r"2 worker\(s\) ready")
+    old = re.findall(r"Worker \[(\d+)\] ready", server.log())
+    gate = tmp_path / "finish"
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(h3_connect(server.port, ca=certs.ca)) for _ in range(8)]
+        replies = [c.start("GET", f"/until-file?path={gate}&size=2048")[1] for c in clients]
+        await asyncio.gather(*(asyncio.wait_for(r.chunks.get(), 10) for r in replies))
+        mark = server.mark()
+        server.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        for pid in old:  # both old workers stopped accepting (one at least still drains a stream)
+            await asyncio.to_thread(
+                server.wait_for_line, rf"\[{pid}\] INFO Stopped accepting", start=mark, timeout=30
+            )
+
+        async def newcomer() -> int:
+            async with h3_connect(server.port, ca=certs.ca) as client:
+                return (await client.request("GET", "/", timeout=10)).status
+
+        statuses = await asyncio.gather(*(asyncio.wait_for(newcomer(), 15) for _ in range(24)))
+        assert statuses == [200] * 24
+        await asyncio.to_thread(server.wait_for_line, r"handed to another worker \(draining\)", start=mark)
+        gate.touch()
+        await asyncio.gather(*(asyncio.wait_for(asyncio.shield(r.done), 30) for r in replies))
+    assert all(reply.status == 200 and reply.reset is None for reply in replies)
+
+
 def test_udp_port_in_use_is_a_one_line_error(certs: Certs) -> None:
     import socket
 
