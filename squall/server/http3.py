@@ -59,6 +59,7 @@ import hashlib
 import logging
 import os
 import socket
+import ssl
 import struct
 import sys
 from typing import Any
@@ -115,6 +116,10 @@ def configuration(config: Config) -> QuicConfiguration:
     """The QUIC configuration of a worker's connections, from the --ssl-* and --h3-* options."""
     tls, h3 = config.tls, config.http3
     assert tls.ssl_certfile is not None
+    ca_certs = None
+    if tls.ssl_ca_certs and tls.ssl_cert_reqs != ssl.CERT_NONE:
+        with open(tls.ssl_ca_certs, "rb") as handle:  # (the CLI checked it is readable)
+            ca_certs = handle.read()
     return server_configuration(
         tls.ssl_certfile,
         tls.ssl_keyfile,
@@ -122,6 +127,8 @@ def configuration(config: Config) -> QuicConfiguration:
         idle_timeout=h3.h3_idle_timeout,
         stream_window=h3.h3_stream_window,
         max_concurrent_streams=h3.h3_max_concurrent_streams,
+        client_cert_reqs=tls.ssl_cert_reqs,
+        ca_certs=ca_certs,
     )
 
 

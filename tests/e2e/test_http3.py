@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 from aioquic.tls import CipherSuite
 
 from .conftest import StartServer
@@ -68,6 +69,43 @@ async def test_tls_extension_over_http3(h3: Server, certs: Certs) -> None:
             json.loads((await client.request("GET", "/scope")).body)["extensions"]["tls"]["cipher_suite"]
             == 0x1301
         )
+
+
+async def test_client_certificates_over_http3(start_server: StartServer, certs: Certs) -> None:
+    """--ssl-cert-reqs 2 with --ssl-ca-certs applies to HTTP/3 as to TLS over TCP: a client
+    certificate the CA issued is verified and shown in the scope (its whole chain as sent); a
+    client without one is refused in the handshake (certificate_required), not served."""
+    server = h3_server(start_server, certs, "--ssl-cert-reqs", "2", "--ssl-ca-certs", str(certs.ca))
+    async with h3_connect(server.port, ca=certs.ca, client_cert=certs.client_pem) as client:
+        tls = json.loads((await client.request("GET", "/scope")).body)["extensions"]["tls"]
+    assert "CN=test-client" in tls["client_cert_name"]
+    sent = certs.client_pem.read_text()
+    leaf = sent[sent.index("-----BEGIN CERTIFICATE-----") : sent.index("-----END CERTIFICATE-----") + 25]
+    assert tls["client_cert_chain"][0].strip() == leaf
+    async with h3_connect(server.port, ca=certs.ca) as client:  # (the client's handshake ends first)
+        reply = await client.request("GET", "/scope", timeout=10)
+        closed = await asyncio.wait_for(asyncio.shield(client.terminated), 10)
+    assert reply.reset == -1 and not reply.heads  # never served
+    assert closed.error_code == 0x100 + 116  # CRYPTO_ERROR: TLS alert certificate_required
+
+
+async def test_a_certificate_from_another_ca_is_refused_over_http3(
+    start_server: StartServer, certs: Certs, tmp_path: Path
+) -> None:
+    """A client certificate the --ssl-ca-certs CA did not issue fails the handshake (even with
+    --ssl-cert-reqs 1, optional: a certificate shown must verify)."""
+    stranger = trustme.CA().issue_cert("stranger@example.com")
+    pem = tmp_path / "stranger.pem"
+    stranger.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    server = h3_server(start_server, certs, "--ssl-cert-reqs", "1", "--ssl-ca-certs", str(certs.ca))
+    async with h3_connect(server.port, ca=certs.ca, client_cert=pem) as client:
+        reply = await client.request("GET", "/scope", timeout=10)
+        closed = await asyncio.wait_for(asyncio.shield(client.terminated), 10)
+    assert reply.reset == -1 and not reply.heads
+    assert closed.error_code == 0x100 + 42  # CRYPTO_ERROR: TLS alert bad_certificate
+    async with h3_connect(server.port, ca=certs.ca) as client:  # optional: none is fine
+        tls = json.loads((await client.request("GET", "/scope")).body)["extensions"]["tls"]
+    assert tls["client_cert_chain"] == [] and tls["client_cert_name"] is None
 
 
 async def test_five_mib_post_echo(h3: Server, certs: Certs) -> None:
