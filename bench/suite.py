@@ -9,7 +9,8 @@
     python3 bench/suite.py h2           # h2c hello, h2load -c 64 -m 10
     python3 bench/suite.py scale        # 10k idle keep-alive / 10k websockets: RSS per connection,
                                         # hello req/s while held, broadcast to all 10k websockets
-    python3 bench/suite.py workers      # --workers 2 each (unpinned): req/s and spread over workers
+    python3 bench/suite.py workers      # --workers 2 each (unpinned): req/s and spread over workers;
+                                        # squall twice: shared socket, and --reuse-port
     python3 bench/suite.py cpu          # server CPU time per request (hello, Starlette JSON): steady
                                         # on a busy machine, where req/s is not
     python3 bench/suite.py all          # every family above, one after the other
@@ -120,12 +121,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: squall started with extra flags, as a server of its own in the tables (``workers``).
+VARIANTS = {"squall --reuse-port": ("squall", ["--reuse-port"])}
+
+
 def server_command(
     name: str, app: str, port: int, workers: int, *, h2: bool = False, idle: bool = False
 ) -> list[str]:
     """How each server is started: one worker, no access log, uvloop (+ httptools)."""
     py = sys.executable
     bindir = str(Path(py).parent)
+    if name in VARIANTS:
+        base, flags = VARIANTS[name]
+        return server_command(base, app, port, workers, h2=h2, idle=idle) + flags
     if name == "squall":
         cmd = [py, "-m", "squall", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
         cmd += ["--log-level", "warning", "--workers", str(workers), "--backlog", "4096"]
@@ -664,6 +672,8 @@ def family_scale() -> list[Table]:
 
 def family_workers() -> list[Table]:
     servers = selected({"squall", "uvicorn", "granian", "hypercorn", "gunicorn"})
+    if "squall" in servers:  # squall both ways: one shared socket, and one per worker
+        servers.insert(servers.index("squall") + 1, "squall --reuse-port")
     rps = Table("--workers 2 each, unpinned, 256 conns", "req/s", servers)
     spread = Table("--workers 2: share of requests served by the busier worker", "%", servers, False)
     found: dict[str, float | None] = {}
