@@ -60,7 +60,9 @@ PINS = [
     "fastapi",
     "pydantic",
 ]
-ALL_SERVERS = ["squall", "uvicorn", "granian", "hypercorn", "gunicorn"]
+ALL_SERVERS = ["squall", "uvicorn", "granian", "hypercorn", "gunicorn", "raw"]
+#: The families that also run the ceiling (bench/raw_server.py: hello and websocket echo only).
+WITH_RAW = set(ALL_SERVERS)
 DURATION = int(os.environ.get("DURATION", "10"))
 SERVER_CPU = os.environ.get("SERVER_CPU", "0")
 LOAD_CPU = os.environ.get("LOAD_CPU", "1")
@@ -163,6 +165,8 @@ def server_command(
         cmd = [f"{bindir}/hypercorn", app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
         cmd += ["--worker-class", "uvloop", "--log-level", "warning", "--backlog", "4096"]
         return cmd + (["--keep-alive", "600"] if idle else [])
+    if name == "raw":  # the ceiling (bench/raw_server.py): no parser, no ASGI, no app
+        return [py, str(BENCH / "raw_server.py"), "--port", str(port), "--backlog", "4096"]
     if name == "gunicorn":
         cmd = [f"{bindir}/gunicorn", "-k", "asgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"]
         cmd += ["--log-level", "warning", "--backlog", "4096", "--worker-connections", "20000"]
@@ -173,7 +177,7 @@ def server_command(
 #: Which servers can serve what (h2c: prior-knowledge cleartext HTTP/2).
 CAN = {
     "h2": {"squall", "granian", "hypercorn"},
-    "ws": {"squall", "uvicorn", "granian", "hypercorn", "gunicorn"},
+    "ws": {"squall", "uvicorn", "granian", "hypercorn", "gunicorn", "raw"},
 }
 
 
@@ -404,8 +408,11 @@ def ratio(a: float | None, b: float | None) -> str:
 
 
 def selected(wanted: set[str] | None = None) -> list[str]:
+    """The servers of $SERVERS (default: all) that can run a family (``wanted``; default: every
+    real server, not the raw ceiling)."""
     names = os.environ.get("SERVERS", " ".join(ALL_SERVERS)).split()
-    return [name for name in names if wanted is None or name in wanted]
+    allowed = wanted if wanted is not None else set(ALL_SERVERS) - {"raw"}
+    return [name for name in names if name in allowed]
 
 
 def each(servers: list[str], measure: Callable[[str], float | None]) -> dict[str, float | None]:
@@ -423,7 +430,7 @@ def each(servers: list[str], measure: Callable[[str], float | None]) -> dict[str
 
 
 def family_hello() -> list[Table]:
-    servers = selected()
+    servers = selected(WITH_RAW)
     rps = Table("hello world", "req/s", servers)
     other = Table(
         "hello world: memory and startup", "RSS MiB after 256 conns / ms to first answer", servers, False
