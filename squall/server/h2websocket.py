@@ -55,7 +55,7 @@ class H2WebSocket(CoreChannel, H2Stream):
 
     __slots__ = ("body_done", "core", "path", "_app_done")
 
-    input_paused = False  # input is never paused: unacknowledged DATA holds the client back
+    pong_may_wait = False  # unacknowledged DATA is still read: a pong is never left unread
 
     def __init__(self, conn: H2Connection, stream_id: int) -> None:
         super().__init__(conn, stream_id)
@@ -174,8 +174,13 @@ class H2WebSocket(CoreChannel, H2Stream):
         self.core.lost()
         self._maybe_finished()
 
+    @property
+    def input_paused(self) -> bool:
+        """Some DATA is not acknowledged yet: the stream window holds the client back."""
+        return self.unacked > 0
+
     def pause_input(self) -> None:
-        pass  # unacknowledged DATA is the pause
+        pass  # not acknowledging DATA is the pause
 
     def resume_input(self) -> None:
         if self.unacked:

@@ -37,11 +37,11 @@ Flow control. ``--ws-max-queue``: input pauses while the app has that many unrea
 resumes when it has fewer (here: transport reading; over HTTP/2: acknowledging DATA). Writing:
 ``pause_writing`` makes ``send()`` wait in ``drain()``.
 
-Timers (the core's ``_timer``, one slot): the keepalive ping every ``--ws-ping-interval``, then its
-deadline (``--ws-ping-timeout``, close 1011 when missed; not while input is paused, when the pong
-may be sitting unread); after we send a close frame, ``CLOSE_TIMEOUT`` for the peer's answer (then
-the wire gives up: here, close TCP). After we close the transport, ``CLOSE_TIMEOUT`` before
-aborting it (a peer that does not read).
+Timers (the core's ``_timer``, one slot): the keepalive ping every ``--ws-ping-interval``, then
+its deadline (``--ws-ping-timeout``, close 1011 when missed; not while the pong may be sitting
+unread: here, while reading is paused); after we send a close frame, ``CLOSE_TIMEOUT`` for the
+peer's answer (then the wire gives up: here, close TCP). After we close the transport,
+``CLOSE_TIMEOUT`` before aborting it (a peer that does not read).
 
 Shutdown. ``shutdown()`` (the worker's graceful drain) closes an open websocket with 1001; the
 session counts in ``server.active_requests`` while its app runs, like an HTTP request.
@@ -187,7 +187,10 @@ class Wire(Protocol):
     ``end_frames`` (which makes it over) and the input pair."""
 
     @property
-    def input_paused(self) -> bool: ...  # the keepalive pong may be waiting unread
+    def input_paused(self) -> bool: ...  # input waits for the app: resume it when there is room
+
+    @property
+    def pong_may_wait(self) -> bool: ...  # a pong may be sitting unread: no keepalive timeout yet
 
     def client_text(self) -> str: ...
     def write_frames(self, chunks: list[bytes]) -> None: ...
@@ -266,8 +269,8 @@ class WebSocketCore:
         self._early = []
         if early and proto.open:
             self.receive(early)
-        elif self.session is not None:
-            self._check_input(self.session)
+        else:
+            self.message_consumed()  # nothing is queued yet: input may resume
 
     def finished(self, session: WebSocketSession) -> None:
         """The app returned (or raised)."""
@@ -311,13 +314,11 @@ class WebSocketCore:
         self.flush()
         if proto.held:  # after the app's turn with these messages (its task step is queued first)
             self.loop.call_soon(self._release_held)
-        self._check_input(session)
-
-    def _check_input(self, session: WebSocketSession) -> None:
-        if session.queued >= self._max_queue:
-            self.wire.pause_input()
-        else:
-            self.wire.resume_input()
+        wire = self.wire
+        if session.queued >= self._max_queue:  # (inline: once per read)
+            wire.pause_input()
+        elif wire.input_paused:
+            wire.resume_input()
 
     def _release_held(self) -> None:
         proto = self.proto
@@ -333,7 +334,7 @@ class WebSocketCore:
 
     def message_consumed(self) -> None:
         """The app read every queued message."""
-        if self.proto is not None:
+        if self.proto is not None and self.wire.input_paused:
             self.wire.resume_input()
 
     # ------------------------------------------------------------------ output
@@ -439,7 +440,7 @@ class WebSocketCore:
             self._set_timer("ping", self._ping_interval)
 
     def _pong_missed(self, proto: WebSocketServer) -> None:
-        if self.wire.input_paused:  # the pong may be waiting unread behind the app's backlog
+        if self.wire.pong_may_wait:  # e.g. unread behind the app's backlog
             self._set_timer("pong", self._ping_timeout or CLOSE_TIMEOUT)
             return
         logger.info("closing websocket from %s: keepalive ping timeout", self.wire.client_text())
@@ -652,6 +653,11 @@ class WebSocketConnection(CoreChannel, asyncio.Protocol):
 
     def give_up(self) -> None:
         self.core.end()
+
+    @property
+    def pong_may_wait(self) -> bool:
+        """Reading is paused: the pong may be waiting unread behind the app's backlog."""
+        return self.input_paused
 
     def pause_input(self) -> None:
         if not self.input_paused and self.transport is not None and not self.core.over:
