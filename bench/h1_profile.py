@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import apps
 from squall.config import build
+from squall.process import collector
 from squall.server.accept import serving_state
 from squall.server.http1 import HTTP1Connection
 from squall.server.state import DefaultHeaders
@@ -83,6 +84,7 @@ def make_connections(
         conn, transport = HTTP1Connection(server), Transport()
         conn.connection_made(transport)  # type: ignore[arg-type]
         made.append((conn, transport))
+    collector.tune_for_serving()  # as a worker does once serving
     return made
 
 

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import apps
 from squall.config import build
+from squall.process import collector
 from squall.server.accept import serving_state
 from squall.server.http2 import H2Connection
 from squall.server.state import DefaultHeaders
@@ -115,6 +116,7 @@ def make_connection(loop: asyncio.AbstractEventLoop, app: Any = apps.hello) -> t
         "extensions": {},
     }
     conn = H2Connection(server, transport, template)  # type: ignore[arg-type]
+    collector.tune_for_serving()  # as a worker does once serving
     return conn, transport
 
 

@@ -127,6 +127,7 @@ def server_command(
     if name == "squall":
         cmd = [py, "-m", "squall", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
         cmd += ["--log-level", "warning", "--workers", str(workers), "--backlog", "4096"]
+        cmd += ["--limit-concurrency", "20000"]  # its default (4096) would 503 the 10k-connection runs
         return cmd + (["--timeout-keep-alive", "600"] if idle else [])
     if name == "uvicorn":
         cmd = [py, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop"]

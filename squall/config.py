@@ -199,7 +199,8 @@ class HTTPSettings:
     )
     timeout_request_body: float | None = opt(
         30.0,
-        "Close the connection (HTTP/2: reset the stream) when the request body stalls this many seconds.",
+        "Close the connection (HTTP/2: reset the stream; HTTP/3: 408 or reset) when the request body "
+        "stalls this many seconds.",
         parse=timeout,
     )
     timeout_request: float | None = opt(
@@ -210,14 +211,14 @@ class HTTPSettings:
     min_request_body_rate: float | None = opt(
         240.0,
         "Least request body bytes/s, averaged while the app waits for body, after --min-rate-grace "
-        "(408, or close / HTTP/2 reset; 'off' disables).",
+        "(408, or close / HTTP/2, HTTP/3 reset; 'off' disables).",
         parse=rate,
         metavar="BYTES_PER_S",
     )
     min_response_rate: float | None = opt(
         240.0,
         "Least response bytes/s the client takes, averaged while output waits on it, after "
-        "--min-rate-grace (close / HTTP/2 reset; 'off' disables).",
+        "--min-rate-grace (close / HTTP/2, HTTP/3 reset; 'off' disables).",
         parse=rate,
         metavar="BYTES_PER_S",
     )

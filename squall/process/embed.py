@@ -388,6 +388,8 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 class _EmbeddedWorker(Worker):
     """The serving loop of ``squall.process.worker``, reporting to a ``Server``."""
 
+    tune_gc = False  # the embedding program's process: its collector is its own business
+
     def __init__(
         self, owner: Server, settings: config.Config, app: ASGIApp, sockets: list[socket.socket]
     ) -> None:

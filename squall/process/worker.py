@@ -48,6 +48,7 @@ from squall.config import Config
 from squall.loader import LoadError, import_from_string, load_app
 from squall.logs import LogConfigError, configure, error_log
 from squall.observe.metrics import MAX_HEAD, bind_metrics, http_response, merge, render
+from squall.process import collector
 from squall.process.listeners import describe
 from squall.process.spawn import STARTUP_FAILURE, WorkerSpec
 from squall.server.accept import protocol_factory, serving_state
@@ -98,6 +99,8 @@ class Worker:
     ``channel`` is the pipe to the supervisor, when there is one. Without one the worker is the
     whole server (see :mod:`squall.process.single`, which extends it through the ``_on_*`` hooks).
     """
+
+    tune_gc = True  # a process of its own: tune the collector once serving (process/collector.py)
 
     def __init__(
         self,
@@ -160,6 +163,13 @@ class Worker:
         """Serving cannot start: remember why and tell the supervisor."""
         self.failure = reason
         self._tell(("failed", reason))
+
+    def _serving(self, tls: bool) -> None:
+        """Every socket accepts: tune the collector for what follows, then say so."""
+        if self.tune_gc:
+            collector.tune_for_serving()
+        scheme = "https" if tls else "http"
+        self._on_ready(" and ".join(describe(sock, scheme) for sock in self.sockets))
 
     def _on_ready(self, urls: str) -> None:
         """Lifespan startup is done and every socket accepts."""
@@ -244,8 +254,7 @@ class Worker:
         endpoints = await self._start_http3(loop, state) if self.config.http3.http3 else []
         if endpoints is None:
             return await self._abandon(servers, state, timers)
-        scheme = "https" if context is not None else "http"
-        self._on_ready(" and ".join(describe(sock, scheme) for sock in self.sockets))
+        self._serving(context is not None)
         await self._stop.wait()
         self._on_stop()
         await self._delay_drain(state)

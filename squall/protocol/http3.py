@@ -40,6 +40,11 @@ Connection ids carry stateless reset tokens derived from ``reset_secret`` (``res
 whichever worker receives a packet for a connection it does not hold can answer with a Stateless
 Reset (``stateless_reset``) and the client starts a new connection at once instead of timing out.
 
+Routing across workers. Every connection id a connection issues begins with its worker's
+``cid_tag`` (``TAG_LENGTH`` random bytes), so whichever worker receives a packet can tell which
+worker holds the connection (``tag_of``) and pass it on over a local socket with the client's
+address in front (``encode_forward``/``decode_forward``); see ``server/http3.py``.
+
 Shutdown. ``graceful_shutdown()`` sends GOAWAY naming the first request stream not served; the
 streams below it finish, later ones are rejected (H3_REQUEST_REJECTED: the client may retry them
 elsewhere).
@@ -50,6 +55,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,7 +74,12 @@ from aioquic.h3.connection import (
 )
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import MAX_STREAM_DATA_FRAME_CAPACITY, NetworkAddress, QuicConnection
+from aioquic.quic.connection import (
+    MAX_STREAM_DATA_FRAME_CAPACITY,
+    NetworkAddress,
+    QuicConnection,
+    QuicConnectionId,
+)
 from aioquic.quic.events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
@@ -115,6 +127,50 @@ _STATUS = {code: str(code).encode() for code in range(100, 600)}
 _NO_CONTENT = frozenset((204, 304))
 _FIELD_OVERHEAD = 32  # per field, as HTTP/2 and HTTP/3 count a header list's size
 
+CID_LENGTH = 8  # the length of the connection ids squall issues (aioquic's default)
+TAG_LENGTH = 4  # how many of their first bytes name the worker that issued them
+
+# A forwarded datagram's header: version, address family (4 or 6), port, IPv6 flow info and
+# scope id, the address (an IPv4 address in the first 4 bytes); then the datagram as received.
+_FORWARD = struct.Struct("!BBHII16s")
+_FORWARD_VERSION = 1
+FORWARD_HEADER = _FORWARD.size
+
+
+def tag_of(cid: bytes) -> bytes | None:
+    """The worker tag a destination connection id carries (None: not one of squall's length)."""
+    return cid[:TAG_LENGTH] if len(cid) == CID_LENGTH else None
+
+
+def new_cid(tag: bytes) -> bytes:
+    """A fresh connection id beginning with ``tag``."""
+    return tag + os.urandom(CID_LENGTH - len(tag))
+
+
+def encode_forward(addr: NetworkAddress) -> bytes:
+    """The header put before a datagram passed to another worker: the client's address
+    (``(host, port)`` or ``(host, port, flowinfo, scope_id)``, as asyncio gives it)."""
+    host, port = addr[0], int(addr[1])
+    if ":" in host:
+        flow, scope = (int(addr[2]), int(addr[3])) if len(addr) >= 4 else (0, 0)
+        return _FORWARD.pack(_FORWARD_VERSION, 6, port, flow, scope, socket.inet_pton(socket.AF_INET6, host))
+    return _FORWARD.pack(_FORWARD_VERSION, 4, port, 0, 0, socket.inet_pton(socket.AF_INET, host))
+
+
+def decode_forward(data: bytes) -> tuple[NetworkAddress, bytes] | None:
+    """The client's address and the datagram of a forwarded message; None when malformed."""
+    if len(data) <= FORWARD_HEADER:
+        return None
+    version, family, port, flow, scope, raw = _FORWARD.unpack_from(data)
+    payload = data[FORWARD_HEADER:]
+    if version != _FORWARD_VERSION:
+        return None
+    if family == 4:
+        return (socket.inet_ntop(socket.AF_INET, raw[:4]), port), payload
+    if family == 6:
+        return (socket.inet_ntop(socket.AF_INET6, raw), port, flow, scope), payload
+    return None
+
 
 def server_configuration(
     certfile: str,
@@ -129,6 +185,7 @@ def server_configuration(
     configuration = QuicConfiguration(
         is_client=False,
         alpn_protocols=ALPN,
+        connection_id_length=CID_LENGTH,
         idle_timeout=idle_timeout,
         max_stream_data=stream_window,
         max_data=stream_window * max(4, min(max_concurrent_streams, 64)),
@@ -163,10 +220,16 @@ class _Quic(QuicConnection):
     """aioquic's QUIC connection, with receive credit on request streams granted as the
     application reads (see the module docstring)."""
 
-    def __init__(self, *, window: int, max_streams: int, reset_secret: bytes, **kwargs: Any) -> None:
+    def __init__(
+        self, *, window: int, max_streams: int, reset_secret: bytes, cid_tag: bytes = b"", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.reset_secret = reset_secret
-        self._host_cids[0].stateless_reset_token = reset_token(reset_secret, self._host_cids[0].cid)
+        self.cid_tag = cid_tag
+        first = self._host_cids[0]
+        if cid_tag:  # the id the client will send to from its second flight on: tagged too
+            first.cid = self.host_cid = self._local_initial_source_connection_id = new_cid(cid_tag)
+        first.stateless_reset_token = reset_token(reset_secret, first.cid)
         self.window = window
         self.taken: dict[int, int] = {}  # request stream -> stream bytes the H3 layer took
         self.unread: dict[int, int] = {}  # request stream -> body bytes the app has not read
@@ -197,10 +260,12 @@ class _Quic(QuicConnection):
             stream.max_stream_data_local_sent = stream.max_stream_data_local
 
     def _replenish_connection_ids(self) -> None:
-        super()._replenish_connection_ids()
-        for entry in self._host_cids:
-            if not entry.was_sent:
-                entry.stateless_reset_token = reset_token(self.reset_secret, entry.cid)
+        # As aioquic's, with ids that carry the worker's tag and tokens any worker can derive.
+        while len(self._host_cids) < min(8, self._remote_active_connection_id_limit):
+            cid = new_cid(self.cid_tag) if self.cid_tag else os.urandom(CID_LENGTH)
+            token = reset_token(self.reset_secret, cid)
+            self._host_cids.append(QuicConnectionId(cid, self._host_cid_seq, token))
+            self._host_cid_seq += 1
 
     def forget(self, sid: int) -> None:
         self.taken.pop(sid, None)
@@ -213,6 +278,11 @@ class _Quic(QuicConnection):
             return 0
         sender = stream.sender
         return sender._buffer_stop - sender._buffer_start
+
+    def acked(self, sid: int) -> int:
+        """How far (a stream offset) the peer has acknowledged stream ``sid`` without a gap."""
+        stream = self._streams.get(sid)
+        return 0 if stream is None else stream.sender._buffer_start
 
     def sending_reset(self, sid: int) -> bool:
         stream = self._streams.get(sid)
@@ -359,6 +429,7 @@ class H3Server:
         max_reset_rate: float = 100,
         default_headers: Callable[[], bytes] = lambda: b"",
         reset_secret: bytes = b"",
+        cid_tag: bytes = b"",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.quic = _Quic(
@@ -367,6 +438,7 @@ class H3Server:
             window=stream_window,
             max_streams=max_concurrent_streams,
             reset_secret=reset_secret or os.urandom(32),
+            cid_tag=cid_tag,
         )
         self.h3: _H3 | None = None
         self._max_header_list_size = max_header_list_size
@@ -570,6 +642,11 @@ class H3Server:
     def pending(self, stream_id: int) -> int:
         """Response bytes of ``stream_id`` the client has not acknowledged yet."""
         return self.quic.unacknowledged(stream_id)
+
+    def acked(self, stream_id: int) -> int:
+        """Response bytes of ``stream_id`` (framing included) the client has acknowledged so far:
+        what the minimum response rate measures."""
+        return self.quic.acked(stream_id)
 
     def acknowledge(self, stream_id: int, size: int) -> None:
         """The application read ``size`` body bytes of ``stream_id``: the client may send more."""

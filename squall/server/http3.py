@@ -24,6 +24,15 @@ is ``write_paused``; its app waits in ``drain()`` until acknowledgements bring i
 Incoming: request body is acknowledged to the protocol (credit for the client) only as the app
 reads it (``body_consumed``).
 
+Minimum data rates and the body timeout, per stream, as on HTTP/2 (no timer of their own): a
+request body is timed while its app waits in ``receive()`` (``body_wanted``), a response while
+its stream is ``write_paused`` (what the client acknowledged, over the time the app waited for
+it); the connection is in ``ServerState.rate_watch`` meanwhile and the worker's once-a-second
+sweep calls ``check_rates``. A body under ``--min-request-body-rate`` after ``--min-rate-grace``,
+or with no byte for ``--timeout-request-body`` while the app waits, gets 408 and STOP_SENDING
+(H3_NO_ERROR), or H3_REQUEST_CANCELLED both ways once the response has started; a reader under
+``--min-response-rate`` gets H3_REQUEST_CANCELLED. The app sees ``http.disconnect``.
+
 Timers. QUIC's own (ack delay, loss detection, pacing, idle timeout) are one ``call_at`` handle,
 re-armed only when ``get_timer()`` changes (no churn: a timer per packet made a 20 MiB transfer
 fail on another server). While requests are open a PING every third of ``--h3-idle-timeout``
@@ -35,8 +44,10 @@ Shutdown. ``shutdown()`` sends GOAWAY; open streams finish, then the connection 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
+import os
 import socket
 import struct
 import sys
@@ -45,8 +56,10 @@ from typing import Any
 from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope, read_file_into
 from squall.asgi.types import ASGI_VERSION, ClientDisconnected
 from squall.config import Config
-from squall.events import Body, EndBody, Event, Rejected, Request, StreamReset
+from squall.events import Body, Data, EndBody, Event, Rejected, Request, Response, StreamReset
+from squall.observe.access import CLIENT_LEFT, REJECTED, TIMED_OUT
 from squall.server.state import (
+    RateMeter,
     ServerState,
     apply_forwarded,
     describe_client,
@@ -60,11 +73,17 @@ try:  # the http3 extra; without it the CLI refuses --http3, so nothing below is
     from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
 
     from squall.protocol.http3 import (
+        CID_LENGTH,
+        FORWARD_HEADER,
         H3_NO_ERROR,
         H3_REQUEST_CANCELLED,
+        TAG_LENGTH,
         H3Server,
+        decode_forward,
+        encode_forward,
         server_configuration,
         stateless_reset,
+        tag_of,
     )
 
     AVAILABLE = True
@@ -73,7 +92,7 @@ except ImportError:  # pragma: no cover - the test extra installs aioquic
 
 logger = logging.getLogger("squall.error")
 
-CID_LENGTH = 8  # aioquic's default connection id length
+_CRED = struct.Struct("iII")  # struct ucred: pid, uid, gid (SCM_CREDENTIALS)
 _LINGER = 1.0  # after the last stream of a closing connection, wait this long at most for acks
 _MIN_INITIAL = 1200
 _SOL_UDP, _UDP_SEGMENT, _GSO_MAX = 17, 103, 64  # <netinet/udp.h>; at most 64 segments a send
@@ -178,6 +197,7 @@ class H3Stream:
         if not self.write_paused and conn.proto.pending(self.stream_id) > conn.high_water:
             self.write_paused = True
             conn.paused.add(self)
+            conn.watch_rates()
 
     def flush_soon(self) -> None:
         self.flush()  # (flush() already sends once the ready callbacks have run)
@@ -200,8 +220,7 @@ class H3Stream:
                 waiter.set_result(None)
 
     def body_wanted(self, cycle: HTTPCycle) -> None:
-        """The app waits for request body. (--min-request-body-rate is not applied on HTTP/3: a
-        silent client is cut by --h3-idle-timeout, a slow one is held to its stream window.)"""
+        self.conn.body_wanted(self)
 
     def body_consumed(self, cycle: HTTPCycle) -> None:
         if self.unacked:
@@ -220,11 +239,11 @@ class H3Stream:
         self.conn.proto.reset(self.stream_id, H3_REQUEST_CANCELLED)
         self.conn.transmit_soon()
 
-    def disconnect(self, exc: Exception) -> None:
-        """The stream is gone (reset, connection closed)."""
+    def disconnect(self, exc: Exception, ended: str = CLIENT_LEFT) -> None:
+        """The stream is gone (reset, timed out, connection closed); ``ended`` says why, for the log."""
         self.gone = True
         if self.cycle is not None:
-            self.cycle.on_disconnect()
+            self.cycle.on_disconnect(ended)
         self.wake()
 
 
@@ -242,6 +261,7 @@ class H3Connection:
         h3 = config.http3
         self.high_water = h3.h3_stream_window
         self._max_body = config.http.limit_request_body
+        self._timeout_body = config.http.timeout_request_body
         self._observer = server.observer
         self._root_path = config.app.root_path
         self._keepalive_every = h3.h3_idle_timeout / 3
@@ -254,6 +274,7 @@ class H3Connection:
             max_reset_rate=h3.h3_max_reset_rate,
             default_headers=server.default_headers,
             reset_secret=endpoint.reset_secret,
+            cid_tag=endpoint.tag,
         )
         self._template: dict[str, Any] = {
             "type": "http",
@@ -276,6 +297,13 @@ class H3Connection:
         self._close_when_flushed = False  # GOAWAY sent: close once idle and acknowledged
         self.done = False
         self.routes: set[bytes] = set()
+        self.forwarded = 0  # datagrams that reached it through another worker's socket
+        # Minimum data rates and --timeout-request-body, checked by the worker's sweep: the
+        # streams whose app waits for body (meter, and since when no byte came), and the
+        # streams whose response was held for the client (meter, acknowledged offset).
+        self._body_meters: dict[int, RateMeter] = {}
+        self._body_stalled: dict[int, float] = {}
+        self._send_meters: dict[int, tuple[RateMeter, int]] = {}
 
     # ------------------------------------------------------------------ the Connection protocol
 
@@ -337,8 +365,12 @@ class H3Connection:
             app = server.health  # --health-path: answered before the app, whatever the load
         elif limit is not None and server.active_requests >= limit:
             app = service_unavailable
+            if server.metrics is not None:
+                server.metrics.reject("503")
         elif self._declared_too_large(event):
             app = payload_too_large
+            if server.metrics is not None:
+                server.metrics.reject("413")
         sid = event.stream_id
         stream = H3Stream(self, sid)
         stream.discard_body = app is not server.app  # answered without reading it
@@ -370,9 +402,17 @@ class H3Connection:
             return
         stream.unacked += len(event.data)
         stream.received += len(event.data)
+        if self._body_meters:
+            meter = self._body_meters.get(event.stream_id)
+            if meter is not None:
+                meter.moved += len(event.data)
+                meter.tick(self.loop.time(), False)
+                self._body_stalled.pop(event.stream_id, None)
         if self._max_body is not None and stream.received > self._max_body:
             self.proto.reset(event.stream_id)  # the body went past --limit-request-body
-            stream.disconnect(ClientDisconnected("request body too large"))
+            if self.server.metrics is not None:
+                self.server.metrics.reject("413")
+            stream.disconnect(ClientDisconnected("request body too large"), REJECTED)
             return
         stream.cycle.on_body(event.data)
 
@@ -443,6 +483,10 @@ class H3Connection:
         if self.streams.pop(sid, None) is None:
             return
         self.paused.discard(stream)
+        if self._body_meters or self._send_meters:
+            self._body_meters.pop(sid, None)
+            self._body_stalled.pop(sid, None)
+            self._send_meters.pop(sid, None)
         if stream.unacked:
             self.proto.acknowledge(sid, stream.unacked)
             stream.unacked = 0
@@ -466,6 +510,127 @@ class H3Connection:
             return
         self.close(H3_NO_ERROR, "shutting down")
         self.transmit()
+
+    # ------------------------------------------------------------------ minimum data rates
+
+    def body_wanted(self, stream: H3Stream) -> None:
+        """A stream's app waits for request body: time the client's rate, and how long no byte
+        came, from now (the sweep judges them; no timer of their own)."""
+        server = self.server
+        if self._closing or (server.min_request_body_rate is None and self._timeout_body is None):
+            return
+        now = self.loop.time()
+        sid = stream.stream_id
+        meter = self._body_meters.get(sid)
+        if meter is None:
+            meter = self._body_meters[sid] = RateMeter(now)
+        meter.tick(now, True)
+        self._body_stalled.setdefault(sid, now)
+        server.rate_watch.add(self)
+
+    def watch_rates(self) -> None:
+        """A stream's response waits for the client's acknowledgements: the sweep times it."""
+        if self.server.min_response_rate is not None and not self._closing:
+            self.server.rate_watch.add(self)
+
+    def check_rates(self, now: float) -> bool:
+        """The once-a-second check of --min-request-body-rate, --timeout-request-body and
+        --min-response-rate; False once nothing is timed."""
+        if self._closing or self.done:
+            self._body_meters.clear()
+            self._body_stalled.clear()
+            self._send_meters.clear()
+            return False
+        watching = self._check_bodies(now)
+        watching = self._check_senders(now) or watching
+        self.transmit_soon()
+        return watching
+
+    def _check_bodies(self, now: float) -> bool:
+        server = self.server
+        rate, timeout = server.min_request_body_rate, self._timeout_body
+        watching = False
+        for sid, meter in list(self._body_meters.items()):
+            stream = self.streams.get(sid)
+            cycle = stream.cycle if stream is not None else None
+            if stream is None or stream.gone or cycle is None or cycle.body_done:
+                del self._body_meters[sid]
+                self._body_stalled.pop(sid, None)
+                continue
+            meter.tick(now, meter.timing)
+            since = self._body_stalled.get(sid)
+            if timeout is not None and since is not None and now - since >= timeout:
+                why = f"no request body for {now - since:.1f} s (--timeout-request-body)"
+                self._body_failed(stream, cycle, "body_timeout", why)
+            elif rate is not None and meter.too_slow(rate, server.min_rate_grace):
+                why = f"{meter.moved} bytes in {meter.elapsed:.1f} s, under --min-request-body-rate"
+                self._body_failed(stream, cycle, "min_request_body_rate", why)
+            else:
+                watching = True
+        return watching
+
+    def _body_failed(self, stream: H3Stream, cycle: HTTPCycle, reason: str, why: str) -> None:
+        """408 and STOP_SENDING (H3_NO_ERROR), or a reset once the response has started; the app
+        sees ``http.disconnect``."""
+        sid = stream.stream_id
+        del self._body_meters[sid]
+        self._body_stalled.pop(sid, None)
+        logger.info("request body on HTTP/3 stream %d from %s: %s", sid, self.client_text(), why)
+        if cycle.response_started:
+            self.proto.reset(sid, H3_REQUEST_CANCELLED)
+            ended = TIMED_OUT
+        else:
+            body = b"Request Timeout: the request body came too slowly\n"
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+            ]
+            self.proto.send(Response(sid, 408, headers))
+            self.proto.send(Data(sid, body, True))
+            self.proto.stream_finished(sid)  # a complete response: the client may stop sending
+            ended = REJECTED
+        if self.server.metrics is not None:
+            self.server.metrics.reject(reason)
+        stream.disconnect(ClientDisconnected("request body too slow"), ended)
+
+    def _check_senders(self, now: float) -> bool:
+        """The response rate of every stream that has been held for the client: acknowledged
+        bytes over the time its app waited for them (a stream keeps its meter until it ends)."""
+        rate = self.server.min_response_rate
+        meters = self._send_meters
+        if rate is None:
+            meters.clear()
+            return False
+        acked = self.proto.acked
+        for held in self.paused:
+            if held.stream_id not in meters and not held.gone:
+                meters[held.stream_id] = (RateMeter(now), acked(held.stream_id))
+        watching = False
+        for sid, (meter, last) in list(meters.items()):
+            stream = self.streams.get(sid)
+            if stream is None or stream.gone:
+                del meters[sid]
+                continue
+            now_acked = acked(sid)
+            meter.moved += max(0, now_acked - last)
+            meter.tick(now, stream.write_paused)
+            meters[sid] = (meter, now_acked)
+            if meter.too_slow(rate, self.server.min_rate_grace):
+                del meters[sid]
+                logger.info(
+                    "resetting HTTP/3 stream %d from %s: %d bytes taken in %.1f s, under --min-response-rate",
+                    sid,
+                    self.client_text(),
+                    meter.moved,
+                    meter.elapsed,
+                )
+                self.proto.reset(sid, H3_REQUEST_CANCELLED)
+                if self.server.metrics is not None:
+                    self.server.metrics.reject("min_response_rate")
+                stream.disconnect(ClientDisconnected("response slower than --min-response-rate"), TIMED_OUT)
+            elif stream.write_paused:
+                watching = True
+        return watching
 
     def _terminated(self) -> None:
         if self.done:
@@ -494,11 +659,73 @@ class H3Endpoint(asyncio.DatagramProtocol):
         self.sock: socket.socket | None = None  # for sendmsg with GSO; None: transport.sendto
         self.sockname: tuple[str, int] | None = None
         self.accepting = True
+        #: The first bytes of every connection id this endpoint's connections issue.
+        self.tag = os.urandom(TAG_LENGTH)
+        #: The Unix datagram socket other workers forward this endpoint's datagrams to (Linux).
+        self.relay: socket.socket | None = None
+        self._relay_prefix = b""
+        self.forwarded_out = 0  # datagrams passed to the worker holding their connection
+        self.forwarded_in = 0  # datagrams another worker passed to this one
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         name = transport.get_extra_info("sockname")
         self.sockname = (str(name[0]), int(name[1])) if name else None
+        if self.sockname is not None and sys.platform == "linux":
+            self._open_relay(*self.sockname)
+
+    def _open_relay(self, host: str, port: int) -> None:
+        """Bind the relay at ``\0squall-h3-HOST-PORT-TAG`` in the abstract namespace; a tag
+        another worker holds is drawn again. Without it, re-hashed clients get Stateless Resets."""
+        self._relay_prefix = f"\0squall-h3-{host}-{port}-".encode()
+        for _ in range(8):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+                sock.bind(self._relay_prefix + self.tag.hex().encode())
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EADDRINUSE:
+                    self.tag = os.urandom(TAG_LENGTH)
+                    continue
+                logger.warning("HTTP/3: no relay between workers: %s", exc)
+                return
+            sock.setblocking(False)
+            self.relay = sock
+            self.server.loop.add_reader(sock.fileno(), self._relay_readable)
+            return
+
+    def _forward(self, tag: bytes, data: bytes, addr: Any) -> bool:
+        """Pass a datagram to the worker whose tag its connection id carries; False when no
+        worker has that tag (any more)."""
+        relay = self.relay
+        if relay is None:
+            return False
+        try:
+            relay.sendto(encode_forward(addr) + data, self._relay_prefix + tag.hex().encode())
+        except BlockingIOError:
+            return True  # that worker is there but behind: dropped, as the network may (QUIC resends)
+        except OSError:  # ECONNREFUSED: nobody has the tag
+            return False
+        self.forwarded_out += 1
+        return True
+
+    def _relay_readable(self) -> None:
+        relay = self.relay
+        if relay is None:
+            return
+        uid = os.getuid()
+        for _ in range(64):  # at most this many a pass: the UDP socket gets its turn too
+            try:
+                message, ancillary, _, _ = relay.recvmsg(65536 + FORWARD_HEADER, _CMSG_SPACE)
+            except OSError:  # BlockingIOError: nothing more now
+                return
+            if not _sent_by(ancillary, uid):
+                continue  # only this user's processes (the other workers) may forward
+            decoded = decode_forward(message)
+            if decoded is not None:
+                self.forwarded_in += 1
+                self.receive(decoded[1], decoded[0], forwarded=True)
 
     def sendto(self, data: bytes, addr: Any) -> None:
         if self.transport is not None:
@@ -535,15 +762,30 @@ class H3Endpoint(asyncio.DatagramProtocol):
         return True
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.receive(data, addr)
+
+    def receive(self, data: bytes, addr: Any, forwarded: bool = False) -> None:
+        """Route a datagram from ``addr``: to its connection; to the worker whose tag its
+        connection id carries (unless ``forwarded`` already); else as an unknown connection's."""
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
         except (ValueError, BufferReadError):
             return  # not QUIC
-        conn = self.routes.get(header.destination_cid)
+        cid = header.destination_cid
+        conn = self.routes.get(cid)
         if conn is None:
+            if not forwarded:
+                tag = tag_of(cid)
+                if tag is not None and tag != self.tag and self._forward(tag, data, addr):
+                    return
             conn = self._accept(header, data, addr)
             if conn is None:
                 return
+        elif forwarded:
+            if not conn.forwarded:
+                client = conn.client_text()
+                logger.debug("HTTP/3 connection from %s: datagrams forwarded by another worker", client)
+            conn.forwarded += 1
         conn.datagram_received(data, addr)
 
     def _accept(self, header: Any, data: bytes, addr: Any) -> H3Connection | None:
@@ -596,7 +838,22 @@ class H3Endpoint(asyncio.DatagramProtocol):
 
     def close(self) -> None:
         """Close the socket (after the drain): connections still open are dropped."""
+        if self.relay is not None:
+            self.server.loop.remove_reader(self.relay.fileno())
+            self.relay.close()
+            self.relay = None
         for conn in {*self.routes.values()}:
             conn._terminated()
         if self.transport is not None:
             self.transport.close()
+
+
+_CMSG_SPACE = socket.CMSG_SPACE(_CRED.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+def _sent_by(ancillary: list[tuple[int, int, bytes]], uid: int) -> bool:
+    """Whether a relay message's credentials (SCM_CREDENTIALS) name user ``uid``."""
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == getattr(socket, "SCM_CREDENTIALS", -1):
+            return len(value) >= _CRED.size and _CRED.unpack_from(value)[1] == uid
+    return False

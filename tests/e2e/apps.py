@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -232,6 +233,20 @@ async def stream_until_error(scope: Scope, receive: Receive, send: Send, params:
     await send({"type": "http.response.body", "body": b""})
 
 
+async def until_file(scope: Scope, receive: Receive, send: Send, params: Params) -> None:
+    """``chunk-N\\n`` padded with dots to ``size`` bytes every ``delay`` s until the file ``path``
+    exists, then ``end N\\n`` (N: how many chunks were sent)."""
+    path, size, delay = params["path"], int(params.get("size", "16384")), float(params.get("delay", "0.05"))
+    await start(send, 200, [(b"content-type", b"text/plain")])
+    sent = 0
+    while not os.path.exists(path):
+        chunk = (b"chunk-%d\n" % sent).ljust(size, b".")
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        sent += 1
+        await asyncio.sleep(delay)
+    await send({"type": "http.response.body", "body": b"end %d\n" % sent})
+
+
 async def get_report(scope: Scope, receive: Receive, send: Send, params: Params) -> None:
     key = params["id"]
     try:
@@ -327,6 +342,7 @@ ROUTES: dict[str, Handler] = {
     "/long-poll": long_poll,
     "/stream-until-error": stream_until_error,
     "/report": get_report,
+    "/until-file": until_file,
     "/big": big,
     "/slow-read": slow_read,
     "/no-read": no_read,

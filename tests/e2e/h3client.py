@@ -2,7 +2,9 @@
 
 ``h3_connect(port)`` yields an ``H3Client``; ``await client.request(...)`` returns a ``Reply`` once
 the response is complete (``client.start(...)`` returns it at once, for streaming). ``client.deaf``
-makes the client drop every datagram it receives: a peer that never reads (nothing acknowledged).
+makes the client drop every datagram it receives: a peer that never reads (nothing acknowledged);
+``client.stingy`` makes it stop raising its request streams' MAX_STREAM_DATA: a peer that keeps
+the connection alive but takes no more of a response than the credit it already gave.
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ class H3Client(QuicConnectionProtocol):
         self.replies: dict[int, Reply] = {}
         self.terminated: asyncio.Future[ConnectionTerminated] = asyncio.get_running_loop().create_future()
         self.deaf = False
+        self.stingy = False
+        quic = self._quic
+        raise_limits = quic._write_stream_limits
+
+        def write_stream_limits(builder: Any, space: Any, stream: Any) -> None:
+            if not (self.stingy and stream.stream_id is not None and stream.stream_id % 4 == 0):
+                raise_limits(builder, space, stream)
+
+        quic._write_stream_limits = write_stream_limits  # type: ignore[method-assign]
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         if not self.deaf:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
 import signal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -252,6 +254,38 @@ async def test_rolling_reload_closes_idle_connections_cleanly(
         assert (await client.request("GET", "/")).status == 200
 
 
+async def test_rolling_reload_keeps_streaming_connections_alive(
+    start_server: StartServer, certs: Certs, tmp_path: Path
+) -> None:
+    """--workers 2, eight clients streaming (16 KiB every 0.05 s), SIGHUP: while the old and new
+    workers' sockets share the port the kernel hashes most client addresses to another socket. A
+    response needs the client's ACKs to go on past the congestion window; the worker that gets
+    them forwards them, by the tag of their connection id, to the old worker, which finishes every
+    response. (Without the routing those clients get Stateless Resets and their responses stall.)"""
+    server = h3_server(start_server, certs, "--workers", "2", "--log-level", "debug")
+    server.wait_for_line(r"2 worker\(s\) ready")
+    old = re.findall(r"Worker \[(\d+)\] ready", server.log())
+    gate = tmp_path / "finish"
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(h3_connect(server.port, ca=certs.ca)) for _ in range(8)]
+        replies = [c.start("GET", f"/until-file?path={gate}")[1] for c in clients]
+        await asyncio.gather(*(asyncio.wait_for(r.chunks.get(), 10) for r in replies))
+        mark = server.mark()
+        server.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        # Both old workers draining, their clients' datagrams re-hashed (waited for in a thread:
+        # the clients must go on acknowledging meanwhile):
+        for pattern in [*(rf"Stopping worker \[{pid}\]" for pid in old), r"datagrams forwarded by another"]:
+            await asyncio.to_thread(server.wait_for_line, pattern, start=mark, timeout=30)
+        gate.touch()  # the responses end now, on the old workers, through the forwarded ACKs
+        await asyncio.gather(*(asyncio.wait_for(asyncio.shield(r.done), 30) for r in replies))
+        await asyncio.to_thread(server.wait_for_line, r"Reload complete", start=mark, timeout=30)
+    for reply in replies:
+        assert reply.status == 200 and reply.reset is None
+        head, _, end = bytes(reply.body).rpartition(b"end ")
+        sent = int(end)
+        assert sent > 0 and head == b"".join((b"chunk-%d\n" % n).ljust(16384, b".") for n in range(sent))
+
+
 def test_udp_port_in_use_is_a_one_line_error(certs: Certs) -> None:
     import socket
 
@@ -297,3 +331,60 @@ async def test_limit_concurrency_caps_quic_connections(start_server: StartServer
                     pass  # the second connection's Initial packets are not answered
     async with h3_connect(server.port, ca=certs.ca) as again:  # the first one is gone: room again
         assert (await again.request("GET", "/")).status == 200
+
+
+# ------------------------------------------------------------- minimum data rates, body timeout
+
+
+async def _report(port: int, certs: Certs, key: str) -> object:
+    async with h3_connect(port, ca=certs.ca) as probe:
+        return json.loads((await probe.request("GET", f"/report?id={key}&wait=10")).body)
+
+
+async def test_a_stalled_body_gets_408_after_the_body_timeout(
+    start_server: StartServer, certs: Certs
+) -> None:
+    """A byte of body, then nothing while the app waits for more: 408 once --timeout-request-body
+    has passed (the worker's sweep, no timer of its own), and the app sees http.disconnect."""
+    server = h3_server(start_server, certs, "--timeout-request-body", "1", "--min-request-body-rate", "off")
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        _, reply = client.start("POST", "/upload?id=h3stall", body=b"x", end=False)
+        await asyncio.wait_for(asyncio.shield(reply.done), 10)
+    assert reply.status == 408 and reply.reset is None
+    assert await _report(server.port, certs, "h3stall") == {"disconnected": True, "received": 1}
+    server.wait_for_line(r"request body on HTTP/3 stream 0 from .*--timeout-request-body")
+
+
+async def test_a_body_trickling_below_the_rate_gets_408(start_server: StartServer, certs: Certs) -> None:
+    """One byte every 0.1 s against --min-request-body-rate 1000: 408 once the grace is over,
+    though every byte came well within --timeout-request-body."""
+    server = h3_server(start_server, certs, "--min-request-body-rate", "1000", "--min-rate-grace", "0.5")
+    async with h3_connect(server.port, ca=certs.ca) as client:
+        sid, reply = client.start("POST", "/upload?id=h3drip", body=b"x", end=False)
+        for _ in range(200):
+            if reply.done.done():
+                break
+            client.send_body(sid, b"x", end=False)
+            await asyncio.sleep(0.1)
+        await asyncio.wait_for(asyncio.shield(reply.done), 10)
+    assert reply.status == 408
+    report = await _report(server.port, certs, "h3drip")
+    assert report["disconnected"] is True  # type: ignore[index]
+    server.wait_for_line(r"request body on HTTP/3 stream 0 from .*under --min-request-body-rate")
+
+
+async def test_a_reader_that_gives_no_more_credit_gets_a_reset(
+    start_server: StartServer, certs: Certs
+) -> None:
+    """A client that acknowledges packets but raises no MAX_STREAM_DATA past its first 16 KiB holds
+    the app in send(): under --min-response-rate the stream is reset (H3_REQUEST_CANCELLED) and
+    the app's send() raises."""
+    server = h3_server(start_server, certs, "--min-response-rate", "100000", "--min-rate-grace", "0.5")
+    async with h3_connect(server.port, ca=certs.ca, max_stream_data=16384) as client:
+        client.stingy = True
+        _, reply = client.start("GET", "/stream-until-error?id=h3stingy&swallow=1")
+        await asyncio.wait_for(asyncio.shield(reply.done), 15)
+        assert reply.reset == 0x10C  # H3_REQUEST_CANCELLED
+        assert not client.terminated.done()  # the stream, not the connection
+    assert await _report(server.port, certs, "h3stingy") == {"type": "ClientDisconnected", "is_oserror": True}
+    server.wait_for_line(r"resetting HTTP/3 stream 0 from .*under --min-response-rate")

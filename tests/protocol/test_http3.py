@@ -14,8 +14,12 @@ from squall.protocol.http3 import (
     H3_EXCESSIVE_LOAD,
     H3_MESSAGE_ERROR,
     H3_REQUEST_REJECTED,
+    TAG_LENGTH,
+    decode_forward,
+    encode_forward,
     reset_token,
     stateless_reset,
+    tag_of,
 )
 
 from ..h3peer import CertFiles, Pair, make_certs
@@ -302,3 +306,35 @@ def test_oversized_headers_frame_is_refused_before_it_is_buffered(certs: CertFil
     pair.client.send_stream_data(sid, frame_head + b"\0" * 500)
     pair.pump()
     assert pair.reset_code(sid) == H3_EXCESSIVE_LOAD
+
+
+def test_every_connection_id_issued_carries_the_worker_tag(certs: CertFiles) -> None:
+    """The id the client sends to after the first flight, and every NEW_CONNECTION_ID one, begin
+    with the tag: whichever worker receives a packet can tell which worker holds its connection."""
+    tag = b"\x01\x02\x03\x04"
+    pair = Pair(certs, cid_tag=tag, reset_secret=b"s" * 32)
+    pair.request()
+    pair.pump()
+    peer_ids = [pair.client._peer_cid, *pair.client._peer_cid_available]
+    assert len(peer_ids) > 1
+    assert all(tag_of(entry.cid) == tag for entry in peer_ids)
+    assert all(entry.stateless_reset_token == reset_token(b"s" * 32, entry.cid) for entry in peer_ids)
+    assert set(pair.server.host_cids) >= {entry.cid for entry in peer_ids}
+    assert len(tag) == TAG_LENGTH and tag_of(b"short") is None
+
+
+@pytest.mark.parametrize(
+    "addr",
+    [("127.0.0.1", 443), ("203.0.113.9", 65535), ("::1", 8443, 0, 0), ("fe80::1", 1, 7, 2)],
+)
+def test_forward_header_round_trip(addr: tuple) -> None:
+    datagram = b"\x40" + bytes(range(60))
+    message = encode_forward(addr) + datagram
+    assert decode_forward(message) == (addr, datagram)
+
+
+def test_forward_header_refuses_what_it_did_not_write() -> None:
+    good = encode_forward(("127.0.0.1", 443)) + b"x"
+    assert decode_forward(good[:20]) is None  # shorter than the header
+    assert decode_forward(b"\x02" + good[1:]) is None  # another version
+    assert decode_forward(good[:1] + b"\x05" + good[2:]) is None  # no such family
