@@ -9,7 +9,10 @@
     python3 bench/suite.py h2           # h2c hello, h2load -c 64 -m 10
     python3 bench/suite.py scale        # 10k idle keep-alive / 10k websockets: RSS per connection,
                                         # hello req/s while held, broadcast to all 10k websockets
-    python3 bench/suite.py workers      # --workers 2 each (unpinned): req/s and spread over workers
+    python3 bench/suite.py workers      # --workers 2 each (unpinned): req/s and spread over workers;
+                                        # squall twice: shared socket, and --reuse-port
+    python3 bench/suite.py cpu          # server CPU time per request (hello, Starlette JSON): steady
+                                        # on a busy machine, where req/s is not
     python3 bench/suite.py all          # every family above, one after the other
 
 The first run makes ``bench/.venv`` (or ``$BENCH_VENV``) with the pinned peers below and squall
@@ -118,12 +121,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: squall started with extra flags, as a server of its own in the tables (``workers``).
+VARIANTS = {"squall --reuse-port": ("squall", ["--reuse-port"])}
+
+
 def server_command(
     name: str, app: str, port: int, workers: int, *, h2: bool = False, idle: bool = False
 ) -> list[str]:
     """How each server is started: one worker, no access log, uvloop (+ httptools)."""
     py = sys.executable
     bindir = str(Path(py).parent)
+    if name in VARIANTS:
+        base, flags = VARIANTS[name]
+        return server_command(base, app, port, workers, h2=h2, idle=idle) + flags
     if name == "squall":
         cmd = [py, "-m", "squall", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
         cmd += ["--log-level", "warning", "--workers", str(workers), "--backlog", "4096"]
@@ -502,6 +512,36 @@ def family_frameworks() -> list[Table]:
     return [table]
 
 
+def family_cpu() -> list[Table]:
+    """Server CPU time (user + system, whole process tree) per request for a fixed number of
+    requests: steadier than req/s on a machine where other work runs, since it does not count
+    the time the server waited for a core."""
+    table = Table("server CPU time per request, h2load --h1 -c 64", "µs per request", selected(), False)
+
+    def measure(app: str, path: str, count: int) -> Callable[[str], float]:
+        def run(name: str) -> float:
+            with serve(name, app, path=path) as server:
+                url = f"http://127.0.0.1:{server.port}{path}"
+                base = ["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-c", "64"]
+                subprocess.run([*base, "-n", "5000", url], capture_output=True, check=False)  # warm-up
+                before = server.cpu_seconds()
+                cmd = [*base, "-n", str(count), url]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                used = server.cpu_seconds() - before
+                if f"{count} succeeded, 0 failed" not in out.stdout:
+                    raise RuntimeError(f"not every request succeeded: {out.stdout[-400:]}")
+                return used / count * 1e6
+
+        return run
+
+    table.add("hello", each(table.servers, measure("bench.apps:hello", "/", 100_000)))
+    table.add(
+        "Starlette JSON route",
+        each(table.servers, measure("bench.framework_apps:starlette_app", "/json", 50_000)),
+    )
+    return [table]
+
+
 def family_files() -> list[Table]:
     servers = selected()
     rps = Table("file download (Starlette FileResponse)", "MiB/s", servers)
@@ -632,6 +672,8 @@ def family_scale() -> list[Table]:
 
 def family_workers() -> list[Table]:
     servers = selected({"squall", "uvicorn", "granian", "hypercorn", "gunicorn"})
+    if "squall" in servers:  # squall both ways: one shared socket, and one per worker
+        servers.insert(servers.index("squall") + 1, "squall --reuse-port")
     rps = Table("--workers 2 each, unpinned, 256 conns", "req/s", servers)
     spread = Table("--workers 2: share of requests served by the busier worker", "%", servers, False)
     found: dict[str, float | None] = {}
@@ -665,6 +707,7 @@ FAMILIES: dict[str, Callable[[], list[Table]]] = {
     "h2": family_h2,
     "scale": family_scale,
     "workers": family_workers,
+    "cpu": family_cpu,
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from squall import __version__, build_info, config, stale_compiled_modules
 from squall.loader import LoadError, load_env_file
 from squall.logs import LogConfigError, configure
-from squall.process.listeners import BindError, bind_all
+from squall.process.listeners import BindError, bind_all, reuse_port_conflict
 from squall.process.spawn import STARTUP_FAILURE
 from squall.process.supervisor import Supervisor
 from squall.server.tls import TLSConfigError, create_context
@@ -168,6 +168,9 @@ def load_config(argv: list[str] | None = None) -> tuple[config.Config, argparse.
     values.update(cli_values)
     if values.get("uds") and values.get("fd") is not None:
         parser.error("argument --fd: cannot be combined with --uds")
+    conflict = reuse_port_conflict(values)
+    if conflict:
+        parser.error(f"argument --reuse-port: {conflict}")
     cfg = config.build(values)
     if cfg.http3.http3:
         _check_http3(parser, cfg)
@@ -234,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     except TLSConfigError as exc:
         return _report(STARTUP_FAILURE, str(exc))
     try:
-        sockets = bind_all(cfg.socket)
+        sockets = bind_all(cfg.socket, hold=cfg.process.supervised)
     except BindError as exc:
         return _report(STARTUP_FAILURE, str(exc))
     try:

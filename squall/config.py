@@ -185,6 +185,12 @@ class SocketSettings:
         None, "Serve on this already-bound listening socket file descriptor.", parse=non_negative_int
     )
     backlog: int = opt(2048, "Maximum number of pending connections.", parse=positive_int)
+    reuse_port: bool = opt(
+        False,
+        "Each worker listens on its own SO_REUSEPORT socket and the kernel spreads connections "
+        "over them (TCP --host/--port only; see the README for the reload caveat).",
+        kind="bool",
+    )
 
 
 @dataclass(frozen=True)

@@ -58,24 +58,9 @@ GAUGES = ("in_flight", "connections", "ws_open")
 
 
 class Metrics:
-    """One worker's counters (see the module docstring). Every method is a few integer additions."""
-
-    __slots__ = (
-        "requests",
-        "durations",
-        "duration_sum",
-        "received",
-        "sent",
-        "rejected",
-        "ws_sessions",
-        "ws_messages_in",
-        "ws_messages_out",
-        "h2_streams",
-        "h2_resets",
-        "h2_goaways",
-        "loop_lag",
-        "sum_http11",
-    )
+    """One worker's counters (see the module docstring). Every method is a few integer additions.
+    (No ``__slots__``: compiled, the attributes are a fixed C struct anyway, and the names would be
+    written twice; the snapshot keys are ``COUNTERS``.)"""
 
     def __init__(self) -> None:
         self.requests = [0] * (len(METHODS) * _NC * _NP)

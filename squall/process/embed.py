@@ -32,7 +32,7 @@ from squall.config import CHECK_ONLY_ENV, OptionError
 from squall.loader import LoadError, load_app, load_env_file, prepare_app
 from squall.logs import LEVELS, LogConfigError, configure
 from squall.process import single
-from squall.process.listeners import BindError, bind, bind_all
+from squall.process.listeners import BindError, bind, bind_all, reuse_port_conflict
 from squall.process.spawn import STARTUP_FAILURE
 from squall.process.supervisor import Supervisor
 from squall.process.worker import Worker, new_event_loop
@@ -94,6 +94,9 @@ class Config:
             raise TypeError(f"app must be an import string ('module:app') or an ASGI app, got {app!r}")
         if values.get("uds") and values.get("fd") is not None:
             raise OptionError("fd: cannot be combined with uds")
+        conflict = reuse_port_conflict(values)
+        if conflict:
+            raise OptionError(f"reuse_port: {conflict}")
         self.settings = config.build(values)
 
     def __getattr__(self, name: str) -> Any:
@@ -177,7 +180,7 @@ def run(app: str | Any, **options: Any) -> None:
         return
     try:
         create_context(settings.tls, settings.http2.http2)
-        sockets = bind_all(settings.socket)
+        sockets = bind_all(settings.socket, hold=settings.process.supervised)
     except (TLSConfigError, BindError) as exc:
         raise _failed(STARTUP_FAILURE, str(exc)) from None
     try:

@@ -1,12 +1,23 @@
 """Create the listening sockets: TCP (IPv4/IPv6), a Unix domain socket, an inherited fd, or the
-sockets systemd passed (socket activation). The supervisor binds once; workers inherit them."""
+sockets systemd passed (socket activation). The supervisor binds once; workers inherit them.
+
+With ``--reuse-port`` (TCP only) the supervisor binds a *holder* instead: a socket bound to the
+address with SO_REUSEPORT that never listens. It reserves the port (``--port 0`` resolves once)
+and it is what the supervisor validates at startup, but the kernel never hands it a connection
+(only listening sockets are in the port's reuseport group). Each worker then ``join``s: it binds
+its own listening SO_REUSEPORT socket on the holder's address, once its app is ready, and the
+kernel spreads new connections over the workers by a hash of the 4-tuple.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import stat
+from collections.abc import Mapping
+from typing import Any
 
 from squall.config import SocketSettings
 from squall.process import systemd
@@ -16,22 +27,78 @@ class BindError(Exception):
     """A socket could not be bound; the text names the address."""
 
 
-def bind_all(settings: SocketSettings) -> list[socket.socket]:
-    """The sockets to serve on: systemd's (LISTEN_FDS) when socket-activated, else ``bind()``'s one."""
+def bind_all(settings: SocketSettings, *, hold: bool = False) -> list[socket.socket]:
+    """The sockets to serve on: systemd's (LISTEN_FDS) when socket-activated, else ``bind()``'s one.
+
+    ``hold``: the caller is a supervisor; with --reuse-port it gets a holder (see the module
+    docstring), each worker binding its own listening socket.
+    """
     try:
         activated = systemd.listen_fds()
     except systemd.ActivationError as exc:
         raise BindError(str(exc)) from None
-    return activated or [bind(settings)]
+    if activated and settings.reuse_port and (hold or not all(map(_reuses_port, activated))):
+        # (One process re-executing itself on SIGHUP hands its own SO_REUSEPORT socket over this way.)
+        for sock in activated:
+            sock.close()
+        raise BindError(f"--reuse-port: {REUSE_PORT_TCP_ONLY}, not to systemd's sockets")
+    return activated or [bind(settings, hold=hold)]
 
 
-def bind(settings: SocketSettings) -> socket.socket:
-    """Bind (and listen on) the socket the settings describe."""
+REUSE_PORT_TCP_ONLY = "applies to TCP --host/--port only"
+
+
+def reuse_port_conflict(values: Mapping[str, Any]) -> str | None:
+    """Why the option values (by name) cannot go together with reuse_port, or None."""
+    if not values.get("reuse_port"):
+        return None
+    if values.get("uds"):
+        return f"{REUSE_PORT_TCP_ONLY}, not to --uds"
+    if values.get("fd") is not None:
+        return f"{REUSE_PORT_TCP_ONLY}, not to --fd"
+    return None
+
+
+def bind(settings: SocketSettings, *, hold: bool = False) -> socket.socket:
+    """Bind (and listen on) the socket the settings describe (``hold``: see ``bind_all``)."""
     if settings.fd is not None:
         return _from_fd(settings.fd)
     if settings.uds:
         return _unix(settings.uds, settings.backlog)
-    return _tcp(settings.host, settings.port, settings.backlog)
+    if settings.reuse_port and hold:
+        return _hold(settings.host, settings.port)
+    return _tcp(settings.host, settings.port, settings.backlog, reuse_port=settings.reuse_port)
+
+
+def join(holder: socket.socket, backlog: int) -> socket.socket:
+    """A worker's own listening SO_REUSEPORT socket on ``holder``'s address (--reuse-port)."""
+    host, port = holder.getsockname()[:2]
+    return _tcp(host, port, backlog, reuse_port=True)
+
+
+def own_listeners(sockets: list[socket.socket], backlog: int) -> list[socket.socket]:
+    """``sockets`` with each --reuse-port holder replaced by this process's own listening socket
+    (``join``); the holder copies are closed. Listening sockets are returned as they are."""
+    owned = []
+    for sock in sockets:
+        if sock.family == socket.AF_UNIX or sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            owned.append(sock)
+            continue
+        try:
+            owned.append(join(sock, backlog))
+        except BindError:
+            for done in owned:
+                if done not in sockets:
+                    done.close()
+            raise
+    for sock in sockets:
+        if sock not in owned:
+            sock.close()
+    return owned
+
+
+def _reuses_port(sock: socket.socket) -> bool:
+    return sock.family != socket.AF_UNIX and bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT))
 
 
 def _from_fd(fd: int) -> socket.socket:
@@ -59,7 +126,8 @@ def _unix(path: str, backlog: int) -> socket.socket:
     return sock
 
 
-def _tcp(host: str, port: int, backlog: int) -> socket.socket:
+def _tcp(host: str, port: int, backlog: int | None, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to host:port, listening unless ``backlog`` is None."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -68,16 +136,39 @@ def _tcp(host: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
-        sock.listen(backlog)
+        if backlog is not None:
+            sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        shown = f"[{host}]" if ":" in host else host
-        raise BindError(f"cannot bind {shown}:{port}: {exc.strerror or exc}") from None
+        raise _bind_error(host, port, exc) from None
     sock.setblocking(False)
     return sock
+
+
+def _hold(host: str, port: int) -> socket.socket:
+    """The supervisor's --reuse-port holder: bound with SO_REUSEPORT, never listening.
+
+    SO_REUSEPORT lets any socket of the same user join a port's group, another squall's too; so
+    the address must also be free for a plain bind (which only a listening socket there refuses).
+    """
+    holder = _tcp(host, port, None, reuse_port=True)
+    try:
+        address = holder.getsockname()
+        _tcp(address[0], address[1], None).close()
+    except BindError:
+        holder.close()
+        raise _bind_error(host, port, OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))) from None
+    return holder
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> BindError:
+    shown = f"[{host}]" if ":" in host else host
+    return BindError(f"cannot bind {shown}:{port}: {exc.strerror or exc}")
 
 
 def describe(sock: socket.socket, scheme: str = "http") -> str:

@@ -29,6 +29,14 @@ startup and is accepting before the worker it replaces is told to drain (SIGTERM
 parent keeps the listening sockets open, a connection that arrives while no worker accepts waits in
 the kernel backlog; it is never refused.
 
+With --reuse-port the parent keeps only a *holder* (bound, never listening: see
+:mod:`squall.process.listeners`) and each worker listens on its own SO_REUSEPORT socket, bound once
+its app is ready. The rolling order above is what keeps a reload whole: the replacement's socket
+has joined the port's group before the old worker drains (accepts what is queued on its socket,
+then closes it). A worker at its --limit-max-requests is then marked ``obsolete`` instead of
+draining at once, so it serves on until its replacement is ready. While no worker listens (the
+only worker crashed) a connection is refused, not queued.
+
 Startup failures (import error, lifespan startup failed) are reported over the pipe. When no
 worker is serving and none is still starting, the supervisor exits with code 3 and the reason
 instead of respawning in a loop; with --reload it waits for the next file change; when other
@@ -383,9 +391,12 @@ class Supervisor:
             logger.info(
                 "Worker [%d] served %d requests (limit %d); recycling it", w.pid, message[1], message[1]
             )
-            w.state = "stopping"
             if not w.obsolete:  # (not counted already by _check_limits)
                 self._restarted("max_requests")
+            if self.config.socket.reuse_port:  # it serves on until its replacement is ready
+                w.obsolete = True
+                return
+            w.state = "stopping"
             graceful = self.config.runtime.timeout_graceful_shutdown
             if graceful is not None:
                 w.stop_deadline = time.monotonic() + graceful + STOP_MARGIN

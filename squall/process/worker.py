@@ -49,7 +49,7 @@ from squall.loader import LoadError, import_from_string, load_app
 from squall.logs import LogConfigError, configure, error_log
 from squall.observe.metrics import MAX_HEAD, bind_metrics, http_response, merge, render
 from squall.process import collector
-from squall.process.listeners import describe
+from squall.process.listeners import BindError, describe, own_listeners
 from squall.process.spawn import STARTUP_FAILURE, WorkerSpec
 from squall.server.accept import protocol_factory, serving_state
 from squall.server.state import DefaultHeaders, ServerState, metrics_snapshot
@@ -244,6 +244,8 @@ class Worker:
         if servers is None:
             return STARTUP_FAILURE
         timers = _start_timers(loop, headers, state)
+        if not self._own_listeners():
+            return await self._abandon(servers, state, timers)
         self._servers = [
             await loop.create_server(
                 protocol_factory(state), sock=sock, backlog=self.config.socket.backlog, ssl=context
@@ -274,6 +276,22 @@ class Worker:
             logger.info("Application shutdown complete.")
         logger.info("Finished server process [%d]", os.getpid())
         return 0
+
+    def _own_listeners(self) -> bool:
+        """--reuse-port: this process's own listening socket on each holder's address, bound only
+        now that the app is ready (connections the kernel sends it are accepted at once, and a
+        failed start never leaves them queued on a socket about to close). False (reported)
+        when the bind fails."""
+        if not self.config.socket.reuse_port:
+            return True
+        try:
+            self.sockets = own_listeners(self.sockets, self.config.socket.backlog)
+        except BindError as exc:
+            logger.error("%s", exc)
+            self._on_failure(f"--reuse-port: {exc}")
+            return False
+        self.sock = self.sockets[0]
+        return True
 
     def _drain_delay(self) -> float:
         """Seconds to keep serving after the stop signal (the supervisor waits them itself)."""
@@ -311,6 +329,13 @@ class Worker:
         follows (an idle keep-alive connection stays open for a request already on its way, served
         with Connection: close), then the process exits and the supervisor, told at
         once, has started its replacement."""
+        if self.config.socket.reuse_port and self.channel is not None:
+            # Its listening socket is its own: closing it now would reset the connections queued
+            # on it, and with one worker refuse new ones until the replacement listens. It serves
+            # on until the supervisor retires it, once the replacement accepts (a rolling reload).
+            logger.info("Maximum request limit of %d reached: serving until replaced", self.max_requests)
+            self._tell(("limit", self.max_requests))
+            return
         logger.info(
             "Maximum request limit of %d reached: finishing in-flight requests, then exiting",
             self.max_requests,

@@ -56,11 +56,13 @@ import hashlib
 import hmac
 import os
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
 from typing import Any
 
+from aioquic._buffer import Buffer
 from aioquic.buffer import encode_uint_var
 from aioquic.h3.connection import (
     ErrorCode,
@@ -94,6 +96,11 @@ from aioquic.quic.packet import QuicFrameType
 from aioquic.quic.packet_builder import QuicPacketBuilder
 from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.stream import QuicStream
+from aioquic.tls import Alert, AlertBadCertificate, AlertDescription, verify_certificate
+from aioquic.tls import Context as TLSContext
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from squall.events import (
     Body,
@@ -112,6 +119,7 @@ from squall.grammar import TOKEN
 from squall.protocol.http2 import TokenBucket
 
 ALPN = ["h3"]
+TLS_VERSION = 0x0304  # QUIC always runs TLS 1.3 (RFC 9001 §4.2)
 H3_NO_ERROR = ErrorCode.H3_NO_ERROR
 H3_INTERNAL_ERROR = ErrorCode.H3_INTERNAL_ERROR
 H3_EXCESSIVE_LOAD = ErrorCode.H3_EXCESSIVE_LOAD
@@ -180,8 +188,12 @@ def server_configuration(
     idle_timeout: float = 60.0,
     stream_window: int = 262144,
     max_concurrent_streams: int = 100,
+    client_cert_reqs: int = ssl.CERT_NONE,
+    ca_certs: bytes | None = None,
 ) -> QuicConfiguration:
-    """The QUIC configuration shared by a worker's connections (TLS 1.3 with ALPN h3)."""
+    """The QUIC configuration shared by a worker's connections (TLS 1.3 with ALPN h3).
+    ``client_cert_reqs`` (``ssl.CERT_*``) and ``ca_certs`` (PEM): client certificates, asked
+    for only with CAs to verify them against."""
     configuration = QuicConfiguration(
         is_client=False,
         alpn_protocols=ALPN,
@@ -191,7 +203,50 @@ def server_configuration(
         max_data=stream_window * max(4, min(max_concurrent_streams, 64)),
     )
     configuration.load_cert_chain(certfile, keyfile, password)
+    if ca_certs and client_cert_reqs != ssl.CERT_NONE:
+        configuration.verify_mode = client_cert_reqs  # (aioquic's server does not look at these:
+        configuration.cadata = ca_certs  # _Quic does, see _ask_client_certificate)
     return configuration
+
+
+class _CertificateRequired(Alert):
+    description = AlertDescription.certificate_required
+
+
+def _ask_client_certificate(context: TLSContext, required: bool, cadata: bytes) -> None:
+    """Make a server handshake ask for the client's certificate and verify it against ``cadata``
+    (aioquic's server can ask, but neither verifies nor insists): a missing one when ``required``
+    fails the handshake (certificate_required), an unverified one too (bad_certificate), as
+    OpenSSL does for HTTP/1.1 and HTTP/2 over TLS."""
+    context._request_client_certificate = True
+    handle_certificate = context._server_handle_certificate
+    handle_verify = context._server_handle_certificate_verify
+
+    def on_certificate(buf: Buffer) -> None:
+        handle_certificate(buf)
+        if required and context._peer_certificate is None:
+            raise _CertificateRequired("a client certificate is required")
+
+    def on_verify(buf: Buffer) -> None:
+        handle_verify(buf)  # the signature: the client holds the certificate's key
+        leaf = context._peer_certificate
+        assert leaf is not None
+        verify_certificate(leaf, context._peer_certificate_chain, cadata=cadata)
+        try:
+            usage = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            return
+        if ExtendedKeyUsageOID.CLIENT_AUTH not in usage:
+            raise AlertBadCertificate("the certificate is not for client authentication")
+
+    setattr(context, "_server_handle_certificate", on_certificate)  # noqa: B010 (an instance's own)
+    setattr(context, "_server_handle_certificate_verify", on_verify)  # noqa: B010
+
+
+def certificate_pem(configuration: QuicConfiguration) -> str | None:
+    """The server's own certificate (PEM), as the ASGI ``tls`` extension's ``server_cert``."""
+    cert = configuration.certificate
+    return None if cert is None else cert.public_bytes(Encoding.PEM).decode("ascii")
 
 
 def reset_token(secret: bytes, cid: bytes) -> bytes:
@@ -235,6 +290,13 @@ class _Quic(QuicConnection):
         self.unread: dict[int, int] = {}  # request stream -> body bytes the app has not read
         for limit, value in ((self._local_max_streams_bidi, max_streams), (self._local_max_streams_uni, 16)):
             limit.value = limit.sent = value
+
+    def _initialize(self, peer_cid: bytes) -> None:
+        super()._initialize(peer_cid)
+        configuration = self._configuration
+        if configuration.cadata and configuration.verify_mode not in (None, ssl.CERT_NONE):
+            required = configuration.verify_mode == ssl.CERT_REQUIRED
+            _ask_client_certificate(self.tls, required, configuration.cadata)
 
     def _write_stream_limits(
         self, builder: QuicPacketBuilder, space: QuicPacketSpace, stream: QuicStream
@@ -711,6 +773,25 @@ class H3Server:
     def open_streams(self) -> int:
         """Request streams not finished both ways."""
         return len(self._streams)
+
+    @property
+    def cipher_suite(self) -> int | None:
+        """The negotiated TLS 1.3 cipher suite as its IANA number (None before the handshake)."""
+        tls = getattr(self.quic, "tls", None)
+        suite = getattr(getattr(tls, "key_schedule", None), "cipher_suite", None)
+        return None if suite is None else int(suite)
+
+    def client_identity(self) -> tuple[list[str], str | None]:
+        """The client's certificate chain as it sent it (PEM, leaf first) and the leaf's subject
+        as an RFC 4514 string; ``([], None)`` without a client certificate."""
+        tls = getattr(self.quic, "tls", None)
+        leaf = getattr(tls, "_peer_certificate", None)
+        if tls is None or leaf is None:
+            return [], None
+        chain = [
+            cert.public_bytes(Encoding.PEM).decode("ascii") for cert in (leaf, *tls._peer_certificate_chain)
+        ]
+        return chain, leaf.subject.rfc4514_string()
 
     @property
     def host_cids(self) -> list[bytes]:

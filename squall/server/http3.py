@@ -10,8 +10,18 @@ Negotiation); a short-header packet for an unknown id gets a Stateless Reset (it
 from the private key, the same in every worker and across restarts), anything else is dropped. A
 worker has its own socket on the shared port (SO_REUSEPORT): the kernel hashes a client's address
 to one worker, so a connection's datagrams reach the worker that holds its state; when the set of
-sockets changes (a worker replaced, a rolling reload) some addresses hash elsewhere, and those
-clients are reset at their next packet and reconnect at once.
+sockets changes (a worker replaced, a rolling reload) some addresses hash elsewhere: every id a
+connection issues begins with its worker's tag, and a datagram for another worker's tag is passed
+on over that worker's Unix datagram relay (``\0squall-h3-HOST-PORT-TAG``, same user only); a
+Stateless Reset only when no worker has the tag.
+
+Draining. A worker that stopped accepting keeps its UDP socket (its connections finish) and so
+still gets, by the kernel's hashing, the Initial packets of brand-new connections. It hands them
+to a worker that accepts: each accepting endpoint also binds an intake
+(``\0squall-h3-new-HOST-PORT-TAG``), closed when it stops accepting; the draining one lists the
+intakes in /proc/net/unix (at most once a second), picks one by the client's connection id, and
+sends the packets with that id there (they all carry the client's id until it hears the server,
+whose ids carry the live worker's tag and route as above). No intake: dropped, as before.
 
 ``H3Connection`` feeds datagrams to the sans-I/O ``H3Server`` and dispatches its events as
 ``server/http2.py`` does: each ``Request`` starts an ``HTTPCycle`` — the same ASGI cycle as
@@ -49,6 +59,7 @@ import hashlib
 import logging
 import os
 import socket
+import ssl
 import struct
 import sys
 from typing import Any
@@ -78,7 +89,9 @@ try:  # the http3 extra; without it the CLI refuses --http3, so nothing below is
         H3_NO_ERROR,
         H3_REQUEST_CANCELLED,
         TAG_LENGTH,
+        TLS_VERSION,
         H3Server,
+        certificate_pem,
         decode_forward,
         encode_forward,
         server_configuration,
@@ -103,6 +116,10 @@ def configuration(config: Config) -> QuicConfiguration:
     """The QUIC configuration of a worker's connections, from the --ssl-* and --h3-* options."""
     tls, h3 = config.tls, config.http3
     assert tls.ssl_certfile is not None
+    ca_certs = None
+    if tls.ssl_ca_certs and tls.ssl_cert_reqs != ssl.CERT_NONE:
+        with open(tls.ssl_ca_certs, "rb") as handle:  # (the CLI checked it is readable)
+            ca_certs = handle.read()
     return server_configuration(
         tls.ssl_certfile,
         tls.ssl_keyfile,
@@ -110,6 +127,8 @@ def configuration(config: Config) -> QuicConfiguration:
         idle_timeout=h3.h3_idle_timeout,
         stream_window=h3.h3_stream_window,
         max_concurrent_streams=h3.h3_max_concurrent_streams,
+        client_cert_reqs=tls.ssl_cert_reqs,
+        ca_certs=ca_certs,
     )
 
 
@@ -287,6 +306,7 @@ class H3Connection:
             "extensions": dict(HTTP_EXTENSIONS),
         }
         self._forwarded = server.trusts_peer(self._template["client"])
+        self._tls_known = False  # the ``tls`` extension is filled in at the first request
         self.streams: dict[int, H3Stream] = {}
         self.paused: set[H3Stream] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -372,6 +392,9 @@ class H3Connection:
             if server.metrics is not None:
                 server.metrics.reject("413")
         sid = event.stream_id
+        if not self._tls_known:
+            self._tls_known = True
+            self._template["extensions"]["tls"] = self.tls_extension()
         stream = H3Stream(self, sid)
         stream.discard_body = app is not server.app  # answered without reading it
         scope = build_scope(self._template, event, self._root_path)
@@ -415,6 +438,19 @@ class H3Connection:
             stream.disconnect(ClientDisconnected("request body too large"), REJECTED)
             return
         stream.cycle.on_body(event.data)
+
+    def tls_extension(self) -> dict[str, Any]:
+        """The ASGI ``tls`` scope extension of this connection (its handshake is complete: a
+        request came)."""
+        chain, name = self.proto.client_identity()
+        return {
+            "server_cert": self.endpoint.server_cert,
+            "client_cert_chain": chain,
+            "client_cert_name": name,
+            "client_cert_error": None,  # a failed verification fails the handshake
+            "tls_version": TLS_VERSION,
+            "cipher_suite": self.proto.cipher_suite,
+        }
 
     def client_text(self) -> str:
         """The client as the logs name it."""
@@ -654,6 +690,7 @@ class H3Endpoint(asyncio.DatagramProtocol):
         self.server = server
         self.configuration = configuration(server.config)
         self.reset_secret = reset_secret(server.config)
+        self.server_cert = certificate_pem(self.configuration)
         self.routes: dict[bytes, H3Connection] = {}
         self.transport: asyncio.DatagramTransport | None = None
         self.sock: socket.socket | None = None  # for sendmsg with GSO; None: transport.sendto
@@ -664,6 +701,13 @@ class H3Endpoint(asyncio.DatagramProtocol):
         #: The Unix datagram socket other workers forward this endpoint's datagrams to (Linux).
         self.relay: socket.socket | None = None
         self._relay_prefix = b""
+        #: While accepting: the Unix datagram socket a draining worker hands new connections to.
+        self.intake: socket.socket | None = None
+        self._intake_prefix = b""
+        self._intakes: list[bytes] = []  # the other workers' intakes, as last listed
+        self._intakes_at = -1.0  # when they were listed (loop time)
+        self._handed: dict[bytes, bytes] = {}  # a new connection's first id -> the intake it went to
+        self.handed_over = 0  # Initial packets (and their followers) passed on while draining
         self.forwarded_out = 0  # datagrams passed to the worker holding their connection
         self.forwarded_in = 0  # datagrams another worker passed to this one
 
@@ -675,9 +719,12 @@ class H3Endpoint(asyncio.DatagramProtocol):
             self._open_relay(*self.sockname)
 
     def _open_relay(self, host: str, port: int) -> None:
-        """Bind the relay at ``\0squall-h3-HOST-PORT-TAG`` in the abstract namespace; a tag
-        another worker holds is drawn again. Without it, re-hashed clients get Stateless Resets."""
+        """Bind the relay at ``\0squall-h3-HOST-PORT-TAG`` in the abstract namespace (a tag
+        another worker holds is drawn again), and the intake at ``\0squall-h3-new-HOST-PORT-TAG``.
+        Without the relay, re-hashed clients get Stateless Resets; without the intake, a draining
+        worker cannot hand new connections to this one."""
         self._relay_prefix = f"\0squall-h3-{host}-{port}-".encode()
+        self._intake_prefix = f"\0squall-h3-new-{host}-{port}-".encode()
         for _ in range(8):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             try:
@@ -690,10 +737,29 @@ class H3Endpoint(asyncio.DatagramProtocol):
                     continue
                 logger.warning("HTTP/3: no relay between workers: %s", exc)
                 return
-            sock.setblocking(False)
-            self.relay = sock
-            self.server.loop.add_reader(sock.fileno(), self._relay_readable)
+            self.relay = self._listen(sock)
+            break
+        if self.relay is None:
             return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            sock.bind(self._intake_prefix + self.tag.hex().encode())
+        except OSError as exc:
+            sock.close()
+            logger.warning("HTTP/3: no intake for new connections from draining workers: %s", exc)
+            return
+        self.intake = self._listen(sock)
+
+    def _listen(self, sock: socket.socket) -> socket.socket:
+        sock.setblocking(False)
+        self.server.loop.add_reader(sock.fileno(), self._relay_readable, sock)
+        return sock
+
+    def _unlisten(self, sock: socket.socket | None) -> None:
+        if sock is not None:
+            self.server.loop.remove_reader(sock.fileno())
+            sock.close()
 
     def _forward(self, tag: bytes, data: bytes, addr: Any) -> bool:
         """Pass a datagram to the worker whose tag its connection id carries; False when no
@@ -710,14 +776,13 @@ class H3Endpoint(asyncio.DatagramProtocol):
         self.forwarded_out += 1
         return True
 
-    def _relay_readable(self) -> None:
-        relay = self.relay
-        if relay is None:
+    def _relay_readable(self, sock: socket.socket) -> None:
+        if sock.fileno() < 0:
             return
         uid = os.getuid()
         for _ in range(64):  # at most this many a pass: the UDP socket gets its turn too
             try:
-                message, ancillary, _, _ = relay.recvmsg(65536 + FORWARD_HEADER, _CMSG_SPACE)
+                message, ancillary, _, _ = sock.recvmsg(65536 + FORWARD_HEADER, _CMSG_SPACE)
             except OSError:  # BlockingIOError: nothing more now
                 return
             if not _sent_by(ancillary, uid):
@@ -726,6 +791,53 @@ class H3Endpoint(asyncio.DatagramProtocol):
             if decoded is not None:
                 self.forwarded_in += 1
                 self.receive(decoded[1], decoded[0], forwarded=True)
+
+    def _hand_over(self, cid: bytes, data: bytes, addr: Any) -> None:
+        """Draining: pass a new connection's Initial packet to a worker that accepts (through its
+        intake), and the packets that follow to the same one (they carry the same id, the
+        client's choice, until the client hears from the server); dropped when there is none."""
+        relay = self.relay
+        if relay is None:
+            return
+        target = self._handed.get(cid)
+        for _ in range(2):  # a worker that has just begun draining too: the next one
+            if target is None:
+                intakes = self._live_intakes()
+                if not intakes:
+                    return
+                target = intakes[int.from_bytes(cid[-4:], "big") % len(intakes)]
+            try:
+                relay.sendto(encode_forward(addr) + data, target)
+            except BlockingIOError:
+                return  # that worker is behind: dropped, as the network may (the client resends)
+            except OSError:  # gone, or draining: its intake is closed
+                if target in self._intakes:
+                    self._intakes.remove(target)
+                self._handed.pop(cid, None)
+                target = None
+                continue
+            if cid not in self._handed:
+                if len(self._handed) >= _HANDED_MAX:
+                    del self._handed[next(iter(self._handed))]
+                self._handed[cid] = target
+                logger.debug(
+                    "HTTP/3 connection from %s handed to another worker (draining)", describe_client(addr)
+                )
+            self.handed_over += 1
+            return
+
+    def _live_intakes(self) -> list[bytes]:
+        """The intakes of the other workers on this address (listed from /proc/net/unix at most
+        once a second: a draining worker flooded with Initials does not rescan for each)."""
+        now = self.server.loop.time()
+        if now - self._intakes_at >= 1.0 or self._intakes_at < 0:
+            self._intakes_at = now
+            self._intakes = [
+                name
+                for name in abstract_names(self._intake_prefix)
+                if not name.endswith(self.tag.hex().encode())
+            ]
+        return self._intakes
 
     def sendto(self, data: bytes, addr: Any) -> None:
         if self.transport is not None:
@@ -778,7 +890,7 @@ class H3Endpoint(asyncio.DatagramProtocol):
                 tag = tag_of(cid)
                 if tag is not None and tag != self.tag and self._forward(tag, data, addr):
                     return
-            conn = self._accept(header, data, addr)
+            conn = self._accept(header, data, addr, forwarded)
             if conn is None:
                 return
         elif forwarded:
@@ -788,13 +900,17 @@ class H3Endpoint(asyncio.DatagramProtocol):
             conn.forwarded += 1
         conn.datagram_received(data, addr)
 
-    def _accept(self, header: Any, data: bytes, addr: Any) -> H3Connection | None:
+    def _accept(self, header: Any, data: bytes, addr: Any, forwarded: bool = False) -> H3Connection | None:
         if not data[0] & 0x80:  # a short header: a connection this worker does not hold
             reset = stateless_reset(self.reset_secret, header.destination_cid, len(data))
             if reset is not None:
                 self.sendto(reset, addr)
             return None
-        if header.packet_type != QuicPacketType.INITIAL or len(data) < _MIN_INITIAL or not self.accepting:
+        if header.packet_type != QuicPacketType.INITIAL or len(data) < _MIN_INITIAL:
+            return None
+        if not self.accepting:
+            if not forwarded:  # (a forwarded one came from a worker that drains too: dropped)
+                self._hand_over(header.destination_cid, data, addr)
             return None
         limit = self.server.config.http.limit_concurrency
         if limit is not None and len(self.server.connections) >= limit:
@@ -833,19 +949,42 @@ class H3Endpoint(asyncio.DatagramProtocol):
         conn.routes.clear()
 
     def stop_accepting(self) -> None:
-        """Shutdown: new connections are not started (their Initial packets are dropped)."""
+        """Shutdown: new connections are not started here; their Initial packets are handed to a
+        worker that accepts (dropped when there is none). The intake closes: the other draining
+        workers hand this one nothing more."""
         self.accepting = False
+        self._unlisten(self.intake)
+        self.intake = None
 
     def close(self) -> None:
         """Close the socket (after the drain): connections still open are dropped."""
-        if self.relay is not None:
-            self.server.loop.remove_reader(self.relay.fileno())
-            self.relay.close()
-            self.relay = None
+        for sock in (self.relay, self.intake):
+            self._unlisten(sock)
+        self.relay = self.intake = None
         for conn in {*self.routes.values()}:
             conn._terminated()
         if self.transport is not None:
             self.transport.close()
+
+
+_HANDED_MAX = 1024  # new connections a draining worker remembers handing over (their first id)
+
+
+def abstract_names(prefix: bytes) -> list[bytes]:
+    """The bound abstract Unix socket names that begin with ``prefix`` (``\0...``), from
+    /proc/net/unix (this network namespace's); empty where it cannot be read."""
+    shown = b"@" + prefix[1:]
+    try:
+        with open("/proc/net/unix", "rb") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return []
+    names = []
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) == 8 and fields[7].startswith(shown):
+            names.append(b"\0" + fields[7][1:])
+    return sorted(set(names))
 
 
 _CMSG_SPACE = socket.CMSG_SPACE(_CRED.size) if hasattr(socket, "CMSG_SPACE") else 0

@@ -10,6 +10,7 @@ the connection alive but takes no more of a response than the credit it already 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,8 @@ from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 Fields = list[tuple[bytes, bytes]]
 
@@ -138,8 +141,17 @@ class H3Client(QuicConnectionProtocol):
         return reply
 
 
-def configuration(ca: Path | None = None, **kwargs: Any) -> QuicConfiguration:
+def configuration(
+    ca: Path | None = None, client_cert: Path | None = None, **kwargs: Any
+) -> QuicConfiguration:
     config = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="localhost", **kwargs)
+    if client_cert is not None:  # a PEM file with the certificate chain and its key, in any order
+        pem = client_cert.read_bytes()
+        chain = x509.load_pem_x509_certificates(pem)
+        config.certificate, config.certificate_chain = chain[0], chain[1:]
+        key = re.search(rb"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", pem, re.S)
+        assert key is not None, f"no private key in {client_cert}"
+        config.private_key = serialization.load_pem_private_key(key[0], password=None)  # type: ignore[assignment]
     if ca is None:
         config.verify_mode = ssl.CERT_NONE
     else:
@@ -149,10 +161,10 @@ def configuration(ca: Path | None = None, **kwargs: Any) -> QuicConfiguration:
 
 @asynccontextmanager
 async def h3_connect(
-    port: int, ca: Path | None = None, host: str = "127.0.0.1", **kwargs: Any
+    port: int, ca: Path | None = None, host: str = "127.0.0.1", client_cert: Path | None = None, **kwargs: Any
 ) -> AsyncIterator[H3Client]:
-    """An HTTP/3 connection to squall's UDP ``port``."""
+    """An HTTP/3 connection to squall's UDP ``port`` (presenting ``client_cert`` when asked)."""
     async with connect(
-        host, port, configuration=configuration(ca, **kwargs), create_protocol=H3Client
+        host, port, configuration=configuration(ca, client_cert, **kwargs), create_protocol=H3Client
     ) as client:
         yield client  # type: ignore[misc]

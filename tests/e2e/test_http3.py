@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
+from aioquic.tls import CipherSuite
 
 from .conftest import StartServer
 from .h2util import Certs, certs
@@ -46,6 +48,64 @@ async def test_get_over_http3(h3: Server, certs: Certs) -> None:
     assert scope["path"] == "/scope" and scope["query_string"] == "x=1"
     assert ["host", "localhost"] in scope["headers"]
     assert reply.header(b"server") == b"squall"
+
+
+async def test_tls_extension_over_http3(h3: Server, certs: Certs) -> None:
+    """The ASGI ``tls`` extension, as on HTTP/1.1 and HTTP/2 over TLS: QUIC is TLS 1.3, the cipher
+    suite the one the client negotiated (offered alone here, so known), no client certificate."""
+    async with h3_connect(
+        h3.port, ca=certs.ca, cipher_suites=[CipherSuite.CHACHA20_POLY1305_SHA256]
+    ) as client:
+        first, second = await asyncio.gather(client.request("GET", "/scope"), client.request("GET", "/scope"))
+    tls = json.loads(first.body)["extensions"]["tls"]
+    assert tls == json.loads(second.body)["extensions"]["tls"]
+    assert tls["server_cert"].strip() == certs.server_pem.strip()
+    assert tls["tls_version"] == 0x0304
+    assert tls["cipher_suite"] == 0x1303
+    assert tls["client_cert_chain"] == [] and tls["client_cert_name"] is None
+    assert tls["client_cert_error"] is None
+    async with h3_connect(h3.port, ca=certs.ca, cipher_suites=[CipherSuite.AES_128_GCM_SHA256]) as client:
+        assert (
+            json.loads((await client.request("GET", "/scope")).body)["extensions"]["tls"]["cipher_suite"]
+            == 0x1301
+        )
+
+
+async def test_client_certificates_over_http3(start_server: StartServer, certs: Certs) -> None:
+    """--ssl-cert-reqs 2 with --ssl-ca-certs applies to HTTP/3 as to TLS over TCP: a client
+    certificate the CA issued is verified and shown in the scope (its whole chain as sent); a
+    client without one is refused in the handshake (certificate_required), not served."""
+    server = h3_server(start_server, certs, "--ssl-cert-reqs", "2", "--ssl-ca-certs", str(certs.ca))
+    async with h3_connect(server.port, ca=certs.ca, client_cert=certs.client_pem) as client:
+        tls = json.loads((await client.request("GET", "/scope")).body)["extensions"]["tls"]
+    assert "CN=test-client" in tls["client_cert_name"]
+    sent = certs.client_pem.read_text()
+    leaf = sent[sent.index("-----BEGIN CERTIFICATE-----") : sent.index("-----END CERTIFICATE-----") + 25]
+    assert tls["client_cert_chain"][0].strip() == leaf
+    async with h3_connect(server.port, ca=certs.ca) as client:  # (the client's handshake ends first)
+        reply = await client.request("GET", "/scope", timeout=10)
+        closed = await asyncio.wait_for(asyncio.shield(client.terminated), 10)
+    assert reply.reset == -1 and not reply.heads  # never served
+    assert closed.error_code == 0x100 + 116  # CRYPTO_ERROR: TLS alert certificate_required
+
+
+async def test_a_certificate_from_another_ca_is_refused_over_http3(
+    start_server: StartServer, certs: Certs, tmp_path: Path
+) -> None:
+    """A client certificate the --ssl-ca-certs CA did not issue fails the handshake (even with
+    --ssl-cert-reqs 1, optional: a certificate shown must verify)."""
+    stranger = trustme.CA().issue_cert("stranger@example.com")
+    pem = tmp_path / "stranger.pem"
+    stranger.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    server = h3_server(start_server, certs, "--ssl-cert-reqs", "1", "--ssl-ca-certs", str(certs.ca))
+    async with h3_connect(server.port, ca=certs.ca, client_cert=pem) as client:
+        reply = await client.request("GET", "/scope", timeout=10)
+        closed = await asyncio.wait_for(asyncio.shield(client.terminated), 10)
+    assert reply.reset == -1 and not reply.heads
+    assert closed.error_code == 0x100 + 42  # CRYPTO_ERROR: TLS alert bad_certificate
+    async with h3_connect(server.port, ca=certs.ca) as client:  # optional: none is fine
+        tls = json.loads((await client.request("GET", "/scope")).body)["extensions"]["tls"]
+    assert tls["client_cert_chain"] == [] and tls["client_cert_name"] is None
 
 
 async def test_five_mib_post_echo(h3: Server, certs: Certs) -> None:
@@ -284,6 +344,41 @@ async def test_rolling_reload_keeps_streaming_connections_alive(
         head, _, end = bytes(reply.body).rpartition(b"end ")
         sent = int(end)
         assert sent > 0 and head == b"".join((b"chunk-%d\n" % n).ljust(16384, b".") for n in range(sent))
+
+
+async def test_new_connections_reach_a_live_worker_while_old_ones_drain(
+    start_server: StartServer, certs: Certs, tmp_path: Path
+) -> None:
+    """--workers 2, SIGHUP while eight clients stream from the old workers: the old workers'
+    sockets stay in the port's SO_REUSEPORT group while they drain, so the kernel hashes about
+    half of the brand-new clients to a worker that accepts no connection. It hands their Initial
+    packets (and the packets that follow with the same id) to a live worker's intake; every new
+    client connects. (Without it those clients get no answer until the old worker exits.)"""
+    server = h3_server(start_server, certs, "--workers", "2", "--log-level", "debug")
+    server.wait_for_line(r"2 worker\(s\) ready")
+    old = re.findall(r"Worker \[(\d+)\] ready", server.log())
+    gate = tmp_path / "finish"
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(h3_connect(server.port, ca=certs.ca)) for _ in range(8)]
+        replies = [c.start("GET", f"/until-file?path={gate}&size=2048")[1] for c in clients]
+        await asyncio.gather(*(asyncio.wait_for(r.chunks.get(), 10) for r in replies))
+        mark = server.mark()
+        server.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        for pid in old:  # both old workers stopped accepting (one at least still drains a stream)
+            await asyncio.to_thread(
+                server.wait_for_line, rf"\[{pid}\] INFO Stopped accepting", start=mark, timeout=30
+            )
+
+        async def newcomer() -> int:
+            async with h3_connect(server.port, ca=certs.ca) as client:
+                return (await client.request("GET", "/", timeout=10)).status
+
+        statuses = await asyncio.gather(*(asyncio.wait_for(newcomer(), 15) for _ in range(24)))
+        assert statuses == [200] * 24
+        await asyncio.to_thread(server.wait_for_line, r"handed to another worker \(draining\)", start=mark)
+        gate.touch()
+        await asyncio.gather(*(asyncio.wait_for(asyncio.shield(r.done), 30) for r in replies))
+    assert all(reply.status == 200 and reply.reset is None for reply in replies)
 
 
 def test_udp_port_in_use_is_a_one_line_error(certs: Certs) -> None:
