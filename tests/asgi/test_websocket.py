@@ -10,6 +10,8 @@ from dataclasses import replace
 from http import HTTPStatus
 from typing import Any
 
+import h2.config
+import h2.connection
 import pytest
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.protocol import CLIENT, OPEN, Protocol
@@ -20,7 +22,8 @@ from squall.config import Config, WebSocketSettings
 from squall.events import Headers
 from squall.server.accept import serving_state
 from squall.server.http1 import HTTP1Connection
-from squall.server.state import ServerState
+from squall.server.http2 import H2Connection
+from squall.server.state import ServerState, scope_template
 from squall.server.websocket import WebSocketConnection
 
 # ---------------------------------------------------------------- the session, fake channel
@@ -422,6 +425,39 @@ async def test_connection_echo_and_accounting() -> None:
     assert transport.closed
     assert server.active_requests == 0
     assert not server.connections
+
+
+async def test_a_finished_h2_websocket_session_leaves_the_running_set() -> None:
+    # RFC 8441: an h2 client opens a websocket stream, exchanges a message and closes; once the
+    # app has returned, nothing of the session stays in server.running (the drain's task list)
+    server = make_server(echo_app)
+    transport = FakeTransport()
+    conn = H2Connection(server, transport, scope_template(server, transport))
+    transport.set_protocol(conn)
+    conn.start(b"")
+    client = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding=None, validate_outbound_headers=False)
+    )
+    client.initiate_connection()
+
+    async def exchange() -> None:
+        conn.data_received(client.data_to_send())
+        await settle()
+        client.receive_data(transport.take())
+
+    await exchange()
+    head = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"http")]
+    head += [(b":path", b"/chat?x=1"), (b":authority", b"h"), (b"sec-websocket-version", b"13")]
+    client.send_headers(1, head)
+    await exchange()
+    assert server.running  # the session runs
+    client.send_data(1, Frame(Opcode.TEXT, b"hi").serialize(mask=True, extensions=[]))
+    client.send_data(1, Frame(Opcode.CLOSE, Close(1000, "").serialize()).serialize(mask=True, extensions=[]))
+    await exchange()
+    await exchange()
+    assert not conn.streams  # the stream is over and the app has returned
+    assert server.active_requests == 0
+    assert not server.running
 
 
 async def test_max_queue_pauses_reading_until_the_app_catches_up() -> None:

@@ -158,6 +158,30 @@ def test_send_waits_for_the_stream_window(ws_server: Server) -> None:
     client.close()
 
 
+@pytest.mark.parametrize(
+    "bad_head",
+    [b"\x83\x80", b"\xa1\x85"],  # reserved opcode 3; a text frame with RSV2 set (Autobahn 3.2)
+    ids=["reserved-opcode", "rsv2"],
+)
+def test_messages_before_a_protocol_error_are_echoed_first(ws_server: Server, bad_head: bytes) -> None:
+    # one DATA frame: a text message, then a frame that fails the connection, then a ping
+    client = H2Client(ws_server.port)
+    ws = WsStream(client)
+    assert ws.wait_head().status == 200
+    mark = ws_server.mark()
+    bad = bad_head + b"\x00\x00\x00\x00" + b"Hello"[: bad_head[1] & 0x7F]  # zero mask
+    text = Frame(TEXT, b"Hello").serialize(mask=True, extensions=[])
+    ping = Frame(Opcode.PING, b"").serialize(mask=True, extensions=[])
+    client.send_body(ws.sid, text + bad + ping, end=False)
+    assert ws.recv() == Frame(TEXT, b"Hello")  # the app's echo leaves before the close
+    close = ws.recv()
+    assert close.opcode == CLOSE and Close.parse(close.data).code == 1002  # and no pong before it
+    client.wait(ws.sid)
+    assert ws.reply.ended
+    ws_server.wait_for_line(r"APP disconnect 1002", start=mark)
+    client.close()
+
+
 def test_server_close_with_code_and_reason(ws_server: Server) -> None:
     client = H2Client(ws_server.port)
     ws = WsStream(client)
