@@ -2,7 +2,8 @@
 
 import os
 import platform
-from importlib.util import find_spec
+import sys
+from importlib.util import find_spec, module_from_spec, spec_from_file_location
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -17,6 +18,32 @@ COMPILED_MODULES = (
     "squall.protocol.http2",
     "squall.protocol.hpackblocks",
 )
+
+
+def _load_checkout_library() -> None:
+    """An editable install (``pip install -e .``) builds mypyc's shared library, ``squall__mypyc``,
+    beside the package in the checkout, where only a process started in the checkout finds it
+    (the editable finder maps the package, not that top-level module): every compiled module
+    then failed to import elsewhere. Load it from the checkout, under its own name only."""
+    if "squall__mypyc" in sys.modules or find_spec("squall__mypyc") is not None:
+        return
+    checkout = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    try:
+        names = os.listdir(checkout)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith("squall__mypyc.") and name.endswith((".so", ".pyd")):
+            spec = spec_from_file_location("squall__mypyc", os.path.join(checkout, name))
+            if spec is None or spec.loader is None:
+                return
+            module = module_from_spec(spec)
+            sys.modules["squall__mypyc"] = module
+            spec.loader.exec_module(module)
+            return
+
+
+_load_checkout_library()
 
 
 def _origin(module: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,17 @@ def test_an_installed_wheel_is_never_called_stale(tmp_path: Path, monkeypatch: p
     assert squall.stale_compiled_modules() == []
     (tmp_path / "site-packages" / "setup.py").write_text("")  # the same files in a checkout: stale
     assert squall.stale_compiled_modules() == ["squall.fake"]
+
+
+def test_a_compiled_checkout_runs_where_only_the_package_is_found(tmp_path: Path) -> None:
+    """A checkout compiled in place (``pip install -e .`` from another venv, or the package
+    reached through a link) has mypyc's shared library beside the package, where no finder may
+    look: squall loads it from there, else every compiled module fails to import."""
+    (tmp_path / "squall").symlink_to(Path(squall.__file__).resolve().parent)
+    prelude = "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]; "
+    code = prelude + "import squall.server.http1, squall; print(squall.build_info())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == squall.build_info()
