@@ -6,7 +6,6 @@ Precedence: built-in defaults < ``--config`` file < ``SQUALL_*`` environment < c
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib.util
 import logging
 import os
@@ -68,7 +67,7 @@ class _Parser(argparse.ArgumentParser):
             elif name in REFUSED:
                 lines.append(f"argument {name}: {REFUSED[name]}")
             else:
-                close = difflib.get_close_matches(name, flags, n=1, cutoff=0.6)
+                close = config.close_matches(name, flags, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 lines.append(f"unrecognized argument {name}{hint}")
         if not lines:

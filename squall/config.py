@@ -836,3 +836,11 @@ def from_file(path: str) -> dict[str, Any]:
         else:
             values[option.name] = option.parse(str(raw), source)
     return values
+
+
+def close_matches(word: str, possibilities: list[str], n: int = 3) -> list[str]:
+    """The names ``word`` may have meant, for a "did you mean" hint. difflib is imported here,
+    for a mistyped name only: it is 0.3 MiB of a serving process's memory."""
+    import difflib
+
+    return difflib.get_close_matches(word, possibilities, n=n, cutoff=0.6)

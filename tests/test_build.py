@@ -67,3 +67,18 @@ def test_a_compiled_checkout_runs_where_only_the_package_is_found(tmp_path: Path
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == squall.build_info()
+
+
+def test_hpack_and_difflib_load_only_when_needed() -> None:
+    """A worker imports the whole serving stack at startup; hpack (2.3 MiB of Huffman tables) waits
+    for the first HTTP/2 connection and difflib for a mistyped flag."""
+    code = (
+        "import sys, squall.cli, squall.process.single, squall.server.accept\n"
+        "assert 'hpack' not in sys.modules and 'difflib' not in sys.modules, 'loaded at startup'\n"
+        "import squall.protocol.http2\n"
+        "from squall.protocol.hpackblocks import BlockDecoder\n"
+        "BlockDecoder(65536)\n"
+        "assert 'hpack' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

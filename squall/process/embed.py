@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import logging
 import os
 import signal
@@ -71,7 +70,7 @@ class Config:
             name = ALIASES.get(key, key)
             option = _OPTIONS.get(name)
             if option is None:
-                hint = difflib.get_close_matches(key, [*_OPTIONS, *ALIASES], n=1)
+                hint = config.close_matches(key, [*_OPTIONS, *ALIASES], n=1)
                 raise TypeError(
                     f"squall.Config() got an unknown option {key!r}"
                     + (f"; did you mean {hint[0]!r}?" if hint else "")

@@ -21,10 +21,18 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-
-import hpack
+from typing import Any
 
 Field = tuple[bytes, bytes]
+
+
+class HeaderListTooLarge(Exception):
+    """A header block decoded past the header list size limit."""
+
+
+class BadHeaderBlock(Exception):
+    """A header block HPACK cannot decode (the text says why)."""
+
 
 #: A dynamic table size update to 0: the first bytes of the first block squall sends.
 TABLE_SIZE_ZERO = b"\x20"
@@ -32,9 +40,20 @@ TABLE_SIZE_ZERO = b"\x20"
 _FIELDS: dict[Field, bytes] = {}
 _FIELDS_MAX = 4096
 _FIELD_MAX_SIZE = 1024  # longer fields are encoded every time, not kept
-_ENCODER = hpack.Encoder()
-_ENCODER.header_table_size = 0
-_ENCODER.encode([])  # the size update: TABLE_SIZE_ZERO, sent by each connection itself
+# The hpack library is imported when the first HTTP/2 connection needs it, not at startup: its
+# Huffman tables alone are 2.3 MiB of a worker's memory, which an HTTP/1.1-only server never uses.
+_ENCODERS: list[Any] = []
+
+
+def _encoder() -> Any:
+    if not _ENCODERS:
+        import hpack
+
+        encoder = hpack.Encoder()
+        encoder.header_table_size = 0
+        encoder.encode([])  # the size update: TABLE_SIZE_ZERO, sent by each connection itself
+        _ENCODERS.append(encoder)
+    return _ENCODERS[0]
 
 
 def encode(fields: Iterable[Field]) -> bytes:
@@ -50,7 +69,7 @@ def _encode_field(field: Field) -> bytes:
     field = (field[0], field[1])
     encoded = _FIELDS.get(field)
     if encoded is None:
-        encoded = _ENCODER.encode([field])
+        encoded = _encoder().encode([field])
         if len(field[0]) + len(field[1]) <= _FIELD_MAX_SIZE:
             if len(_FIELDS) >= _FIELDS_MAX:
                 _FIELDS.clear()
@@ -64,13 +83,15 @@ class BlockDecoder:
     __slots__ = ("_decoder", "_table", "generation")
 
     def __init__(self, max_header_list_size: int) -> None:
+        import hpack  # on the first HTTP/2 connection (see _ENCODERS)
+
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
         self._table = self._decoder.header_table
         self.generation = 0  # moves whenever a decoded block changed the dynamic table
 
     def decode(self, block: bytes) -> list[Field]:
-        """The fields of ``block``. Raises hpack.OversizedHeaderListError past the header list size
-        limit, and another hpack.HPACKError for a malformed block."""
+        """The fields of ``block``. Raises HeaderListTooLarge past the header list size limit, and
+        BadHeaderBlock for a malformed block."""
         table = self._table
         # Entries as ``object``: compiled, a typed tuple would be unboxed and boxed again, losing
         # the identity this check relies on.
@@ -80,8 +101,21 @@ class BlockDecoder:
         size = table.maxsize
         try:
             fields = self._decoder.decode(block, raw=True)
+        except Exception as exc:
+            raise _translated(exc) from None
         finally:
             now = entries[0] if entries else None
             if len(entries) != count or table.maxsize != size or now is not newest:
                 self.generation += 1
         return fields  # type: ignore[return-value]
+
+
+def _translated(exc: Exception) -> Exception:
+    """hpack's errors as this module's (the library is not imported at module level)."""
+    import hpack
+
+    if isinstance(exc, hpack.OversizedHeaderListError):
+        return HeaderListTooLarge(str(exc))
+    if isinstance(exc, hpack.HPACKError):
+        return BadHeaderBlock(str(exc))
+    return exc

@@ -68,8 +68,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
-import hpack
-
 from squall.events import (
     Body,
     Data,
@@ -84,7 +82,13 @@ from squall.events import (
     StreamReset,
     Trailers,
 )
-from squall.protocol.hpackblocks import TABLE_SIZE_ZERO, BlockDecoder, encode
+from squall.protocol.hpackblocks import (
+    TABLE_SIZE_ZERO,
+    BadHeaderBlock,
+    BlockDecoder,
+    HeaderListTooLarge,
+    encode,
+)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -554,9 +558,9 @@ class H2Server:
         decoder = self._decoder
         try:
             fields = decoder.decode(block)
-        except hpack.OversizedHeaderListError:
+        except HeaderListTooLarge:
             raise _ConnectionError(ENHANCE_YOUR_CALM, "header list too large") from None
-        except hpack.HPACKError as exc:
+        except BadHeaderBlock as exc:
             raise _ConnectionError(COMPRESSION_ERROR, f"HPACK: {exc}") from None
         finally:
             if decoder.generation != self._generation:
