@@ -71,6 +71,7 @@ from squall.server.state import (
     TransportMeter,
     apply_forwarded,
     cut_off,
+    cut_slow_reader,
     describe_client,
     payload_too_large,
     service_unavailable,
@@ -744,17 +745,10 @@ class H2Connection(asyncio.Protocol):
             meters[sid] = (meter, size)
             if rate is not None and meter.too_slow(rate, self.server.min_rate_grace):
                 del meters[sid]
-                logger.info(
-                    "resetting HTTP/2 stream %d from %s: %d bytes taken in %.1f s, under --min-response-rate",
-                    sid,
-                    self.client_text(),
-                    meter.moved,
-                    meter.elapsed,
-                )
                 self.proto.reset(sid, CANCEL)
-                if self.server.metrics is not None:
-                    self.server.metrics.reject("min_response_rate")
-                stream.disconnect(ClientDisconnected("response slower than --min-response-rate"), TIMED_OUT)
+                cut_slow_reader(
+                    stream, self.server.metrics, f"HTTP/2 stream {sid}", self.client_text(), meter
+                )
         return bool(meters)
 
     def _body_too_slow(self, stream: H2Stream, cycle: HTTPCycle, meter: RateMeter) -> None:

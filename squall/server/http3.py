@@ -73,6 +73,7 @@ from squall.server.state import (
     RateMeter,
     ServerState,
     apply_forwarded,
+    cut_slow_reader,
     describe_client,
     payload_too_large,
     service_unavailable,
@@ -653,17 +654,10 @@ class H3Connection:
             meters[sid] = (meter, now_acked)
             if meter.too_slow(rate, self.server.min_rate_grace):
                 del meters[sid]
-                logger.info(
-                    "resetting HTTP/3 stream %d from %s: %d bytes taken in %.1f s, under --min-response-rate",
-                    sid,
-                    self.client_text(),
-                    meter.moved,
-                    meter.elapsed,
-                )
                 self.proto.reset(sid, H3_REQUEST_CANCELLED)
-                if self.server.metrics is not None:
-                    self.server.metrics.reject("min_response_rate")
-                stream.disconnect(ClientDisconnected("response slower than --min-response-rate"), TIMED_OUT)
+                cut_slow_reader(
+                    stream, self.server.metrics, f"HTTP/3 stream {sid}", self.client_text(), meter
+                )
             elif stream.write_paused:
                 watching = True
         return watching
@@ -726,30 +720,21 @@ class H3Endpoint(asyncio.DatagramProtocol):
         self._relay_prefix = f"\0squall-h3-{host}-{port}-".encode()
         self._intake_prefix = f"\0squall-h3-new-{host}-{port}-".encode()
         for _ in range(8):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-                sock.bind(self._relay_prefix + self.tag.hex().encode())
+                self.relay = self._listen(_bind_abstract(self._relay_prefix + self.tag.hex().encode()))
+                break
             except OSError as exc:
-                sock.close()
                 if exc.errno == errno.EADDRINUSE:
                     self.tag = os.urandom(TAG_LENGTH)
                     continue
                 logger.warning("HTTP/3: no relay between workers: %s", exc)
                 return
-            self.relay = self._listen(sock)
-            break
         if self.relay is None:
             return
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            sock.bind(self._intake_prefix + self.tag.hex().encode())
+            self.intake = self._listen(_bind_abstract(self._intake_prefix + self.tag.hex().encode()))
         except OSError as exc:
-            sock.close()
             logger.warning("HTTP/3: no intake for new connections from draining workers: %s", exc)
-            return
-        self.intake = self._listen(sock)
 
     def _listen(self, sock: socket.socket) -> socket.socket:
         sock.setblocking(False)
@@ -996,3 +981,16 @@ def _sent_by(ancillary: list[tuple[int, int, bytes]], uid: int) -> bool:
         if level == socket.SOL_SOCKET and kind == getattr(socket, "SCM_CREDENTIALS", -1):
             return len(value) >= _CRED.size and _CRED.unpack_from(value)[1] == uid
     return False
+
+
+def _bind_abstract(name: bytes) -> socket.socket:
+    """A Unix datagram socket bound at ``name`` (abstract namespace) that receives its senders'
+    credentials (SCM_CREDENTIALS). Raises OSError (EADDRINUSE: another worker has the name)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        sock.bind(name)
+    except OSError:
+        sock.close()
+        raise
+    return sock

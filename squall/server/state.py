@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import socket
 import struct
 import termios
@@ -20,8 +21,9 @@ from email.utils import formatdate
 from typing import Any, Protocol
 
 from squall.asgi.http import HTTP_EXTENSIONS
-from squall.asgi.types import ASGI_VERSION, ASGIApp, Receive, Scope, Send
+from squall.asgi.types import ASGI_VERSION, ASGIApp, ClientDisconnected, Receive, Scope, Send
 from squall.config import Config
+from squall.observe.access import TIMED_OUT
 from squall.observe.hooks import Observer, observer
 from squall.observe.metrics import Metrics
 from squall.protocol.forwarded import FIELDS, TrustedProxies, resolve
@@ -74,6 +76,29 @@ class RateMeter:
     def too_slow(self, rate: float, grace: float) -> bool:
         """More than ``grace`` seconds timed, and fewer than ``rate`` bytes a second on average."""
         return self.elapsed > grace and self.moved < rate * self.elapsed
+
+
+class Disconnectable(Protocol):
+    """A stream an HTTP/2 or HTTP/3 connection can end for its app."""
+
+    def disconnect(self, exc: Exception, ended: str) -> None: ...
+
+
+def cut_slow_reader(
+    stream: Disconnectable, metrics: Metrics | None, what: str, client: str, meter: RateMeter
+) -> None:
+    """Log, count and end for its app a stream whose client took the response slower than
+    --min-response-rate (``what`` names it: "HTTP/2 stream 5"); the caller resets it on the wire."""
+    logging.getLogger("squall.error").info(
+        "resetting %s from %s: %d bytes taken in %.1f s, under --min-response-rate",
+        what,
+        client,
+        meter.moved,
+        meter.elapsed,
+    )
+    if metrics is not None:
+        metrics.reject("min_response_rate")
+    stream.disconnect(ClientDisconnected("response slower than --min-response-rate"), TIMED_OUT)
 
 
 class TransportMeter(RateMeter):
