@@ -294,12 +294,14 @@ class Supervisor:
         tries another node) instead of waiting in a queue nobody accepts from, to be reset when
         the supervisor exits."""
         self._drain_at = None
+        # Closed before any worker is told: a worker reports "Stopped accepting" once its own copy
+        # is closed, and from then on a connect must be refused, whenever this process next runs.
+        for sock in self.sockets:
+            sock.close()
         if self.workers:
             logger.info("Stopping %d worker(s) gracefully", len(self.workers))
         for w in self.workers:
             self._retire(w)
-        for sock in self.sockets:
-            sock.close()
 
     def _on_force(self, signum: int | None = None) -> None:
         self._on_stop()
