@@ -48,6 +48,8 @@ import logging
 from typing import Any, Protocol, cast
 from urllib.parse import quote
 
+from mypy_extensions import mypyc_attr
+
 from squall.asgi.http import HTTPCycle, build_scope, read_file_into
 from squall.asgi.types import ClientDisconnected
 from squall.events import (
@@ -95,6 +97,7 @@ class StreamCycle(Protocol):
     def on_disconnect(self, ended: str = CLIENT_LEFT) -> None: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # h2websocket.H2WebSocket is one
 class H2Stream:
     """The ``Channel`` of one stream's ``HTTPCycle``."""
 
