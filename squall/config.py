@@ -244,6 +244,12 @@ class HTTPSettings:
     limit_concurrency: int | None = opt(
         4096, "Most concurrent connections and requests before answering 503.", parse=limit
     )
+    sendfile: str = opt(
+        "auto",
+        "Send zerocopysend/pathsend files with sendfile(2) on plain HTTP/1.1: auto does for clients on "
+        "other hosts and reads the file for clients on this host (a local proxy takes reads faster).",
+        choices=("auto", "on", "off"),
+    )
     server_header: bool = opt(True, "Send a 'server: squall' header.", kind="bool")
     date_header: bool = opt(True, "Send a 'date' header.", kind="bool")
     header: list[tuple[str, str]] = opt(

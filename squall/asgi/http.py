@@ -200,13 +200,15 @@ def _file_descriptor(file: Any) -> int:
     return fd
 
 
-async def read_file_into(channel: Channel, stream_id: int, fd: int, offset: int, count: int) -> None:
-    """``Channel.send_file`` by reading: ``count`` bytes of ``fd`` from ``offset`` as body chunks,
-    read off the event loop, with back-pressure (TLS, HTTP/2). Raises ASGIMessageError when the
-    file ends first."""
+async def read_file_into(
+    channel: Channel, stream_id: int, fd: int, offset: int, count: int, *, size: int = _PATH_CHUNK
+) -> None:
+    """``Channel.send_file`` by reading: ``count`` bytes of ``fd`` from ``offset`` as body chunks of
+    up to ``size`` bytes, read off the event loop, with back-pressure (TLS, HTTP/2, local clients).
+    Raises ASGIMessageError when the file ends first."""
     loop = channel.loop
     while count:
-        chunk = await loop.run_in_executor(None, os.pread, fd, min(count, _PATH_CHUNK), offset)
+        chunk = await loop.run_in_executor(None, os.pread, fd, min(count, size), offset)
         if not chunk:
             raise ASGIMessageError(f"the file ended {count} bytes before the end of the body")
         offset += len(chunk)

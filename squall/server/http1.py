@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import os
 from collections import deque
@@ -64,7 +65,31 @@ _PAUSE_BODY, _PAUSE_PIPELINE = 1, 2
 _LINGER_SECONDS = 2.0
 _SENDFILE_MAX = 1 << 30  # bytes per sendfile(2) call
 _SENDFILE_NUDGE = 16 * 1024  # written through the transport when the socket is full (see send_file)
+_LOCAL_CHUNK = 1 << 20  # bytes per read when a file goes to a client on this host (see send_file)
 _GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
+
+
+def sendfile_wanted(mode: str, client: tuple[str, int] | None, server: tuple[str, int] | None) -> bool:
+    """Whether ``--sendfile MODE`` sends a file with sendfile(2) to ``client`` connected at ``server``.
+
+    ``auto``: not to a client on this host (loopback, the server's own address, a Unix socket). There
+    the reader copies the bytes either way, and copying them out of page-cache pages costs it about
+    twice the CPU of copying our buffer: measured on loopback with wrk, 100 MiB files, 4 connections,
+    sendfile 1.5-1.9 GB/s, 0.16-0.24 CPU s/GB here and 0.54-0.68 in the reader; 1 MiB reads 3.2 GB/s,
+    0.31 here and 0.24 in the reader. A remote client's bytes leave through a NIC: sendfile saves
+    the copy.
+    """
+    if mode != "auto":
+        return mode == "on"
+    if client is None or server is None:
+        return False  # a Unix socket: the peer is on this host
+    try:
+        peer = ipaddress.ip_address(client[0])
+    except ValueError:
+        return True
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return not peer.is_loopback and client[0] != server[0]
 
 
 class Exchange(Protocol):
@@ -331,6 +356,12 @@ class HTTP1Connection(asyncio.Protocol):
         if sock is None or transport is None or transport.get_extra_info("sslcontext") is not None:
             await read_file_into(self, stream_id, fd, offset, count)
             return
+        template = self._template
+        if not sendfile_wanted(self._http.sendfile, template["client"], template["server"]):
+            logger.debug("sending %d bytes of a file by reads (the client is on this host)", count)
+            await read_file_into(self, stream_id, fd, offset, count, size=_LOCAL_CHUNK)
+            return
+        logger.debug("sending %d bytes of a file with sendfile(2)", count)
         after = self.proto.external_body(stream_id, count)
         self.flush()
         if after is None:

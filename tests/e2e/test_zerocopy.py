@@ -74,7 +74,7 @@ APP = "tests.e2e.test_zerocopy:app"
 
 @pytest.fixture(scope="module")
 def zc_server() -> Iterator[Server]:
-    server = Server(["--http2"], app=APP).start()
+    server = Server(["--http2", "--sendfile", "on"], app=APP).start()  # sendfile(2) on loopback too
     yield server
     server.stop()
     server.kill()
@@ -215,13 +215,37 @@ def test_starlette_file_response_via_pathsend(
     assert received == size and got == expected.hexdigest()
 
 
-def test_a_client_that_stops_reading_is_dropped(start_server: StartServer, tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "how"),
+    [([], "by reads"), (["--sendfile", "off"], "by reads"), (["--sendfile", "on"], "with sendfile")],
+)
+def test_sendfile_mode_decides_how_a_file_is_sent(
+    start_server: StartServer, tmp_path: pathlib.Path, args: list[str], how: str
+) -> None:
+    """auto (the default) reads the file for a client on this host (loopback here); on forces
+    sendfile(2); either way the bytes arrive exact."""
+    path = tmp_path / "eight.bin"
+    data = os.urandom(8 * MIB)
+    path.write_bytes(data)
+    server = start_server(*args, "--log-level", "debug", app=APP)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        response, got, size = download_digest(client, "/send", params={"path": str(path)})
+    assert response.status_code == 200 and size == 8 * MIB
+    assert got == hashlib.sha256(data).hexdigest()
+    server.wait_for_line(re.compile(f"sending {8 * MIB} bytes of a file {how}"), 10)
+
+
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_a_client_that_stops_reading_is_dropped(
+    start_server: StartServer, tmp_path: pathlib.Path, mode: str
+) -> None:
     """The socket fills and stays full: after --timeout-request-body the connection is aborted,
-    the app's send raises ClientDisconnected, and the server goes on serving."""
+    the app's send raises ClientDisconnected, and the server goes on serving (sendfile(2) and the
+    read loop alike)."""
     path = tmp_path / "big.bin"
     with path.open("wb") as out:
         out.truncate(100 * MIB)
-    server = start_server("--timeout-request-body", "0.5", app=APP)
+    server = start_server("--timeout-request-body", "0.5", "--sendfile", mode, app=APP)
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect((server.host, server.port))
