@@ -4,7 +4,9 @@
 with a fixed hello-world response, and does the websocket opening handshake then echoes each
 frame unmasked (single-frame messages under 126 bytes: what bench/ws_echo.py sends). Nothing is
 checked: it only shows what the event loop and the kernel cost, so a server's figure can be read
-as a share of what any Python server on uvloop could reach on this machine.
+as a share of what any Python server on uvloop could reach on this machine. ``--spin-us N`` adds N
+µs of busy work per request (a server's own cost, to study the loop under saturation) and
+``--loop asyncio`` runs it on asyncio's own loop.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import asyncio
 import base64
 import hashlib
 import socket
+import time
 
 import uvloop
+
+#: ``--spin-us``: seconds of busy work per request head (0: none), to mimic a server's own cost.
+SPIN = 0.0
 
 HELLO = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 12\r\n"
@@ -48,6 +54,10 @@ class Raw(asyncio.Protocol):
             self._handshake(buffer)
             return
         self.buffer = buffer[buffer.rindex(b"\r\n\r\n") + 4 :]
+        if SPIN:
+            until = time.perf_counter() + SPIN * heads
+            while time.perf_counter() < until:
+                pass
         assert self.transport is not None
         self.transport.write(HELLO * heads)
 
@@ -88,7 +98,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--backlog", type=int, default=4096)
+    parser.add_argument("--spin-us", type=float, default=0.0, help="busy work per request, µs")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args()
+    global SPIN  # set once, before serving
+    SPIN = args.spin_us / 1e6
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
@@ -98,7 +112,10 @@ def main() -> None:
         server = await asyncio.get_running_loop().create_server(Raw, sock=sock, backlog=args.backlog)
         await server.serve_forever()
 
-    uvloop.run(serve())
+    if args.loop == "asyncio":
+        asyncio.run(serve())
+    else:
+        uvloop.run(serve())
 
 
 if __name__ == "__main__":
