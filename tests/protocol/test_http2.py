@@ -18,6 +18,7 @@ from squall.protocol.http2 import (
     H2Server,
     LocalProtocolError,
     PeerGoingAway,
+    RecentIds,
     StreamReset,
     TokenBucket,
     Trailers,
@@ -435,3 +436,15 @@ def test_any_client_action_order(actions: list[str]) -> None:
             assert isinstance(event, Request | Body | EndBody | StreamReset | PeerGoingAway | Rejected)
         if server.closed:
             return
+
+
+def test_recent_ids_keep_the_last_ones_added() -> None:
+    recent = RecentIds(3)
+    for sid in (1, 3, 5, 3):  # adding a known id again does not refresh or duplicate it
+        recent.add(sid)
+    assert [recent.has(sid) for sid in (1, 3, 5, 7)] == [True, True, True, False]
+    recent.add(7)
+    assert [recent.has(sid) for sid in (1, 3, 5, 7)] == [False, True, True, True]
+    for sid in range(9, 2001, 2):
+        recent.add(sid)
+    assert [recent.has(sid) for sid in (1995, 1997, 1999, 1993)] == [True, True, True, False]
