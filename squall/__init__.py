@@ -18,6 +18,8 @@ COMPILED_MODULES = (
     "squall.server.http2",
     "squall.protocol.http2",
     "squall.protocol.hpackblocks",
+    "squall.observe.metrics",
+    "squall.observe.hooks",
 )
 
 

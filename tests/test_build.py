@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,17 @@ def test_build_info_names_the_kind_of_every_compiled_module() -> None:
     assert len(origins) == 1, "the hot path is either all compiled or all pure Python"
     kind = "pure Python" if origins.pop() else "compiled"
     assert squall.build_info().startswith(kind + ", ")
+
+
+def test_the_compiled_module_list_is_setup_pys() -> None:
+    """squall.COMPILED_MODULES (what --version and the stale-build warning look at) names exactly
+    the modules setup.py compiles."""
+    setup_py = Path(squall.__file__).resolve().parent.parent / "setup.py"
+    if not setup_py.exists():
+        pytest.skip("squall is installed from a wheel, not run from its checkout")
+    setup = setup_py.read_text()
+    built = {path[:-3].replace("/", ".") for path in re.findall(r'"(squall/[\w/]+\.py)"', setup)}
+    assert built == set(squall.COMPILED_MODULES)
 
 
 def test_a_compiled_module_older_than_its_source_is_reported(
