@@ -4,12 +4,15 @@ a client that stops reading."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import pathlib
 import re
 import socket
+import struct
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -33,10 +36,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """``/send?path=P[&offset=O][&count=C][&seek=S][&parts=N][&length=L]``: the file at P through
     zerocopysend — ``parts`` messages of ``count`` bytes each from the file's position (after a seek
     to S) when ``parts`` is given, else one message with ``offset``/``count`` as given — then an
-    empty final body when ``parts`` is given. ``/bad``: a file object without a descriptor."""
+    empty final body when ``parts`` is given; ``block=S`` first blocks the event loop S seconds,
+    then lets one pass of it run.
+    ``/bad``: a file object without a descriptor."""
     if scope["type"] != "http":
         return
     query = {key: values[0] for key, values in parse_qs(scope["query_string"].decode()).items()}
+    if "block" in query:  # block the event loop (the client can leave meanwhile unnoticed)
+        print("zerocopy app: blocking", file=sys.stderr, flush=True)
+        time.sleep(float(query["block"]))
+        await asyncio.sleep(0)  # one pass: the loop reads the reset, closes, queues connection_lost
     headers = [(b"content-length", query["length"].encode())] if "length" in query else []
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     if scope["path"] == "/bad":
@@ -216,23 +225,45 @@ def test_starlette_file_response_via_pathsend(
 
 
 @pytest.mark.parametrize(
-    ("args", "how"),
-    [([], "by reads"), (["--sendfile", "off"], "by reads"), (["--sendfile", "on"], "with sendfile")],
+    ("args", "size", "how"),
+    [
+        ([], 8 * MIB, "by reads"),  # auto: a large file to a client on this host (loopback here)
+        ([], 2 * MIB, "with sendfile"),  # auto: a small one, one sendfile call
+        (["--sendfile", "off"], 2 * MIB, "by reads"),
+        (["--sendfile", "on"], 8 * MIB, "with sendfile"),
+    ],
 )
 def test_sendfile_mode_decides_how_a_file_is_sent(
-    start_server: StartServer, tmp_path: pathlib.Path, args: list[str], how: str
+    start_server: StartServer, tmp_path: pathlib.Path, args: list[str], size: int, how: str
 ) -> None:
-    """auto (the default) reads the file for a client on this host (loopback here); on forces
-    sendfile(2); either way the bytes arrive exact."""
-    path = tmp_path / "eight.bin"
-    data = os.urandom(8 * MIB)
+    """Either way the bytes arrive exact; the debug log says which way they went."""
+    path = tmp_path / "file.bin"
+    data = os.urandom(size)
     path.write_bytes(data)
     server = start_server(*args, "--log-level", "debug", app=APP)
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        response, got, size = download_digest(client, "/send", params={"path": str(path)})
-    assert response.status_code == 200 and size == 8 * MIB
+        response, got, received = download_digest(client, "/send", params={"path": str(path)})
+    assert response.status_code == 200 and received == size
     assert got == hashlib.sha256(data).hexdigest()
-    server.wait_for_line(re.compile(f"sending {8 * MIB} bytes of a file {how}"), 10)
+    server.wait_for_line(re.compile(f"sending {size} bytes of a file {how}"), 10)
+
+
+def test_a_client_gone_before_the_head_is_written_is_no_app_error(
+    start_server: StartServer, payload: pathlib.Path
+) -> None:
+    """The app blocks the loop while the client resets the connection, so writing the head is
+    what finds the client gone: the app's send raises ClientDisconnected, nothing is logged as an
+    application error, and the server goes on serving."""
+    server = start_server("--sendfile", "on", app=APP)
+    with socket.socket() as sock:
+        sock.connect((server.host, server.port))
+        sock.sendall(f"GET /send?path={payload}&block=0.5 HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        server.wait_for_line(re.compile(r"zerocopy app: blocking"), 10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    server.wait_for_line(re.compile(r"zerocopy app: ClientDisconnected"), 10)
+    with server.client() as client:
+        assert client.get("/extensions").status_code == 200
+    assert not [line for line in server.stderr_lines if "Exception in ASGI application" in line]
 
 
 @pytest.mark.parametrize("mode", ["auto", "on"])
