@@ -246,8 +246,8 @@ class HTTPSettings:
     )
     sendfile: str = opt(
         "auto",
-        "Send zerocopysend/pathsend files with sendfile(2) on plain HTTP/1.1: auto does for clients on "
-        "other hosts and reads the file for clients on this host (a local proxy takes reads faster).",
+        "Send zerocopysend/pathsend files with sendfile(2) on plain HTTP/1.1: auto does, but reads "
+        "files over 2 MiB for clients on this host (a local proxy takes reads faster).",
         choices=("auto", "on", "off"),
     )
     server_header: bool = opt(True, "Send a 'server: squall' header.", kind="bool")
