@@ -120,8 +120,9 @@ def make_connection(loop: asyncio.AbstractEventLoop, app: Any = apps.hello) -> t
     return conn, transport
 
 
-async def replay(conn: H2Connection, batches: list[bytes]) -> None:
-    conn.start()
+async def replay(conn: H2Connection, batches: list[bytes], *, start: bool = True) -> None:
+    if start:
+        conn.start()
     for batch in batches:
         conn.data_received(batch)
         while conn.streams:
@@ -132,11 +133,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--requests", type=int, default=20000)
     parser.add_argument("-m", "--streams", type=int, default=10)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=100,
+        help="requests replayed before the measured ones, in every run (-n 0 too): the first "
+        "connection's one-time work (hpack's import, the first header blocks) is left out",
+    )
     parser.add_argument("--app", default="hello", help="an app of bench/apps.py (hello, stream, big)")
     parser.add_argument("--profile", action="store_true", help="cProfile the replay")
     parser.add_argument("--asyncio", action="store_true", help="asyncio's loop instead of uvloop")
     args = parser.parse_args()
-    batches = client_batches(args.requests, args.streams)
+    warmup = args.warmup - args.warmup % args.streams
+    batches = client_batches(warmup + args.requests, args.streams)
     if args.asyncio:
         loop = asyncio.new_event_loop()
     else:
@@ -144,11 +153,14 @@ def main() -> None:
 
         loop = uvloop.new_event_loop()
     conn, transport = make_connection(loop, getattr(apps, args.app))
+    warm = warmup // args.streams
+    loop.run_until_complete(replay(conn, batches[:warm]))
+    conn.server.total_requests = 0
     profiler = cProfile.Profile() if args.profile else None
     started = time.perf_counter()
     if profiler is not None:
         profiler.enable()
-    loop.run_until_complete(replay(conn, batches))
+    loop.run_until_complete(replay(conn, batches[warm:], start=False))
     if profiler is not None:
         profiler.disable()
     elapsed = time.perf_counter() - started
