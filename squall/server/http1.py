@@ -37,7 +37,6 @@ import errno
 import ipaddress
 import logging
 import os
-from collections import deque
 from typing import Any, Protocol
 
 from squall.asgi.http import HTTPCycle, build_scope, read_file_into
@@ -146,7 +145,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.send_event = self.proto.send  # Channel.send_event: frame now, write on flush()
         self.transport: asyncio.Transport | None = None
         self.cycles: dict[int, Exchange] = {}
-        self.pending: deque[Exchange] = deque()
+        self.pending: list[Exchange] = []  # requests waiting their turn (pipelining): rarely any
         self.active: Exchange | None = None
         self.receiving: Exchange | None = None
         self.write_paused = False
@@ -505,7 +504,7 @@ class HTTP1Connection(asyncio.Protocol):
             self._close()
             return
         if self.pending:
-            self.active = self.pending.popleft()
+            self.active = self.pending.pop(0)
             self._resume(_PAUSE_PIPELINE)
             self.active.start()
         if not self._closed:
