@@ -482,21 +482,23 @@ class Worker:
     ) -> list[asyncio.Task[Any]]:
         """Serve what waits in the accept queues, then close the listening sockets: a connection
         left queued would be reset when the last copy of its socket closes, possibly after its
-        client sent a request. (A connection arriving between the two calls still is; the
-        supervisor has closed its copies, and --drain-delay lets balancers stop connecting.)
+        client sent a request (nginx answers such a POST with 502). The sockets close right after
+        the last accept, before the accepted connections are set up, so that window is a few
+        microseconds; a connection arriving in it still is reset (the supervisor has closed its
+        copies, and --drain-delay lets balancers stop connecting first).
         Returns the tasks that set the accepted connections up (a TLS handshake takes a while)."""
         loop = asyncio.get_running_loop()
+        backlog = self.config.socket.backlog
+        queued = [c for sock in self.sockets if sock.fileno() >= 0 for c in accept_queued(sock, backlog)]
+        for server in servers:
+            server.close()
         factory = protocol_factory(state)
         tasks = [
             loop.create_task(loop.connect_accepted_socket(factory, connection, ssl=context))
-            for sock in self.sockets
-            if sock.fileno() >= 0
-            for connection in accept_queued(sock, self.config.socket.backlog)
+            for connection in queued
         ]
         for task in tasks:
             task.add_done_callback(_retrieve)  # a failed handshake is the client's business
-        for server in servers:
-            server.close()
         return tasks
 
 
