@@ -361,7 +361,8 @@ class HTTP1Connection(asyncio.Protocol):
 
     async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
         """``count`` bytes of ``fd`` from ``offset`` as body of ``stream_id``'s response: with
-        ``sendfile(2)`` on a plain socket, by reading the file on TLS."""
+        ``sendfile(2)`` on a plain socket, by reading the file on TLS and where ``--sendfile``
+        says so (``sendfile_wanted``)."""
         transport = self.transport
         sock = None if transport is None else transport.get_extra_info("socket")
         if sock is None or transport is None or transport.get_extra_info("sslcontext") is not None:
@@ -377,7 +378,7 @@ class HTTP1Connection(asyncio.Protocol):
         self.flush()
         if after is None:
             return
-        if self._closed or transport.is_closing():  # the write of the head found the client gone
+        if self._gone(transport):  # the write of the head found the client gone
             raise ClientDisconnected("client disconnected")
         # The bytes must follow what the transport holds: sendfile only while its buffer is empty.
         # With a high-water mark of 0 the transport pauses us whenever it holds anything and
@@ -388,10 +389,15 @@ class HTTP1Connection(asyncio.Protocol):
         try:
             await self._sendfile(transport, sock.fileno(), fd, offset, count)
         finally:
-            if not self._closed and not transport.is_closing():
+            if not self._gone(transport):
                 transport.set_write_buffer_limits(high=high, low=low)
-        if after and not self._closed and not transport.is_closing():
+        if after and not self._gone(transport):
             transport.write(after)
+
+    def _gone(self, transport: asyncio.Transport) -> bool:
+        """Closed by us, or closing under us: uvloop closes a transport whose write failed before
+        ``connection_lost`` runs, and then refuses every call on it."""
+        return self._closed or transport.is_closing()
 
     async def _sendfile(
         self, transport: asyncio.Transport, sock: int, fd: int, offset: int, count: int
@@ -399,7 +405,7 @@ class HTTP1Connection(asyncio.Protocol):
         while count:
             if self.write_paused:
                 await self.drain()
-            if self._closed or transport.is_closing():
+            if self._gone(transport):
                 raise ClientDisconnected("client disconnected")
             try:
                 sent = os.sendfile(sock, fd, offset, min(count, _SENDFILE_MAX))
