@@ -61,7 +61,8 @@ PINS = [
     "pydantic",
 ]
 ALL_SERVERS = ["squall", "uvicorn", "granian", "hypercorn", "gunicorn", "raw"]
-#: The families that also run the ceiling (bench/raw_server.py: hello and websocket echo only).
+#: What the families that also run the ceiling (bench/raw_server.py) select from: every server and
+#: raw. Only hello and websocket echo do; ``selected()`` leaves raw out otherwise.
 WITH_RAW = set(ALL_SERVERS)
 DURATION = int(os.environ.get("DURATION", "10"))
 SERVER_CPU = os.environ.get("SERVER_CPU", "0")
