@@ -9,6 +9,7 @@ whatever else the machine does. Socket calls are counted instead (``writes``)::
 
     python bench/h1_profile.py                      # hello: time per request (noisy)
     python bench/h1_profile.py --app stream         # 100 x 64 B chunks per response
+    python bench/h1_profile.py --app bench.framework_apps:starlette_app --path /json
     python bench/h1_profile.py --profile            # cProfile, top functions
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/h1_profile.py -n 2000
     python bench/h1_profile.py -n 0                 # the same run without requests: subtract it
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib
 import pstats
 import sys
 import time
@@ -88,13 +90,15 @@ def make_connections(
     return made
 
 
-async def replay(conns: list[tuple[HTTP1Connection, Transport]], requests: int) -> None:
+async def replay(
+    conns: list[tuple[HTTP1Connection, Transport]], requests: int, request: bytes = REQUEST
+) -> None:
     server = conns[0][0].server
     sent = 0
     while sent < requests:
         batch = conns[: requests - sent]
         for conn, _ in batch:
-            conn.data_received(REQUEST)
+            conn.data_received(request)
         sent += len(batch)
         while server.total_requests < sent or server.active_requests:
             await asyncio.sleep(0)
@@ -104,7 +108,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--requests", type=int, default=20000)
     parser.add_argument("-c", "--connections", type=int, default=64)
-    parser.add_argument("--app", default="hello", help="an app of bench/apps.py (hello, stream, big)")
+    parser.add_argument(
+        "--app", default="hello", help="an app of bench/apps.py (hello, stream, big), or module:attribute"
+    )
+    parser.add_argument("--path", default="/", help="the path requested (/json for framework_apps)")
     parser.add_argument("--profile", action="store_true", help="cProfile the replay")
     parser.add_argument("--asyncio", action="store_true", help="asyncio's loop instead of uvloop")
     args = parser.parse_args()
@@ -114,12 +121,18 @@ def main() -> None:
         import uvloop
 
         loop = uvloop.new_event_loop()
-    conns = make_connections(loop, getattr(apps, args.app), args.connections)
+    if ":" in args.app:
+        module, _, name = args.app.partition(":")
+        app = getattr(importlib.import_module(module), name)
+    else:
+        app = getattr(apps, args.app)
+    conns = make_connections(loop, app, args.connections)
+    request = REQUEST.replace(b" / ", b" " + args.path.encode() + b" ", 1)
     profiler = cProfile.Profile() if args.profile else None
     started = time.perf_counter()
     if profiler is not None:
         profiler.enable()
-    loop.run_until_complete(replay(conns, args.requests))
+    loop.run_until_complete(replay(conns, args.requests, request))
     if profiler is not None:
         profiler.disable()
     elapsed = time.perf_counter() - started

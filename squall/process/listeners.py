@@ -11,11 +11,15 @@ kernel spreads new connections over the workers by a hash of the 4-tuple.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import os
 import socket
 import stat
+import struct
+import sys
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,10 +37,14 @@ def bind_all(settings: SocketSettings, *, hold: bool = False) -> list[socket.soc
     ``hold``: the caller is a supervisor; with --reuse-port it gets a holder (see the module
     docstring), each worker binding its own listening socket.
     """
+    names = os.environ.get("LISTEN_FDNAMES", "").split(":")  # read before listen_fds() pops it
     try:
         activated = systemd.listen_fds()
     except systemd.ActivationError as exc:
         raise BindError(str(exc)) from None
+    for sock, name in zip(activated, names, strict=False):  # systemd may name none
+        if name == systemd.OWN_FDNAME:  # bound by this very process, handed over across its exec
+            _OWNED.add(sock)
     if activated and settings.reuse_port and (hold or not all(map(_reuses_port, activated))):
         # (One process re-executing itself on SIGHUP hands its own SO_REUSEPORT socket over this way.)
         for sock in activated:
@@ -97,6 +105,93 @@ def own_listeners(sockets: list[socket.socket], backlog: int) -> list[socket.soc
     return owned
 
 
+#: The listening TCP sockets this process bound itself (or got back from its own SIGHUP exec):
+#: only to those may ``refuse_new`` be applied. A socket from systemd, ``--fd``, gunicorn or the
+#: supervisor has other holders that go on accepting on it.
+_OWNED: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+# A classic BPF program run on each TCP segment the listening socket gets (the packet starts at the
+# TCP header): a SYN without ACK, i.e. a new connection's first segment, is dropped (keep 0 bytes);
+# every other segment, a handshake's final ACK included, is kept whole.
+_NO_NEW_CONNECTIONS = b"".join(
+    struct.pack("HBBI", code, jt, jf, k)
+    for code, jt, jf, k in (
+        (0x30, 0, 0, 13),  # ldb [13]: the TCP flags
+        (0x54, 0, 0, 0x12),  # and #(SYN|ACK)
+        (0x15, 0, 1, 0x02),  # jeq #SYN: next, else skip one
+        (0x06, 0, 0, 0),  # ret #0: drop
+        (0x06, 0, 0, 0xFFFFFFFF),  # ret #-1: keep
+    )
+)
+_SO_ATTACH_FILTER = 26  # Linux (asm-generic), also SO_GET_FILTER; the socket module names neither
+_SYN_RECV = "03"  # a connection's state in /proc/net/tcp: handshake under way
+
+
+def owned(sock: socket.socket) -> bool:
+    """Whether this process bound ``sock`` and is the only one accepting on it."""
+    return sock in _OWNED
+
+
+def duplicate(sock: socket.socket) -> socket.socket:
+    """``sock.dup()``, owned (``owned``) if ``sock`` is."""
+    copy = sock.dup()
+    if sock in _OWNED:
+        _OWNED.add(copy)
+    return copy
+
+
+def refuse_new(sock: socket.socket) -> bool:
+    """Let no new connection begin on the listening TCP socket ``sock``; False where unsupported.
+
+    Closing a listening socket resets every connection in its accept queue, requests and all: a
+    connection whose handshake completes between a drain's last ``accept()`` and the ``close()``
+    is lost (a worker preempted there widens that to a time slice). With this socket filter the
+    kernel drops new connections' SYNs while handshakes already under way complete: the drain
+    waits for those (``handshakes_pending``), accepts what is queued and closes; a dropped client
+    sends its SYN again (after ~1 s) to a closed port, is refused, and a balancer tries another
+    node (even for a POST, which nginx never retries once sent). Linux only.
+    """
+    if sys.platform != "linux" or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    program = array.array("B", _NO_NEW_CONNECTIONS)
+    address, _ = program.buffer_info()
+    count = len(_NO_NEW_CONNECTIONS) // 8
+    try:  # struct sock_fprog {unsigned short len; struct sock_filter *filter;}
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, struct.pack("HP", count, address))
+    except OSError:
+        return False
+    return True
+
+
+def refusing(sock: socket.socket) -> bool:
+    """Whether ``refuse_new`` was applied to ``sock`` (by this process, or by the supervisor
+    that shares it)."""
+    if sys.platform != "linux" or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    try:  # SO_GET_FILTER gives as many bytes as the program has instructions (a kernel quirk)
+        attached = sock.getsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, len(_NO_NEW_CONNECTIONS))
+    except OSError:
+        return False
+    return bool(attached) and _NO_NEW_CONNECTIONS.startswith(attached)
+
+
+def handshakes_pending(sock: socket.socket) -> bool:
+    """Whether a connection to ``sock``'s port is half-way through its handshake (SYN_RECV in
+    /proc/net/tcp or tcp6); False when that cannot be read."""
+    port = f":{sock.getsockname()[1]:04X}"
+    table = "/proc/net/tcp6" if sock.family == socket.AF_INET6 else "/proc/net/tcp"
+    try:
+        with open(table) as lines:
+            next(lines, None)  # the header
+            for line in lines:
+                fields = line.split(None, 4)
+                if fields[3] == _SYN_RECV and fields[1].endswith(port):
+                    return True
+    except (OSError, IndexError):
+        return False
+    return False
+
+
 def _reuses_port(sock: socket.socket) -> bool:
     return sock.family != socket.AF_UNIX and bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT))
 
@@ -147,6 +242,8 @@ def _tcp(host: str, port: int, backlog: int | None, *, reuse_port: bool = False)
         sock.close()
         raise _bind_error(host, port, exc) from None
     sock.setblocking(False)
+    if backlog is not None:
+        _OWNED.add(sock)
     return sock
 
 

@@ -42,6 +42,7 @@ from squall.asgi.types import ASGIApp
 from squall.config import CHECK_ONLY_ENV, Config
 from squall.loader import LoadError
 from squall.process import malloc, systemd
+from squall.process.listeners import duplicate, owned
 from squall.process.pidfile import pid_file
 from squall.process.spawn import STARTUP_FAILURE
 from squall.process.worker import Worker, import_app, loop_factory, repeat
@@ -122,7 +123,7 @@ class SingleProcess(Worker):
             logger.error("Reload refused, the running code keeps serving: %s", failure)
             return
         self.notifier.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
-        self.successor = [sock.dup() for sock in self.sockets]
+        self.successor = [duplicate(sock) for sock in self.sockets]
         self._stop.set()
 
     def _cancel_reload(self) -> None:
@@ -131,6 +132,10 @@ class SingleProcess(Worker):
         for sock in self.successor or ():
             sock.close()
         self.successor = None
+
+    def _last_holder(self, sock: socket.socket) -> bool:
+        """A reload hands the sockets to the next image, which goes on accepting on them."""
+        return self.successor is None and super()._last_holder(sock)
 
     def _drain_delay(self) -> float:
         """A reload keeps the listening sockets (nothing is refused): no reason to wait."""
@@ -214,7 +219,8 @@ def run(
 def _exec(sockets: Sequence[socket.socket], notifier: systemd.Notifier) -> None:
     """Replace this process with a fresh run of its command line, handing it ``sockets``."""
     _ignore(UNTIL_SERVING)
-    env = {**os.environ, **notifier.environ, **systemd.hand_over(sockets)}
+    handed = systemd.hand_over(sockets, own=[owned(sock) for sock in sockets])
+    env = {**os.environ, **notifier.environ, **handed}
     logger.info("Restarting: the same command line, the same PID, the listening sockets kept")
     sys.stdout.flush()
     sys.stderr.flush()

@@ -81,7 +81,7 @@ from squall import __version__
 from squall.config import Config
 from squall.observe.metrics import COUNTERS, MAX_HEAD, add, bind_metrics, http_response, merge, render
 from squall.process import malloc
-from squall.process.listeners import describe
+from squall.process.listeners import describe, owned, refuse_new
 from squall.process.pidfile import pid_file
 from squall.process.spawn import STARTUP_FAILURE, Child, Target, WorkerSpec, start
 from squall.process.systemd import Notifier
@@ -296,7 +296,11 @@ class Supervisor:
         self._drain_at = None
         # Closed before any worker is told: a worker reports "Stopped accepting" once its own copy
         # is closed, and from then on a connect must be refused, whenever this process next runs.
+        # New handshakes are refused first, on the sockets this process bound (shared with every
+        # worker): the workers still accept what is queued, then close (``refuse_new``).
         for sock in self.sockets:
+            if owned(sock):
+                refuse_new(sock)
             sock.close()
         if self.workers:
             logger.info("Stopping %d worker(s) gracefully", len(self.workers))

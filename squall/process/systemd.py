@@ -19,6 +19,8 @@ import socket
 from collections.abc import MutableMapping, Sequence
 
 LISTEN_FDS_START = 3
+#: The name ``hand_over`` gives its sockets: the new image knows they are its own, not systemd's.
+OWN_FDNAME = "squall-own-socket"
 _ACTIVATION_VARS = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 _NOTIFY_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
@@ -56,7 +58,7 @@ def listen_fds(environ: MutableMapping[str, str] | None = None) -> list[socket.s
     return sockets
 
 
-def hand_over(sockets: Sequence[socket.socket]) -> dict[str, str]:
+def hand_over(sockets: Sequence[socket.socket], own: Sequence[bool]) -> dict[str, str]:
     """Put ``sockets`` at fds 3, 4... for an ``exec`` of this very process (which keeps its pid).
 
     Returns the LISTEN_FDS/LISTEN_PID variables that make the new image take them as if systemd
@@ -69,7 +71,11 @@ def hand_over(sockets: Sequence[socket.socket]) -> dict[str, str]:
     for offset, fd in enumerate(spare):
         os.dup2(fd, LISTEN_FDS_START + offset, inheritable=True)
         os.close(fd)
-    return {"LISTEN_FDS": str(len(sockets)), "LISTEN_PID": str(os.getpid())}
+    return {
+        "LISTEN_FDS": str(len(sockets)),
+        "LISTEN_PID": str(os.getpid()),
+        "LISTEN_FDNAMES": ":".join(OWN_FDNAME if mine else "inherited" for mine in own),
+    }
 
 
 class Notifier:

@@ -49,7 +49,15 @@ from squall.loader import LoadError, import_from_string, load_app
 from squall.logs import LogConfigError, configure, error_log
 from squall.observe.metrics import MAX_HEAD, bind_metrics, http_response, merge, render
 from squall.process import collector
-from squall.process.listeners import BindError, describe, own_listeners
+from squall.process.listeners import (
+    BindError,
+    describe,
+    handshakes_pending,
+    own_listeners,
+    owned,
+    refuse_new,
+    refusing,
+)
 from squall.process.spawn import STARTUP_FAILURE, WorkerSpec
 from squall.server.accept import protocol_factory, serving_state
 from squall.server.state import DefaultHeaders, ServerState, metrics_snapshot
@@ -61,6 +69,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 
 LAG_INTERVAL = 0.5  # seconds between the event-loop lag probe's timers (with --metrics)
+#: The longest a drain waits for handshakes under way when it stops new connections: a client an
+#: RTT away completes within one; one still half-open after this is likely gone (or a SYN flood).
+HANDSHAKE_SETTLE = 0.5
 METRICS_READ_TIMEOUT = 10.0  # a scraper that sends no complete request head in this long is dropped
 
 
@@ -445,6 +456,7 @@ class Worker:
         HTTP/2 says GOAWAY, which names the last stream served; HTTP/3 endpoints stop accepting
         new QUIC connections. At ``--timeout-graceful-shutdown`` whatever is left is closed.
         """
+        await self._refuse_new_connections()
         accepting = self._stop_accepting(servers, state, context)
         for endpoint in endpoints:
             endpoint.stop_accepting()
@@ -477,6 +489,25 @@ class Worker:
         if pending:
             await asyncio.wait(pending, timeout=1.0)
 
+    async def _refuse_new_connections(self) -> None:
+        """Before the last accept, where no other process accepts on a socket once this one
+        stops: have the kernel drop new connections' SYNs (``refuse_new``) and let the handshakes
+        already under way complete (at most ``HANDSHAKE_SETTLE`` s), served like the rest of the
+        queue. No connection then completes between the last accept and the close."""
+        sockets = [
+            sock
+            for sock in self.sockets
+            if sock.fileno() >= 0 and ((self._last_holder(sock) and refuse_new(sock)) or refusing(sock))
+        ]
+        deadline = time.monotonic() + HANDSHAKE_SETTLE
+        while any(map(handshakes_pending, sockets)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
+    def _last_holder(self, sock: socket.socket) -> bool:
+        """Whether no process accepts on ``sock`` once this one stops: it bound the socket itself
+        (a --reuse-port worker's own, a single process's), rather than inheriting it."""
+        return owned(sock)
+
     def _stop_accepting(
         self, servers: list[asyncio.Server], state: ServerState, context: ssl.SSLContext | None
     ) -> list[asyncio.Task[Any]]:
@@ -484,8 +515,11 @@ class Worker:
         left queued would be reset when the last copy of its socket closes, possibly after its
         client sent a request (nginx answers such a POST with 502). The sockets close right after
         the last accept, before the accepted connections are set up, so that window is a few
-        microseconds; a connection arriving in it still is reset (the supervisor has closed its
-        copies, and --drain-delay lets balancers stop connecting first).
+        microseconds, and none is left where new connections are refused first
+        (``_refuse_new_connections``): a socket this process is the last holder of, or one the
+        supervisor refuses on before a full stop. On a socket others go on accepting from
+        (gunicorn's, systemd's) a connection arriving in the window is still reset when the last
+        copy closes; --drain-delay lets balancers stop connecting first.
         Returns the tasks that set the accepted connections up (a TLS handshake takes a while)."""
         loop = asyncio.get_running_loop()
         backlog = self.config.socket.backlog

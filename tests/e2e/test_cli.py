@@ -149,6 +149,14 @@ def test_inherited_file_descriptor(start_server: StartServer) -> None:
         assert running.port == port
         scope = httpx.get(f"http://127.0.0.1:{port}/scope").json()
         assert scope["server"] == ["127.0.0.1", port]
+        running.terminate()
+        assert running.wait_exit(10) == 0
+        # The socket is still ours after squall's drain: it must not be left refusing connections
+        # (a drain does that only to sockets it owns).
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            listener.settimeout(5)
+            accepted, _ = listener.accept()
+            accepted.close()
     finally:
         listener.close()
 
