@@ -20,6 +20,7 @@ COMPILED = [
     "squall/asgi/http.py",
     "squall/server/state.py",
     "squall/server/http1.py",
+    "squall/server/streams.py",
     "squall/server/http2.py",
     "squall/protocol/http2.py",
     "squall/protocol/hpackblocks.py",

@@ -15,6 +15,7 @@ COMPILED_MODULES = (
     "squall.asgi.http",
     "squall.server.state",
     "squall.server.http1",
+    "squall.server.streams",
     "squall.server.http2",
     "squall.protocol.http2",
     "squall.protocol.hpackblocks",

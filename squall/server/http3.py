@@ -64,7 +64,7 @@ import struct
 import sys
 from typing import Any
 
-from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope, read_file_into
+from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
 from squall.asgi.types import ASGI_VERSION, ClientDisconnected
 from squall.config import Config
 from squall.events import Body, Data, EndBody, Event, Rejected, Request, Response, StreamReset
@@ -78,6 +78,7 @@ from squall.server.state import (
     payload_too_large,
     service_unavailable,
 )
+from squall.server.streams import StreamChannel
 
 try:  # the http3 extra; without it the CLI refuses --http3, so nothing below is reached
     from aioquic._buffer import Buffer, BufferReadError
@@ -180,36 +181,16 @@ def gso_runs(datagrams: list[tuple[bytes, Any]]) -> list[tuple[int, int, int]]:
     return runs
 
 
-class H3Stream:
+class H3Stream(StreamChannel["H3Connection"]):
     """The ``Channel`` of one request stream's ``HTTPCycle``."""
 
-    __slots__ = (
-        "conn",
-        "loop",
-        "stream_id",
-        "cycle",
-        "write_paused",
-        "unacked",
-        "received",
-        "_waiter",
-        "gone",
-        "discard_body",
-    )
+    __slots__ = ("discard_body",)
+
+    cycle: HTTPCycle | None  # (an HTTPCycle here, never a websocket)
 
     def __init__(self, conn: H3Connection, stream_id: int) -> None:
-        self.conn = conn
-        self.loop = conn.loop
-        self.stream_id = stream_id
-        self.cycle: HTTPCycle | None = None
-        self.write_paused = False
-        self.unacked = 0
-        self.received = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self.gone = False
+        super().__init__(conn, conn.loop, stream_id, False)
         self.discard_body = False
-
-    def send_event(self, event: Event) -> None:
-        self.conn.proto.send(event)
 
     def flush(self) -> None:
         conn = self.conn
@@ -222,26 +203,6 @@ class H3Stream:
     def flush_soon(self) -> None:
         self.flush()  # (flush() already sends once the ready callbacks have run)
 
-    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> None:
-        await read_file_into(self, stream_id, fd, offset, count)
-
-    async def drain(self) -> None:
-        while self.write_paused and not self.gone:
-            waiter = self._waiter = self.loop.create_future()
-            await waiter
-        if self.gone:
-            raise ClientDisconnected("stream reset")
-
-    def wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def body_wanted(self, cycle: HTTPCycle) -> None:
-        self.conn.body_wanted(self)
-
     def body_consumed(self, cycle: HTTPCycle) -> None:
         if self.unacked:
             self.conn.proto.acknowledge(self.stream_id, self.unacked)
@@ -252,19 +213,14 @@ class H3Stream:
         self.conn.transmit_soon()
         self.conn.server.total_requests += 1
 
-    def cycle_finished(self, cycle: HTTPCycle) -> None:
-        self.conn.stream_finished(self)
-
     def abort(self) -> None:
         self.conn.proto.reset(self.stream_id, H3_REQUEST_CANCELLED)
         self.conn.transmit_soon()
 
     def disconnect(self, exc: Exception, ended: str = CLIENT_LEFT) -> None:
-        """The stream is gone (reset, timed out, connection closed); ``ended`` says why, for the log."""
-        self.gone = True
-        if self.cycle is not None:
-            self.cycle.on_disconnect(ended)
-        self.wake()
+        """As ``StreamChannel.disconnect``, but a waiting ``drain()`` raises "stream reset"
+        whatever ``exc`` says (and the stream is not marked paused)."""
+        super().disconnect(ClientDisconnected("stream reset"), ended)
 
 
 class H3Connection:
