@@ -124,7 +124,12 @@ _NO_NEW_CONNECTIONS = b"".join(
     )
 )
 _SO_ATTACH_FILTER = 26  # Linux (asm-generic), also SO_GET_FILTER; the socket module names neither
-_SYN_RECV = "03"  # a connection's state in /proc/net/tcp: handshake under way
+# sock_diag (netlink) to list the connections half-way through their handshake.
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_DUMP = 0x1 | 0x300  # NLM_F_REQUEST | NLM_F_DUMP
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_TCP_SYN_RECV = 3
 
 
 def owned(sock: socket.socket) -> bool:
@@ -176,19 +181,36 @@ def refusing(sock: socket.socket) -> bool:
 
 
 def handshakes_pending(sock: socket.socket) -> bool:
-    """Whether a connection to ``sock``'s port is half-way through its handshake (SYN_RECV in
-    /proc/net/tcp or tcp6); False when that cannot be read."""
-    port = f":{sock.getsockname()[1]:04X}"
-    table = "/proc/net/tcp6" if sock.family == socket.AF_INET6 else "/proc/net/tcp"
+    """Whether a connection to ``sock``'s port is half-way through its handshake (SYN_RECV).
+
+    Asks the kernel's sock_diag netlink interface for the TCP sockets in SYN_RECV (the kernel
+    filters by state, so a server with many connections answers as fast as an idle one); False
+    when it cannot be asked. Every listening socket on the port counts (--reuse-port workers share
+    it), so the answer may include another worker's handshakes: waiting for them costs time only.
+    """
+    port = sock.getsockname()[1]
     try:
-        with open(table) as lines:
-            next(lines, None)  # the header
-            for line in lines:
-                fields = line.split(None, 4)
-                if fields[3] == _SYN_RECV and fields[1].endswith(port):
-                    return True
-    except (OSError, IndexError):
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as diag:
+            request = struct.pack("=BBBBI48x", sock.family, socket.IPPROTO_TCP, 0, 0, 1 << _TCP_SYN_RECV)
+            header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_DUMP, 1, 0)
+            diag.send(header + request)
+            return _dump_has_port(diag, port)
+    except (OSError, struct.error, AttributeError):  # AttributeError: no AF_NETLINK here
         return False
+
+
+def _dump_has_port(diag: socket.socket, port: int) -> bool:
+    """Whether a sock_diag dump (read up to its end) lists a socket with local port ``port``."""
+    while data := diag.recv(65536):
+        offset = 0
+        while offset + 16 <= len(data):
+            length, kind = struct.unpack_from("=IH", data, offset)
+            if kind in (_NLMSG_DONE, _NLMSG_ERROR) or length < 16:
+                return False
+            # struct inet_diag_msg: family, state, timer, retrans, then the socket id (sport first)
+            if struct.unpack_from("!H", data, offset + 20)[0] == port:
+                return True
+            offset += (length + 3) & ~3
     return False
 
 

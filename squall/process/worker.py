@@ -501,7 +501,7 @@ class Worker:
         ]
         deadline = time.monotonic() + HANDSHAKE_SETTLE
         while any(map(handshakes_pending, sockets)) and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.01)
 
     def _last_holder(self, sock: socket.socket) -> bool:
         """Whether no process accepts on ``sock`` once this one stops: it bound the socket itself

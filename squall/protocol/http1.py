@@ -221,6 +221,8 @@ class HTTP1Server:
         self.trailing_data = b""
         self.keep_alive = True
         self._url = b""
+        self._url_pieces: list[bytes] | None = None  # a target spanning reads, joined once whole
+        self._url_length = 0
         self._headers: Headers = []
         self._special: Headers = []  # the framing headers (_FRAMING) among them
         self._head_bytes = 0
@@ -270,7 +272,7 @@ class HTTP1Server:
             self._reject(431, "request head too large (over --limit-request-head)")
 
     def _known_head_bytes(self) -> int:
-        return len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
+        return self._url_length + sum(len(name) + len(value) + 4 for name, value in self._headers)
 
     def _meter_read(self, meter: _ChunkMeter, data: bytes) -> None:
         """A read ended inside (or just after) a chunked body: check its framing excess."""
@@ -344,6 +346,8 @@ class HTTP1Server:
         self.head_in_progress = True
         self._stream_id += 1
         self._url = b""
+        self._url_pieces = None
+        self._url_length = 0
         self._headers = []
         self._special = []
         self._head_bytes = 0
@@ -351,9 +355,26 @@ class HTTP1Server:
         self._deferred_end = False
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self._max_line:
+        self._url_length += len(url)
+        if self._url_length > self._max_line:
             raise _Reject(414, "request target too long")
+        if not self._url:
+            self._url = url
+            return
+        # The target arrives in pieces (it spans reads): keep them, join them once at the end
+        # (``self._url += url`` would copy it again per piece: quadratic without a line limit).
+        pieces = self._url_pieces
+        if pieces is None:
+            pieces = self._url_pieces = [self._url]
+        pieces.append(url)
+
+    def _whole_url(self) -> bytes:
+        """The request target, its pieces joined."""
+        pieces = self._url_pieces
+        if pieces is not None:
+            self._url = b"".join(pieces)
+            self._url_pieces = None
+        return self._url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.head_in_progress:  # a chunked trailer: counted against the limits, then dropped
@@ -390,7 +411,7 @@ class HTTP1Server:
             expect_continue, upgrade = False, None  # the common case: nothing but a Host
         else:
             expect_continue, upgrade = self._framing(version, method)
-        url = self._url
+        url = self._whole_url()
         if url[:1] == b"/" and url.find(b"#") < 0:  # (find: ``in`` on bytes raises inside first)
             raw_path, _, query = url.partition(b"?")
         else:
@@ -406,7 +427,7 @@ class HTTP1Server:
         case — a head that starts at offset 0 of the chunk it ends in, with the request line
         ``METHOD SP target SP HTTP/1.1 CRLF`` — is read off those bytes instead."""
         chunk = self._head_chunk
-        at = len(raw_method) + 1 + len(self._url)
+        at = len(raw_method) + 1 + self._url_length
         if chunk is not None and chunk is self._chunk and chunk.startswith(b" HTTP/1.1\r\n", at):
             return "1.1"
         return self._parser.get_http_version()

@@ -107,17 +107,11 @@ def test_sigterm_lets_slow_in_flight_request_finish(start_server: StartServer) -
     with RawConnection.tcp(running.host, running.port, timeout=10) as inflight:
         inflight.send(request("GET", "/sleep?s=1&id=slow"))
         running.wait_for_line("APP sleep started slow")
-        mark = running.mark()
-        running.terminate()
-        running.wait_for_line("Shutting down", start=mark)
-        late = attempt_request(running)
+        late = terminate_and_connect(running)
         response = inflight.read_response()
         assert (response.status, response.body) == (200, b"slept")
         inflight.wait_closed(timeout=5)
-    assert running.wait_exit(10) == 0
-    assert_served_or_refused(late)
-    with pytest.raises(ConnectionRefusedError), socket.create_connection((running.host, running.port), 2):
-        pass
+    assert_drained(running, late)
 
 
 def test_sigterm_lets_in_flight_upload_finish(start_server: StartServer) -> None:
@@ -126,14 +120,24 @@ def test_sigterm_lets_in_flight_upload_finish(start_server: StartServer) -> None
     with RawConnection.tcp(running.host, running.port, timeout=5) as inflight:
         inflight.send(request("POST", "/hold?id=inflight", "Content-Length: 4"))
         running.wait_for_line("APP hold started inflight")
-        mark = running.mark()
-        running.terminate()
-        running.wait_for_line("Shutting down", start=mark)
-        late = attempt_request(running)
+        late = terminate_and_connect(running)
         inflight.send(b"done")
         response = inflight.read_response()
         assert (response.status, response.body) == (200, b"held:done")
         inflight.wait_closed(timeout=5)
+    assert_drained(running, late)
+
+
+def terminate_and_connect(running: Server) -> RawConnection | None:
+    """SIGTERM, and a request on a new connection right as the drain begins (``attempt_request``)."""
+    mark = running.mark()
+    running.terminate()
+    running.wait_for_line("Shutting down", start=mark)
+    return attempt_request(running)
+
+
+def assert_drained(running: Server, late: RawConnection | None) -> None:
+    """The server exited cleanly, answered or refused ``late``, and refuses connections now."""
     assert running.wait_exit(10) == 0
     assert_served_or_refused(late)
     with pytest.raises(ConnectionRefusedError), socket.create_connection((running.host, running.port), 2):

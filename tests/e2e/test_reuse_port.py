@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from .test_process_manager import WAIT, Load, Server, children, serve
+from .test_process_manager import (
+    WAIT,
+    Load,
+    Server,
+    assert_recycling_under_load_drops_nothing,
+    children,
+    serve,
+)
 
 __all__ = ["serve"]  # the fixture, imported for these tests
 
@@ -158,15 +165,7 @@ def test_max_requests_recycling_of_the_only_worker_refuses_nothing(serve: Callab
         "--limit-max-requests-jitter",
         "0",
     ).started()
-    load = Load(server)
-    server.wait_for(r"served \d+ requests \(limit 25\); recycling it")
-    mark = len(server.lines)
-    server.wait_for(r"Worker \[\d+\] stopped \(exit code 0\)", mark)
-    server.wait_for(r"served \d+ requests \(limit 25\); recycling it", mark)
-    load.wait_answers(10, since=time.monotonic())
-    load.stop()
-    assert load.failures == []
-    assert len(load.pids_since(0)) >= 2
+    assert_recycling_under_load_drops_nothing(server)
 
 
 def test_one_process_serves_and_reloads_on_its_own_reuse_port_socket(serve: Callable[..., Server]) -> None:

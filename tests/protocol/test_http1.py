@@ -319,6 +319,24 @@ def test_malformed_chunked_body_becomes_the_response(chunks: bytes) -> None:
         proto.send(Response(1, 200, []))
 
 
+@pytest.mark.parametrize(
+    "limits", [{}, {"max_request_line": None, "max_head_size": None}], ids=["default", "off"]
+)
+def test_a_target_spanning_many_reads_arrives_whole(limits: dict[str, object]) -> None:
+    path = b"/" + b"/".join(b"segment%d" % n for n in range(300))
+    query = b"q=" + b"x" * 500
+    request = b"GET " + path + b"?" + query + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+    proto = server(**limits)
+    events: list[object] = []
+    for at in range(0, len(request), 7):  # every read carries a piece of the target
+        events += proto.receive_data(request[at : at + 7])
+    [first, *_] = events
+    assert isinstance(first, Request)
+    assert (first.raw_path, first.query_string, first.http_version) == (path, query, "1.1")
+    again = proto.receive_data(b"GET /next?a HTTP/1.1\r\nHost: h\r\n\r\n")  # nothing left over
+    assert [(e.raw_path, e.query_string) for e in again if isinstance(e, Request)] == [(b"/next", b"a")]
+
+
 def test_limits() -> None:
     long_target = server(max_request_line=100).receive_data(b"GET /" + b"a" * 200 + b" HTTP/1.1\r\n")
     assert isinstance(long_target[-1], Rejected) and long_target[-1].status == 414

@@ -23,6 +23,7 @@ from squall.protocol.http2 import (
     TokenBucket,
     Trailers,
 )
+from tests.protocol.h2pair import exchange
 
 HEAD = [(b":method", b"GET"), (b":path", b"/p?q=1"), (b":scheme", b"https"), (b":authority", b"example.com")]
 
@@ -47,22 +48,6 @@ def pair(
     client.initiate_connection()
     exchange(server, client)
     return server, client
-
-
-def exchange(server: H2Server, client: h2.connection.H2Connection) -> tuple[list[object], list[object]]:
-    """Move bytes both ways until quiet; return (server events, client events)."""
-    server_events: list[object] = []
-    client_events: list[object] = []
-    for _ in range(20):
-        to_server = client.data_to_send()
-        if to_server:
-            server_events += server.receive_data(to_server)
-        to_client = server.data_to_send()
-        if to_client:
-            client_events += client.receive_data(to_client)
-        if not to_server and not to_client:
-            break
-    return server_events, client_events
 
 
 def test_request_becomes_events() -> None:

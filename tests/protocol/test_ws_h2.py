@@ -13,6 +13,7 @@ from websockets.frames import BINARY, CLOSE, TEXT, Close, Frame
 from squall.events import Body, Data, EndBody, Request, Response, StreamReset
 from squall.protocol.http2 import H2Server
 from squall.protocol.websocket import CloseReceived, HandshakeError, WebSocketServer, check_handshake
+from tests.protocol.h2pair import exchange
 
 ENABLE_CONNECT_PROTOCOL = h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL
 CONNECT = [
@@ -36,21 +37,6 @@ def pair(enable: bool = True) -> tuple[H2Server, h2.connection.H2Connection]:
     client.initiate_connection()
     exchange(server, client)
     return server, client
-
-
-def exchange(server: H2Server, client: h2.connection.H2Connection) -> tuple[list[object], list[object]]:
-    server_events: list[object] = []
-    client_events: list[object] = []
-    for _ in range(20):
-        to_server = client.data_to_send()
-        if to_server:
-            server_events += server.receive_data(to_server)
-        to_client = server.data_to_send()
-        if to_client:
-            client_events += client.receive_data(to_client)
-        if not to_server and not to_client:
-            break
-    return server_events, client_events
 
 
 def masked(frame: Frame) -> bytes:
