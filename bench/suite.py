@@ -22,7 +22,9 @@ there. Each server runs alone, pinned to core ``SERVER_CPU`` (0); the load gener
 for every server and the ratios squall / peer; ``bench/results-<family>.md`` keeps it.
 
 Knobs (environment): DURATION (s per measurement, 10), SERVERS (default: every server), SERVER_CPU,
-LOAD_CPU, HOLD (connections of ``scale``, 10000), BENCH_VENV.
+LOAD_CPU, HOLD (connections of ``scale``, 10000), BENCH_VENV, ROUNDS (1; with N > 1 each family
+runs N times, every server in each round, and the tables give each value's median and, beside each
+ratio, the lowest and highest ratio of a single round).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ ALL_SERVERS = ["squall", "uvicorn", "granian", "hypercorn", "gunicorn", "raw"]
 #: raw. Only hello and websocket echo do; ``selected()`` leaves raw out otherwise.
 WITH_RAW = set(ALL_SERVERS)
 DURATION = int(os.environ.get("DURATION", "10"))
+ROUNDS = int(os.environ.get("ROUNDS", "1"))  # >1: every family that many times, medians reported
 SERVER_CPU = os.environ.get("SERVER_CPU", "0")
 LOAD_CPU = os.environ.get("LOAD_CPU", "1")
 HOLD = int(os.environ.get("HOLD", "10000"))
@@ -381,6 +384,8 @@ class Table:
     servers: list[str]
     higher_is_better: bool = True
     rows: list[tuple[str, dict[str, float | None]]] = field(default_factory=list)
+    # With ROUNDS > 1: per (scenario, peer), the lowest and highest squall/peer ratio of a round.
+    spreads: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
     def add(self, scenario: str, values: dict[str, float | None]) -> None:
         self.rows.append((scenario, values))
@@ -394,7 +399,7 @@ class Table:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for scenario, values in self.rows:
             squall = values.get("squall")
-            ratios = [ratio(squall, values.get(p)) for p in peers]
+            ratios = [ratio(squall, values.get(p)) + spread(self.spreads.get((scenario, p))) for p in peers]
             lines.append(
                 "| " + " | ".join([scenario, *(fmt(values.get(s)) for s in self.servers), *ratios]) + " |"
             )
@@ -409,6 +414,37 @@ def fmt(value: float | None) -> str:
 
 def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "-"
+
+
+def spread(low_high: tuple[float, float] | None) -> str:
+    return "" if low_high is None else f" ({low_high[0]:.2f} to {low_high[1]:.2f})"
+
+
+def merge_rounds(rounds: list[list[Table]]) -> list[Table]:
+    """One family's tables from several rounds: each value the median of its rounds, each ratio
+    the ratio of the medians, with the lowest and highest ratio of a single round beside it."""
+    merged = []
+    for tables in zip(*rounds, strict=True):
+        first = tables[0]
+        table = Table(first.title, first.unit, first.servers, first.higher_is_better)
+        for index, (scenario, _) in enumerate(first.rows):
+            runs = [t.rows[index][1] for t in tables]
+            values = {name: _median([run.get(name) for run in runs]) for name in first.servers}
+            table.rows.append((scenario, values))
+            for peer in first.servers:
+                per_round = [r["squall"] / r[peer] for r in runs if r.get("squall") and r.get(peer)]
+                if peer != "squall" and per_round:
+                    table.spreads[(scenario, peer)] = (min(per_round), max(per_round))
+        merged.append(table)
+    return merged
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return None
+    middle = len(known) // 2
+    return known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2
 
 
 def selected(wanted: set[str] | None = None) -> list[str]:
@@ -735,8 +771,15 @@ def main() -> int:
     for family in names:
         print(f"== {family}", flush=True)
         started = time.monotonic()
-        text = "\n\n".join(table.render() for table in FAMILIES[family]())
-        text = f"`python3 bench/suite.py {family}` ({header}, {time.monotonic() - started:.0f} s)\n\n{text}\n"
+        rounds = []
+        for number in range(ROUNDS):
+            if ROUNDS > 1:
+                print(f"-- round {number + 1} of {ROUNDS}", flush=True)
+            rounds.append(FAMILIES[family]())
+        tables = rounds[0] if ROUNDS == 1 else merge_rounds(rounds)
+        text = "\n\n".join(table.render() for table in tables)
+        command = f"{'' if ROUNDS == 1 else f'ROUNDS={ROUNDS} '}python3 bench/suite.py {family}"
+        text = f"`{command}` ({header}, {time.monotonic() - started:.0f} s)\n\n{text}\n"
         (BENCH / f"results-{family}.md").write_text(text)
         print(text, flush=True)
     return 0
