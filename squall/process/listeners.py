@@ -44,7 +44,10 @@ def bind_all(settings: SocketSettings, *, hold: bool = False) -> list[socket.soc
         raise BindError(str(exc)) from None
     for sock, name in zip(activated, names, strict=False):  # systemd may name none
         if name == systemd.OWN_FDNAME:  # bound by this very process, handed over across its exec
-            _OWNED.add(sock)
+            if sock.family == socket.AF_UNIX:
+                _own_unix(sock)
+            else:
+                _OWNED.add(sock)
     if activated and settings.reuse_port and (hold or not all(map(_reuses_port, activated))):
         # (One process re-executing itself on SIGHUP hands its own SO_REUSEPORT socket over this way.)
         for sock in activated:
@@ -105,10 +108,13 @@ def own_listeners(sockets: list[socket.socket], backlog: int) -> list[socket.soc
     return owned
 
 
-#: The listening TCP sockets this process bound itself (or got back from its own SIGHUP exec):
-#: only to those may ``refuse_new`` be applied. A socket from systemd, ``--fd``, gunicorn or the
+#: The listening sockets this process bound itself (or got back from its own SIGHUP exec): only
+#: to those may ``refuse_new`` be applied. A socket from systemd, ``--fd``, gunicorn or the
 #: supervisor has other holders that go on accepting on it.
 _OWNED: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+#: An owned Unix socket's path and the inode the path had once bound: removed at a drain only while
+#: it still names this socket (a new instance may have bound the path since).
+_UNIX_PATHS: weakref.WeakKeyDictionary[socket.socket, tuple[str, int]] = weakref.WeakKeyDictionary()
 
 # A classic BPF program run on each TCP segment the listening socket gets (the packet starts at the
 # TCP header): a SYN without ACK, i.e. a new connection's first segment, is dropped (keep 0 bytes);
@@ -132,6 +138,15 @@ _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _TCP_SYN_RECV = 3
 
 
+def _own_unix(sock: socket.socket) -> None:
+    """Mark a listening Unix socket this process bound as its own, path and all."""
+    path = sock.getsockname()
+    if isinstance(path, str) and path:  # (not an abstract or unnamed socket)
+        with contextlib.suppress(OSError):
+            _UNIX_PATHS[sock] = (path, os.stat(path).st_ino)
+            _OWNED.add(sock)
+
+
 def owned(sock: socket.socket) -> bool:
     """Whether this process bound ``sock`` and is the only one accepting on it."""
     return sock in _OWNED
@@ -142,6 +157,8 @@ def duplicate(sock: socket.socket) -> socket.socket:
     copy = sock.dup()
     if sock in _OWNED:
         _OWNED.add(copy)
+    if sock in _UNIX_PATHS:
+        _UNIX_PATHS[copy] = _UNIX_PATHS[sock]
     return copy
 
 
@@ -155,7 +172,12 @@ def refuse_new(sock: socket.socket) -> bool:
     waits for those (``handshakes_pending``), accepts what is queued and closes; a dropped client
     sends its SYN again (after ~1 s) to a closed port, is refused, and a balancer tries another
     node (even for a POST, which nginx never retries once sent). Linux only.
+
+    A Unix socket (this process's own, ``owned``) has no handshake: its path is removed while it
+    still names the socket, so a new ``connect()`` fails at once and what is queued is served.
     """
+    if sock.family == socket.AF_UNIX:
+        return _unlink_own_path(sock)
     if sys.platform != "linux" or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return False
     program = array.array("B", _NO_NEW_CONNECTIONS)
@@ -166,6 +188,17 @@ def refuse_new(sock: socket.socket) -> bool:
     except OSError:
         return False
     return True
+
+
+def _unlink_own_path(sock: socket.socket) -> bool:
+    path, inode = _UNIX_PATHS.get(sock, ("", 0))
+    try:
+        if path and os.stat(path).st_ino == inode:
+            os.unlink(path)
+            return True
+    except OSError:
+        pass
+    return False
 
 
 def refusing(sock: socket.socket) -> bool:
@@ -188,6 +221,8 @@ def handshakes_pending(sock: socket.socket) -> bool:
     when it cannot be asked. Every listening socket on the port counts (--reuse-port workers share
     it), so the answer may include another worker's handshakes: waiting for them costs time only.
     """
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
     port = sock.getsockname()[1]
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as diag:
@@ -240,6 +275,7 @@ def _unix(path: str, backlog: int) -> socket.socket:
         sock.close()
         raise BindError(f"--uds {path}: {exc.strerror or exc}") from None
     sock.setblocking(False)
+    _own_unix(sock)
     return sock
 
 

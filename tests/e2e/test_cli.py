@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -135,6 +136,29 @@ def test_unix_domain_socket(start_server: StartServer, tmp_path: Path) -> None:
         scope = client.get("/scope").json()
     assert scope["server"] == [path, None]
     assert scope["types"]["server"] in ("list", "tuple")
+    running.terminate()
+    assert running.wait_exit(10) == 0
+    # The drain removed the path first: a new connect fails at once (nginx tries its next
+    # upstream) instead of queueing on a socket about to close (uvicorn removes it at exit too).
+    assert not os.path.exists(path)
+
+
+def test_a_unix_socket_path_bound_again_by_another_process_is_left_alone(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "squall.sock")
+    running = start_server("--uds", path)
+    os.unlink(path)  # a new instance took the path over, as a deploy may do before the old stops
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as successor:
+        successor.bind(path)
+        successor.listen(4)
+        running.terminate()
+        assert running.wait_exit(10) == 0
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(5)
+            client.connect(path)  # still the successor's
+            successor.settimeout(5)
+            successor.accept()[0].close()
 
 
 def test_inherited_file_descriptor(start_server: StartServer) -> None:
