@@ -10,6 +10,8 @@ whatever else the machine does. Socket calls are counted instead (``writes``)::
     python bench/h1_profile.py                      # hello: time per request (noisy)
     python bench/h1_profile.py --app stream         # 100 x 64 B chunks per response
     python bench/h1_profile.py --app bench.framework_apps:starlette_app --path /json
+    python bench/h1_profile.py --app bench.framework_apps:fastapi_app --path /items \\
+        --post-json '{"name": "w", "price": 9.5}'
     python bench/h1_profile.py --profile            # cProfile, top functions
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/h1_profile.py -n 2000
     python bench/h1_profile.py -n 0                 # the same run without requests: subtract it
@@ -112,6 +114,7 @@ def main() -> None:
         "--app", default="hello", help="an app of bench/apps.py (hello, stream, big), or module:attribute"
     )
     parser.add_argument("--path", default="/", help="the path requested (/json for framework_apps)")
+    parser.add_argument("--post-json", metavar="JSON", help="POST this JSON body instead of a GET")
     parser.add_argument("--profile", action="store_true", help="cProfile the replay")
     parser.add_argument("--asyncio", action="store_true", help="asyncio's loop instead of uvloop")
     args = parser.parse_args()
@@ -128,6 +131,10 @@ def main() -> None:
         app = getattr(apps, args.app)
     conns = make_connections(loop, app, args.connections)
     request = REQUEST.replace(b" / ", b" " + args.path.encode() + b" ", 1)
+    if args.post_json is not None:
+        body = args.post_json.encode()
+        head = b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        request = b"POST" + request[3:-2] + head + body
     profiler = cProfile.Profile() if args.profile else None
     started = time.perf_counter()
     if profiler is not None:
