@@ -40,11 +40,13 @@ def response_body(raw: bytes) -> bytes:
     return bytes(body)
 
 
-def serve_http1(app: Any) -> Recorder:
+def serve_http1(app: Any, transport: Recorder | None = None) -> Recorder:
+    """Serve one GET to ``app`` on one HTTP/1.1 connection whose transport (``transport``, else a
+    new one) records the writes; return the transport once the response is complete."""
+    transport = Recorder() if transport is None else transport
     loop = asyncio.new_event_loop()
     try:
         ((conn, _),) = make_connections(loop, app, 1)
-        transport = Recorder()
         conn.connection_made(transport)  # type: ignore[arg-type]
 
         async def serve() -> None:
@@ -77,19 +79,7 @@ def test_http1_chunks_spread_over_loop_passes_are_each_written_in_their_pass() -
         await send({"type": "http.response.body", "body": b""})
 
     transport = Recorder()
-    loop = asyncio.new_event_loop()
-    try:
-        ((conn, _),) = make_connections(loop, app, 1)
-        conn.connection_made(transport)  # type: ignore[arg-type]
-
-        async def serve() -> None:
-            conn.data_received(REQUEST)
-            while conn.server.total_requests < 1:
-                await asyncio.sleep(0)
-
-        loop.run_until_complete(serve())
-    finally:
-        loop.close()
+    serve_http1(app, transport)
     assert seen == [1, 2]  # nothing waits for the end of the response
     assert response_body(bytes(transport.data)) == b"onetwo"
 
@@ -107,19 +97,7 @@ def test_http1_coalescing_is_bounded() -> None:
         await send({"type": "http.response.body", "body": b""})
 
     transport = Recorder()
-    loop = asyncio.new_event_loop()
-    try:
-        ((conn, _),) = make_connections(loop, app, 1)
-        conn.connection_made(transport)  # type: ignore[arg-type]
-
-        async def serve() -> None:
-            conn.data_received(REQUEST)
-            while conn.server.total_requests < 1:
-                await asyncio.sleep(0)
-
-        loop.run_until_complete(serve())
-    finally:
-        loop.close()
+    serve_http1(app, transport)
     assert seen == [0, 0, 1]
     assert response_body(bytes(transport.data)) == b"x" * 90000
 
