@@ -53,7 +53,6 @@ from squall.server.state import (
     cut_off,
     describe_client,
     scope_template,
-    service_unavailable,
 )
 
 logger = logging.getLogger("squall.error")
@@ -260,13 +259,8 @@ class HTTP1Connection(asyncio.Protocol):
             return
         server = self.server
         limit = self._http.limit_concurrency
-        app = server.app
-        if server.health_path is not None and event.raw_path == server.health_path:
-            app = server.health  # --health-path: answered before the app, whatever the load
-        elif limit is not None and (len(server.connections) > limit or server.active_requests >= limit):
-            app = service_unavailable
-            if server.metrics is not None:
-                server.metrics.reject("503")
+        busy = limit is not None and (len(server.connections) > limit or server.active_requests >= limit)
+        app = server.app_for(event.raw_path, busy)
         scope = build_scope(self._template, event, self._root_path)
         if self._forwarded:
             apply_forwarded(scope, server)

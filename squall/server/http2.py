@@ -75,8 +75,6 @@ from squall.server.state import (
     cut_off,
     cut_slow_reader,
     describe_client,
-    payload_too_large,
-    service_unavailable,
 )
 from squall.server.streams import StreamChannel
 
@@ -374,19 +372,10 @@ class H2Connection(asyncio.Protocol):
             return None
         if upgrade is not None:
             return self._start_websocket(event)
-        app = server.app
         limit = server.config.http.limit_concurrency
+        busy = limit is not None and server.active_requests >= limit
+        app = server.app_for(event.raw_path, busy, event.headers, self._max_body)
         metrics = server.metrics
-        if server.health_path is not None and event.raw_path == server.health_path:
-            app = server.health  # --health-path: answered before the app, whatever the load
-        elif limit is not None and server.active_requests >= limit:
-            app = service_unavailable
-            if metrics is not None:
-                metrics.reject("503")
-        elif self._declared_too_large(event):
-            app = payload_too_large
-            if metrics is not None:
-                metrics.reject("413")
         if metrics is not None:
             metrics.h2_streams += 1
         stream = H2Stream(self, sid)
@@ -408,13 +397,6 @@ class H2Connection(asyncio.Protocol):
         if self._body_timer is None:
             self._arm_body_timer()
         return stream
-
-    def _declared_too_large(self, event: Request) -> bool:
-        limit = self._max_body
-        for name, value in event.headers:
-            if name == b"content-length":
-                return limit is not None and value.isdigit() and int(value) > limit
-        return False
 
     def _start_websocket(self, event: Request) -> H2Stream:
         # RFC 8441: the h2-websocket switch (accept.py) makes the stream, registers it with

@@ -75,8 +75,6 @@ from squall.server.state import (
     apply_forwarded,
     cut_slow_reader,
     describe_client,
-    payload_too_large,
-    service_unavailable,
 )
 from squall.server.streams import StreamChannel
 
@@ -336,18 +334,9 @@ class H3Connection:
 
     def _on_request(self, event: Request) -> None:
         server = self.server
-        app = server.app
         limit = server.config.http.limit_concurrency
-        if server.health_path is not None and event.raw_path == server.health_path:
-            app = server.health  # --health-path: answered before the app, whatever the load
-        elif limit is not None and server.active_requests >= limit:
-            app = service_unavailable
-            if server.metrics is not None:
-                server.metrics.reject("503")
-        elif self._declared_too_large(event):
-            app = payload_too_large
-            if server.metrics is not None:
-                server.metrics.reject("413")
+        busy = limit is not None and server.active_requests >= limit
+        app = server.app_for(event.raw_path, busy, event.headers, self._max_body)
         sid = event.stream_id
         if not self._tls_known:
             self._tls_known = True
@@ -367,13 +356,6 @@ class H3Connection:
         cycle.start()
         if self._keepalive is None:
             self._keepalive = self.loop.call_later(self._keepalive_every, self._on_keepalive)
-
-    def _declared_too_large(self, event: Request) -> bool:
-        limit = self._max_body
-        for name, value in event.headers:
-            if name == b"content-length":
-                return limit is not None and value.isdigit() and int(value) > limit
-        return False
 
     def _on_body(self, event: Body) -> None:
         stream = self.streams.get(event.stream_id)

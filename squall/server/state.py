@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from squall.asgi.http import HTTP_EXTENSIONS
 from squall.asgi.types import ASGI_VERSION, ASGIApp, ClientDisconnected, Receive, Scope, Send
 from squall.config import Config
+from squall.events import Headers
 from squall.observe.access import TIMED_OUT
 from squall.observe.hooks import Observer, observer
 from squall.observe.metrics import Metrics
@@ -243,6 +244,24 @@ class ServerState:
         tasks = [getattr(exchange, "task", None) for exchange in self.running]
         return [task for task in tasks if task is not None and not task.done()]
 
+    def app_for(
+        self, raw_path: bytes, busy: bool, headers: Headers | None = None, body_limit: int | None = None
+    ) -> ASGIApp:
+        """The app that answers a request: ``--health-path``'s (whatever the load), a 503 when
+        ``busy`` (``--limit-concurrency``), a 413 when ``headers`` declare a body over
+        ``body_limit`` (HTTP/2 and HTTP/3: HTTP/1.1 refuses those in its parser), else the app."""
+        if self.health_path is not None and raw_path == self.health_path:
+            return self.health
+        if busy:
+            if self.metrics is not None:
+                self.metrics.reject("503")
+            return service_unavailable
+        if body_limit is not None and headers is not None and declared_too_large(headers, body_limit):
+            if self.metrics is not None:
+                self.metrics.reject("413")
+            return payload_too_large
+        return self.app
+
     def admit(self) -> None:
         """Count an HTTP request that starts; the one reaching ``request_limit`` calls ``on_limit``."""
         self.active_requests += 1
@@ -390,6 +409,14 @@ def _health_app(server: ServerState) -> Callable[[Any, Receive, Send], Awaitable
         await send({"type": "http.response.body", "body": body})
 
     return answer
+
+
+def declared_too_large(headers: Headers, limit: int) -> bool:
+    """Whether ``headers`` declare a body (Content-Length) of more than ``limit`` bytes."""
+    for name, value in headers:
+        if name == b"content-length":
+            return value.isdigit() and int(value) > limit
+    return False
 
 
 #: Answers requests over ``--limit-concurrency``.
