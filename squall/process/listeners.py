@@ -44,10 +44,7 @@ def bind_all(settings: SocketSettings, *, hold: bool = False) -> list[socket.soc
         raise BindError(str(exc)) from None
     for sock, name in zip(activated, names, strict=False):  # systemd may name none
         if name == systemd.OWN_FDNAME:  # bound by this very process, handed over across its exec
-            if sock.family == socket.AF_UNIX:
-                _own_unix(sock)
-            else:
-                _OWNED.add(sock)
+            _own(sock)
     if activated and settings.reuse_port and (hold or not all(map(_reuses_port, activated))):
         # (One process re-executing itself on SIGHUP hands its own SO_REUSEPORT socket over this way.)
         for sock in activated:
@@ -110,11 +107,10 @@ def own_listeners(sockets: list[socket.socket], backlog: int) -> list[socket.soc
 
 #: The listening sockets this process bound itself (or got back from its own SIGHUP exec): only
 #: to those may ``refuse_new`` be applied. A socket from systemd, ``--fd``, gunicorn or the
-#: supervisor has other holders that go on accepting on it.
-_OWNED: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-#: An owned Unix socket's path and the inode the path had once bound: removed at a drain only while
-#: it still names this socket (a new instance may have bound the path since).
-_UNIX_PATHS: weakref.WeakKeyDictionary[socket.socket, tuple[str, int]] = weakref.WeakKeyDictionary()
+#: supervisor has other holders that go on accepting on it. For a Unix socket, the value is its
+#: path and the inode the path had once bound: removed at a drain only while it still names this
+#: socket (a new instance may have bound the path since); None for a TCP socket.
+_OWNED: weakref.WeakKeyDictionary[socket.socket, tuple[str, int] | None] = weakref.WeakKeyDictionary()
 
 # A classic BPF program run on each TCP segment the listening socket gets (the packet starts at the
 # TCP header): a SYN without ACK, i.e. a new connection's first segment, is dropped (keep 0 bytes);
@@ -138,13 +134,15 @@ _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _TCP_SYN_RECV = 3
 
 
-def _own_unix(sock: socket.socket) -> None:
-    """Mark a listening Unix socket this process bound as its own, path and all."""
+def _own(sock: socket.socket) -> None:
+    """Mark a listening socket this process bound as its own (a Unix socket with its path)."""
+    if sock.family != socket.AF_UNIX:
+        _OWNED[sock] = None
+        return
     path = sock.getsockname()
     if isinstance(path, str) and path:  # (not an abstract or unnamed socket)
         with contextlib.suppress(OSError):
-            _UNIX_PATHS[sock] = (path, os.stat(path).st_ino)
-            _OWNED.add(sock)
+            _OWNED[sock] = (path, os.stat(path).st_ino)
 
 
 def owned(sock: socket.socket) -> bool:
@@ -156,9 +154,7 @@ def duplicate(sock: socket.socket) -> socket.socket:
     """``sock.dup()``, owned (``owned``) if ``sock`` is."""
     copy = sock.dup()
     if sock in _OWNED:
-        _OWNED.add(copy)
-    if sock in _UNIX_PATHS:
-        _UNIX_PATHS[copy] = _UNIX_PATHS[sock]
+        _OWNED[copy] = _OWNED[sock]
     return copy
 
 
@@ -191,7 +187,7 @@ def refuse_new(sock: socket.socket) -> bool:
 
 
 def _unlink_own_path(sock: socket.socket) -> bool:
-    path, inode = _UNIX_PATHS.get(sock, ("", 0))
+    path, inode = _OWNED.get(sock) or ("", 0)
     try:
         if path and os.stat(path).st_ino == inode:
             os.unlink(path)
@@ -275,7 +271,7 @@ def _unix(path: str, backlog: int) -> socket.socket:
         sock.close()
         raise BindError(f"--uds {path}: {exc.strerror or exc}") from None
     sock.setblocking(False)
-    _own_unix(sock)
+    _own(sock)
     return sock
 
 
@@ -301,7 +297,7 @@ def _tcp(host: str, port: int, backlog: int | None, *, reuse_port: bool = False)
         raise _bind_error(host, port, exc) from None
     sock.setblocking(False)
     if backlog is not None:
-        _OWNED.add(sock)
+        _own(sock)
     return sock
 
 
