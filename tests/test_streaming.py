@@ -1,5 +1,6 @@
-"""Streamed responses in process (no sockets): the body chunks an app sends within one pass of the
-event loop leave in one write, up to a bound, over HTTP/1.1 and HTTP/2."""
+"""Writes in process (no sockets): the body chunks an app sends within one pass of the event loop
+leave in one write, up to a bound, over HTTP/1.1 and HTTP/2; the HTTP/1.1 responses that
+connections complete in one pass leave after it, back to back; a lone response leaves at once."""
 
 from __future__ import annotations
 
@@ -100,6 +101,50 @@ def test_http1_coalescing_is_bounded() -> None:
     serve_http1(app, transport)
     assert seen == [0, 0, 1]
     assert response_body(bytes(transport.data)) == b"x" * 90000
+
+
+def test_http1_responses_completed_in_one_pass_leave_after_it() -> None:
+    seen: list[list[int]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hi"})
+        seen.append([transport.writes for transport in transports])
+
+    transports = [Recorder(), Recorder(), Recorder()]
+    loop = asyncio.new_event_loop()
+    try:
+        conns = [conn for conn, _ in make_connections(loop, app, 3)]
+        for conn, transport in zip(conns, transports, strict=True):
+            conn.connection_made(transport)  # type: ignore[arg-type]
+
+        async def serve() -> None:
+            for conn in conns:
+                conn.data_received(REQUEST)
+            while conns[0].server.total_requests < 3 or conns[0].server.active_requests:
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the pass that writes
+
+        loop.run_until_complete(serve())
+    finally:
+        loop.close()
+    assert seen == [[0, 0, 0]] * 2 + [[0, 0, 1]]  # the last one is alone by then: written at once
+    assert [transport.writes for transport in transports] == [1, 1, 1]
+    assert all(response_body(bytes(transport.data)) == b"hi" for transport in transports)
+
+
+def test_http1_a_lone_response_is_written_at_once() -> None:
+    seen: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hi"})
+        seen.append(transport.writes)
+
+    transport = Recorder()
+    serve_http1(app, transport)
+    assert seen == [1]
+    assert response_body(bytes(transport.data)) == b"hi"
 
 
 def test_http2_streamed_responses_of_one_loop_pass_share_one_write() -> None:

@@ -475,13 +475,15 @@ class H2Connection(asyncio.Protocol):
             self.transport.write(data)
 
     def flush_soon(self) -> None:
-        """Write what the protocol has framed once the ready callbacks have run: the responses that
-        streams complete in one pass of the event loop leave in one ``write``."""
+        """Write what the protocol has framed once the ready callbacks have run
+        (``ServerState.write_soon``): the responses that streams complete in one pass of the event
+        loop leave in one ``write``."""
         if not self._flush_pending:
             self._flush_pending = True
-            self.loop.call_soon(self._flush_now)
+            self.server.write_soon(self)
 
-    def _flush_now(self) -> None:
+    def flush_now(self) -> None:
+        """``flush_soon``'s write, when its time comes."""
         self._flush_pending = False
         self.flush()
 

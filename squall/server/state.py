@@ -44,6 +44,12 @@ class Connection(Protocol):
     def shutdown(self) -> None: ...
 
 
+class Flushable(Protocol):
+    """A connection whose framed output ``ServerState.write_soon`` writes later."""
+
+    def flush_now(self) -> None: ...
+
+
 class RateWatched(Protocol):
     """A connection with a transfer to time (``ServerState.sweep``)."""
 
@@ -224,6 +230,7 @@ class ServerState:
         #: This worker's counters (``--metrics``), and what each request reports to (or None).
         self.metrics: Metrics | None = Metrics() if config.observe.metrics else None
         self.observer: Observer | None = observer(config, self.metrics)
+        self._unwritten: list[Flushable] = []  # see write_soon
 
     def trusts_peer(self, client: tuple[str, int | None] | None) -> bool:
         """Whether proxy headers from ``client`` (a connection's peer) are believed; asked once per
@@ -261,6 +268,23 @@ class ServerState:
                 self.metrics.reject("413")
             return payload_too_large
         return self.app
+
+    def write_soon(self, connection: Flushable) -> None:
+        """Call ``connection.flush_now()`` once the ready callbacks of this pass of the event loop
+        have run, with every other connection's output framed in the pass: the responses completed
+        in one pass leave in writes back to back, not one between each app's work. Over loopback
+        (a proxy on the host, the benchmarks) a write to a client asleep in ``epoll_wait`` pays
+        for waking it; back to back, one wake-up serves the batch (bench: system time per Starlette
+        request about 11 -> 7 µs). A response waits at most one pass, whose poll does not block."""
+        if not self._unwritten:
+            self.loop.call_soon(self._write_all)
+        self._unwritten.append(connection)
+
+    def _write_all(self) -> None:
+        connections = self._unwritten
+        self._unwritten = []
+        for connection in connections:
+            connection.flush_now()
 
     def admit(self) -> None:
         """Count an HTTP request that starts; the one reaching ``request_limit`` calls ``on_limit``."""
