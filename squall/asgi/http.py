@@ -29,7 +29,7 @@ import logging
 import os
 from collections.abc import Iterable
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import unquote
 
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
@@ -174,10 +174,18 @@ def checked_status(status: Any) -> int:
     return code
 
 
+def field(message: Message, key: str, default: Any) -> Any:
+    """``message.get(key, default)``; compiled, a plain dict (what apps send) is read without a
+    method call."""
+    if type(message) is dict:
+        return cast(dict[str, Any], message).get(key, default)
+    return message.get(key, default)
+
+
 def response_body(message: Message) -> tuple[bytes, bool]:
     """``body`` and ``more_body`` of a response body message, checked. Raises ASGIMessageError."""
-    body = message.get("body", b"")
-    more = message.get("more_body", False)
+    body = field(message, "body", b"")
+    more = field(message, "more_body", False)
     if type(body) is not bytes:
         if not isinstance(body, bytes | bytearray | memoryview):  # a bytes subclass is bytes
             raise ASGIMessageError(f"'body' must be bytes, got {type(body).__name__}")
@@ -624,8 +632,8 @@ class HTTPCycle:
             self._send_body(b"", more)
 
     def _start_response(self, message: Message) -> None:
-        status = checked_status(message.get("status"))
-        headers = validate_headers(message.get("headers", ()))
+        status = checked_status(field(message, "status", None))
+        headers = validate_headers(field(message, "headers", ()))
         for name, value in headers:
             if name == b"content-length":
                 if not value.isdigit() or self._remaining is not None:
@@ -633,7 +641,7 @@ class HTTPCycle:
                 self._remaining = int(value)
                 if status in _NO_BODY_STATUS or self.scope["method"] == "HEAD":
                     self._remaining = None
-        trailers = message.get("trailers", False)
+        trailers = field(message, "trailers", False)
         if type(trailers) is not bool:
             raise ASGIMessageError(f"'trailers' must be a bool, got {type(trailers).__name__}")
         if trailers:

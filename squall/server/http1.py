@@ -529,11 +529,14 @@ class HTTP1Connection(asyncio.Protocol):
 
     def cycle_finished(self, cycle: HTTPCycle) -> None:
         """The app returned (or raised) for ``cycle``."""
-        if self.cycles.pop(cycle.stream_id, None) is not None:
+        if cycle.stream_id in self.cycles:
             self._forget(cycle)
 
     def _forget(self, cycle: Exchange) -> None:
-        self.cycles.pop(cycle.stream_id, None)
+        cycles = self.cycles
+        sid = cycle.stream_id
+        if sid in cycles:
+            del cycles[sid]  # (not pop: a method call where compiled code has ``in`` and ``del``)
         server = self.server
         server.active_requests -= 1
         server.running.discard(cycle)
