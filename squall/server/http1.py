@@ -60,8 +60,8 @@ logger = logging.getLogger("squall.error")
 _BODY_HIGH_WATER = 256 * 1024
 _MAX_PIPELINE = 32
 #: Output pieces framed in one pass up to this many bytes in all go out joined, in one write(2):
-#: a writev(2) of the pieces costs the kernel more than copying them (bench/raw_server.py with
-#: head and body as two pieces: +0.4 µs of system time per hello response).
+#: a writev(2) of the pieces costs the kernel more than copying them (bench/raw_server.py changed
+#: to write head and body as two pieces: +0.4 µs of system time per hello response).
 _JOIN_OUTPUT = 4096
 _PAUSE_BODY, _PAUSE_PIPELINE = 1, 2
 _LINGER_SECONDS = 2.0
