@@ -12,6 +12,7 @@ import httptools
 from bench import apps
 from bench.h1_profile import REQUEST, Transport, make_connections
 from bench.h2_profile import client_batches, make_connection
+from squall.server.state import WRITE_BATCH
 
 
 class Recorder(Transport):
@@ -131,6 +132,39 @@ def test_http1_responses_completed_in_one_pass_leave_after_it() -> None:
     assert seen == [[0, 0, 0]] * 2 + [[0, 0, 1]]  # the last one is alone by then: written at once
     assert [transport.writes for transport in transports] == [1, 1, 1]
     assert all(response_body(bytes(transport.data)) == b"hi" for transport in transports)
+
+
+def test_http1_responses_waiting_for_the_pass_end_are_bounded() -> None:
+    """Past ``WRITE_BATCH`` connections waiting, the batch is written at once: the output held
+    for the end of a pass stays bounded however many connections a pass serves."""
+    seen: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hi"})
+        seen.append(transports[0].writes)
+
+    count = WRITE_BATCH + 8
+    transports = [Recorder() for _ in range(count)]
+    loop = asyncio.new_event_loop()
+    try:
+        conns = [conn for conn, _ in make_connections(loop, app, count)]
+        for conn, transport in zip(conns, transports, strict=True):
+            conn.connection_made(transport)  # type: ignore[arg-type]
+
+        async def serve() -> None:
+            for conn in conns:
+                conn.data_received(REQUEST)
+            while conns[0].server.total_requests < count or conns[0].server.active_requests:
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+
+        loop.run_until_complete(serve())
+    finally:
+        loop.close()
+    assert seen[: WRITE_BATCH - 1] == [0] * (WRITE_BATCH - 1)
+    assert seen[WRITE_BATCH - 1] == 1  # the batch's last member wrote every one of them
+    assert [transport.writes for transport in transports] == [1] * count
 
 
 def test_http1_a_lone_response_is_written_at_once() -> None:

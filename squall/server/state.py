@@ -44,6 +44,10 @@ class Connection(Protocol):
     def shutdown(self) -> None: ...
 
 
+#: At most this many connections' output waits for the end of a pass (``write_soon``).
+WRITE_BATCH = 32
+
+
 class Flushable(Protocol):
     """A connection whose framed output ``ServerState.write_soon`` writes later."""
 
@@ -275,10 +279,15 @@ class ServerState:
         in one pass leave in writes back to back, not one between each app's work. Over loopback
         (a proxy on the host, the benchmarks) a write to a client asleep in ``epoll_wait`` pays
         for waking it; back to back, one wake-up serves the batch (bench: system time per Starlette
-        request about 11 -> 7 µs). A response waits at most one pass, whose poll does not block."""
-        if not self._unwritten:
+        request about 11 -> 7 µs). A response waits at most one pass, whose poll does not block,
+        and at most ``WRITE_BATCH`` connections wait: held longer, thousands of responses' output
+        cost more than the wake-ups saved (hello at 4,096 connections: -11% unbounded, +7% so)."""
+        unwritten = self._unwritten
+        if not unwritten:
             self.loop.call_soon(self._write_all)
-        self._unwritten.append(connection)
+        unwritten.append(connection)
+        if len(unwritten) >= WRITE_BATCH:
+            self._write_all()
 
     def _write_all(self) -> None:
         connections = self._unwritten
