@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import httptools
+import pytest
 
 from bench import apps
 from bench.h1_profile import REQUEST, Transport, make_connections
@@ -165,6 +166,33 @@ def test_http1_responses_waiting_for_the_pass_end_are_bounded() -> None:
     assert seen[: WRITE_BATCH - 1] == [0] * (WRITE_BATCH - 1)
     assert seen[WRITE_BATCH - 1] == 1  # the batch's last member wrote every one of them
     assert [transport.writes for transport in transports] == [1] * count
+
+
+class CallCounter(Recorder):
+    """Counts ``writelines`` calls (a writev(2) each) apart from ``write`` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writelines_calls = 0
+
+    def writelines(self, data: list[bytes]) -> None:
+        super().writelines(data)
+        self.writelines_calls += 1
+
+
+@pytest.mark.parametrize(("size", "writev"), [(13, 0), (64 * 1024, 1)])
+def test_http1_small_output_in_pieces_is_joined_into_one_write(size: int, writev: int) -> None:
+    """Head and body up to 4 KiB in all leave joined, by one write(2); beyond, by one writev(2)
+    rather than a copy."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * size})
+
+    transport = CallCounter()
+    serve_http1(app, transport)
+    assert (transport.writes, transport.writelines_calls) == (1, writev)
+    assert response_body(bytes(transport.data)) == b"x" * size
 
 
 def test_http1_a_lone_response_is_written_at_once() -> None:
