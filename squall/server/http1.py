@@ -262,9 +262,7 @@ class HTTP1Connection(asyncio.Protocol):
             self.server.switches[event.upgrade](self, event)  # websocket or h2c: see accept.py
             return
         server = self.server
-        limit = self._http.limit_concurrency
-        busy = limit is not None and (len(server.connections) > limit or server.active_requests >= limit)
-        app = server.app_for(event.raw_path, busy)
+        app = server.app_for(event.raw_path, connections=len(server.connections))
         scope = build_scope(self._template, event, self._root_path)
         if self._forwarded:
             apply_forwarded(scope, server)

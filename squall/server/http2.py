@@ -372,9 +372,7 @@ class H2Connection(asyncio.Protocol):
             return None
         if upgrade is not None:
             return self._start_websocket(event)
-        limit = server.config.http.limit_concurrency
-        busy = limit is not None and server.active_requests >= limit
-        app = server.app_for(event.raw_path, busy, event.headers, self._max_body)
+        app = server.app_for(event.raw_path, event.headers, self._max_body)
         metrics = server.metrics
         if metrics is not None:
             metrics.h2_streams += 1

@@ -334,9 +334,7 @@ class H3Connection:
 
     def _on_request(self, event: Request) -> None:
         server = self.server
-        limit = server.config.http.limit_concurrency
-        busy = limit is not None and server.active_requests >= limit
-        app = server.app_for(event.raw_path, busy, event.headers, self._max_body)
+        app = server.app_for(event.raw_path, event.headers, self._max_body)
         sid = event.stream_id
         if not self._tls_known:
             self._tls_known = True

@@ -235,6 +235,7 @@ class ServerState:
         self.metrics: Metrics | None = Metrics() if config.observe.metrics else None
         self.observer: Observer | None = observer(config, self.metrics)
         self._unwritten: list[Flushable] = []  # see write_soon
+        self.limit_concurrency = config.http.limit_concurrency
 
     def trusts_peer(self, client: tuple[str, int | None] | None) -> bool:
         """Whether proxy headers from ``client`` (a connection's peer) are believed; asked once per
@@ -256,14 +257,20 @@ class ServerState:
         return [task for task in tasks if task is not None and not task.done()]
 
     def app_for(
-        self, raw_path: bytes, busy: bool, headers: Headers | None = None, body_limit: int | None = None
+        self,
+        raw_path: bytes,
+        headers: Headers | None = None,
+        body_limit: int | None = None,
+        connections: int = 0,
     ) -> ASGIApp:
-        """The app that answers a request: ``--health-path``'s (whatever the load), a 503 when
-        ``busy`` (``--limit-concurrency``), a 413 when ``headers`` declare a body over
-        ``body_limit`` (HTTP/2 and HTTP/3: HTTP/1.1 refuses those in its parser), else the app."""
+        """The app that answers a request: ``--health-path``'s (whatever the load), a 503 over
+        ``--limit-concurrency`` (requests running, or ``connections`` open: HTTP/1.1 counts those
+        too), a 413 when ``headers`` declare a body over ``body_limit`` (HTTP/2 and HTTP/3:
+        HTTP/1.1 refuses those in its parser), else the app."""
         if self.health_path is not None and raw_path == self.health_path:
             return self.health
-        if busy:
+        limit = self.limit_concurrency
+        if limit is not None and (connections > limit or self.active_requests >= limit):
             if self.metrics is not None:
                 self.metrics.reject("503")
             return service_unavailable
