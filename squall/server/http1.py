@@ -329,19 +329,20 @@ class HTTP1Connection(asyncio.Protocol):
     def flush(self) -> None:
         """Write whatever the protocol has framed."""
         output = self.proto.take_output()
-        if output and self.transport is not None and not self._closed:
-            if self.write_paused and self._write_meter is not None:
-                self._write_meter.written += sum(map(len, output))
-            if len(output) == 1:
-                self.transport.write(output[0])
-                return
-            size = 0
-            for piece in output:
-                size += len(piece)
-            if size <= _JOIN_OUTPUT:
-                self.transport.write(b"".join(output))
-            else:
-                self.transport.writelines(output)
+        transport = self.transport
+        if not output or transport is None or self._closed:
+            return
+        size = 0
+        for piece in output:
+            size += len(piece)
+        if self.write_paused and self._write_meter is not None:
+            self._write_meter.written += size
+        if len(output) == 1:
+            transport.write(output[0])
+        elif size <= _JOIN_OUTPUT:
+            transport.write(b"".join(output))
+        else:
+            transport.writelines(output)
 
     def flush_soon(self) -> None:
         """Write what the protocol has framed once the ready callbacks have run
