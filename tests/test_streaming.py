@@ -47,18 +47,28 @@ def serve_http1(app: Any, transport: Recorder | None = None) -> Recorder:
     """Serve one GET to ``app`` on one HTTP/1.1 connection whose transport (``transport``, else a
     new one) records the writes; return the transport once the response is complete."""
     transport = Recorder() if transport is None else transport
+    serve_http1_all(app, [transport])
+    return transport
+
+
+def serve_http1_all(app: Any, transports: list[Recorder]) -> None:
+    """Serve one GET to ``app`` on each of ``len(transports)`` HTTP/1.1 connections, all read in
+    one pass of the event loop; return once every response is written (``write_soon``'s too)."""
     loop = asyncio.new_event_loop()
     try:
-        ((conn, _),) = make_connections(loop, app, 1)
-        conn.connection_made(transport)  # type: ignore[arg-type]
+        conns = [conn for conn, _ in make_connections(loop, app, len(transports))]
+        for conn, transport in zip(conns, transports, strict=True):
+            conn.connection_made(transport)  # type: ignore[arg-type]
+        server = conns[0].server
 
         async def serve() -> None:
-            conn.data_received(REQUEST)
-            while conn.server.total_requests < 1:
+            for conn in conns:
+                conn.data_received(REQUEST)
+            while server.total_requests < len(conns) or server.active_requests:
                 await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the pass that writes what waited for the end of the last
 
         loop.run_until_complete(serve())
-        return transport
     finally:
         loop.close()
 
@@ -114,22 +124,7 @@ def test_http1_responses_completed_in_one_pass_leave_after_it() -> None:
         seen.append([transport.writes for transport in transports])
 
     transports = [Recorder(), Recorder(), Recorder()]
-    loop = asyncio.new_event_loop()
-    try:
-        conns = [conn for conn, _ in make_connections(loop, app, 3)]
-        for conn, transport in zip(conns, transports, strict=True):
-            conn.connection_made(transport)  # type: ignore[arg-type]
-
-        async def serve() -> None:
-            for conn in conns:
-                conn.data_received(REQUEST)
-            while conns[0].server.total_requests < 3 or conns[0].server.active_requests:
-                await asyncio.sleep(0)
-            await asyncio.sleep(0)  # the pass that writes
-
-        loop.run_until_complete(serve())
-    finally:
-        loop.close()
+    serve_http1_all(app, transports)
     assert seen == [[0, 0, 0]] * 2 + [[0, 0, 1]]  # the last one is alone by then: written at once
     assert [transport.writes for transport in transports] == [1, 1, 1]
     assert all(response_body(bytes(transport.data)) == b"hi" for transport in transports)
@@ -147,22 +142,7 @@ def test_http1_responses_waiting_for_the_pass_end_are_bounded() -> None:
 
     count = WRITE_BATCH + 8
     transports = [Recorder() for _ in range(count)]
-    loop = asyncio.new_event_loop()
-    try:
-        conns = [conn for conn, _ in make_connections(loop, app, count)]
-        for conn, transport in zip(conns, transports, strict=True):
-            conn.connection_made(transport)  # type: ignore[arg-type]
-
-        async def serve() -> None:
-            for conn in conns:
-                conn.data_received(REQUEST)
-            while conns[0].server.total_requests < count or conns[0].server.active_requests:
-                await asyncio.sleep(0)
-            await asyncio.sleep(0)
-
-        loop.run_until_complete(serve())
-    finally:
-        loop.close()
+    serve_http1_all(app, transports)
     assert seen[: WRITE_BATCH - 1] == [0] * (WRITE_BATCH - 1)
     assert seen[WRITE_BATCH - 1] == 1  # the batch's last member wrote every one of them
     assert [transport.writes for transport in transports] == [1] * count
