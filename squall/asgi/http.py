@@ -29,7 +29,7 @@ import logging
 import os
 from collections.abc import Iterable
 from time import perf_counter
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 from urllib.parse import unquote
 
 from squall.asgi.types import ASGIApp, ASGIMessageError, ClientDisconnected, Message, Scope
@@ -38,24 +38,28 @@ from squall.grammar import BAD_FIELD_VALUE, TOKEN
 from squall.observe.access import APP_ERROR, CLIENT_LEFT, COMPLETED, TIMED_OUT, AccessRecord, request_id
 from squall.observe.hooks import Observer
 
-logger = logging.getLogger("squall.error")
+logger: Final = logging.getLogger("squall.error")
 
-_START, _STARTED, _STREAMING, _TRAILERS, _DONE = range(5)
-_PATH_CHUNK = 256 * 1024
+_START: Final = 0
+_STARTED: Final = 1
+_STREAMING: Final = 2
+_TRAILERS: Final = 3
+_DONE: Final = 4
+_PATH_CHUNK: Final = 256 * 1024
 #: Body chunks the app sends within one pass of the event loop leave in one write, up to this
 #: many bytes; then they are written at once (and the transport's back-pressure applies).
-_COALESCE_MAX = 64 * 1024
+_COALESCE_MAX: Final = 64 * 1024
 
 #: The ASGI extensions every HTTP scope advertises (asgiref docs/extensions.rst).
-HTTP_EXTENSIONS: dict[str, dict[str, Any]] = {
+HTTP_EXTENSIONS: Final[dict[str, dict[str, Any]]] = {
     "http.response.early_hint": {},
     "http.response.trailers": {},
     "http.response.pathsend": {},
     "http.response.zerocopysend": {},
 }
-_NO_BODY_STATUS = frozenset((204, 304))
-_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
-_TASK_NAME = "squall: ASGI request"
+_NO_BODY_STATUS: Final = frozenset((204, 304))
+_DISCONNECT: Final[dict[str, Any]] = {"type": "http.disconnect"}
+_TASK_NAME: Final = "squall: ASGI request"
 
 
 class Channel(Protocol):
@@ -98,9 +102,9 @@ def build_scope(template: dict[str, Any], request: Request, root_path: str) -> S
     return scope
 
 
-_NAMES: dict[bytes, bytes] = {}  # header names already validated → their lower-case form
-_VALUES: set[bytes] = set()  # short header values already validated
-_CACHE_MAX = 4096
+_NAMES: Final[dict[bytes, bytes]] = {}  # header names already validated → their lower-case form
+_VALUES: Final[set[bytes]] = set()  # short header values already validated
+_CACHE_MAX: Final = 4096
 
 
 def validate_headers(headers: Iterable[Any]) -> Headers:

@@ -21,7 +21,7 @@ import time
 import traceback
 from base64 import b64decode
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import Any, Final
 
 from squall.config import ACCESS_ATOM
 from squall.grammar import TOKEN
@@ -29,11 +29,11 @@ from squall.grammar import TOKEN
 access_logger = logging.getLogger("squall.access")
 
 #: How a request ended (the ``ended`` key).
-COMPLETED = "completed"
-CLIENT_LEFT = "client_left"
-TIMED_OUT = "timeout"
-APP_ERROR = "app_error"
-REJECTED = "rejected"
+COMPLETED: Final = "completed"
+CLIENT_LEFT: Final = "client_left"
+TIMED_OUT: Final = "timeout"
+APP_ERROR: Final = "app_error"
+REJECTED: Final = "rejected"
 
 _ESCAPES = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
 _ESCAPES[ord('"')] = '\\"'

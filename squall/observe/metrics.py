@@ -23,23 +23,23 @@ import socket
 from collections.abc import Iterable
 from typing import Any, Final
 
-METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "other")
-_METHOD_INDEX = {name: index for index, name in enumerate(METHODS[:-1])}
+METHODS: Final = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "other")
+_METHOD_INDEX: Final = {name: index for index, name in enumerate(METHODS[:-1])}
 #: Status classes; index = status // 100 (0: no response was sent).
-STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+STATUS_CLASSES: Final = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
 #: Protocols (slot indexes): an HTTP request's ``http_version`` picks one; websocket sessions use the last.
-PROTOCOLS = ("HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3", "websocket")
-PROTOCOL_INDEX = {"1.0": 0, "1.1": 1, "2": 2, "3": 3}
-WEBSOCKET = 4
+PROTOCOLS: Final = ("HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3", "websocket")
+PROTOCOL_INDEX: Final = {"1.0": 0, "1.1": 1, "2": 2, "3": 3}
+WEBSOCKET: Final = 4
 #: Upper bounds (seconds) of the request duration histogram buckets (then +Inf).
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _NB: Final = 16  # len(BUCKETS) + 1
 _NP: Final = 5  # len(PROTOCOLS)
 _NC: Final = 6  # len(STATUS_CLASSES)
 _OTHER: Final = 9  # the index of "other" in METHODS
 
 #: Snapshot keys whose values add up across workers (ints, lists of ints/floats, or dicts of ints).
-COUNTERS = (
+COUNTERS: Final = (
     "requests",
     "durations",
     "duration_sum",
@@ -54,7 +54,7 @@ COUNTERS = (
     "h2_goaways",
 )
 #: Snapshot keys that are the worker's state now: summed over live workers only.
-GAUGES = ("in_flight", "connections", "ws_open")
+GAUGES: Final = ("in_flight", "connections", "ws_open")
 
 
 class Metrics:
@@ -172,7 +172,7 @@ def _bucket(seconds: float) -> int:
 
 
 #: HTTP/2 error code names (RFC 9113 §7), by code; the last one stands for any higher code.
-ERROR_NAMES = (
+ERROR_NAMES: Final = (
     "NO_ERROR",
     "PROTOCOL_ERROR",
     "INTERNAL_ERROR",
@@ -209,7 +209,7 @@ def add_frames(
             goaways[key] = goaways.get(key, 0) + n
 
 
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _rss_bytes() -> int:
@@ -388,7 +388,7 @@ def _processes(out: _Writer, workers: list[dict[str, Any]], supervisor: dict[str
 
 
 #: Why the supervisor replaced a worker (``squall_worker_restarts_total{cause}``).
-RESTART_CAUSES = ("crash", "health_check", "max_requests", "max_memory", "reload")
+RESTART_CAUSES: Final = ("crash", "health_check", "max_requests", "max_memory", "reload")
 
 
 # ---------------------------------------------------------------------- the metrics listener
@@ -427,7 +427,7 @@ def _plain(status: int, text: bytes) -> bytes:
 
 
 #: Longest request head a metrics listener reads.
-MAX_HEAD = 8192
+MAX_HEAD: Final = 8192
 
 
 def bind_metrics(host: str, port: int) -> socket.socket:

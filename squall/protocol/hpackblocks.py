@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 Field = tuple[bytes, bytes]
 
@@ -35,14 +35,14 @@ class BadHeaderBlock(Exception):
 
 
 #: A dynamic table size update to 0: the first bytes of the first block squall sends.
-TABLE_SIZE_ZERO = b"\x20"
+TABLE_SIZE_ZERO: Final = b"\x20"
 
-_FIELDS: dict[Field, bytes] = {}
-_FIELDS_MAX = 4096
-_FIELD_MAX_SIZE = 1024  # longer fields are encoded every time, not kept
+_FIELDS: Final[dict[Field, bytes]] = {}
+_FIELDS_MAX: Final = 4096
+_FIELD_MAX_SIZE: Final = 1024  # longer fields are encoded every time, not kept
 # The hpack library is imported when the first HTTP/2 connection needs it, not at startup: its
 # Huffman tables alone are 2.3 MiB of a worker's memory, which an HTTP/1.1-only server never uses.
-_ENCODERS: list[Any] = []
+_ENCODERS: Final[list[Any]] = []
 
 
 def _encoder() -> Any:

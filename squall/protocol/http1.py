@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 import httptools
 
@@ -50,32 +50,36 @@ from squall.events import (
     Trailers,
 )
 
-_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
-_FRAMING = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect", b"connection", b"upgrade"))
-_OWS = (32, 9)
+_HOST: Final = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
+_FRAMING: Final = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"expect", b"connection", b"upgrade")
+)
+_OWS: Final = (32, 9)
 # Methods called through their class: compiled, ``x.find(...)`` looks ``find`` up on x's type at
 # each call, these do not (about 100 instructions a call; bench/instructions.sh).
-_find = bytes.find
-_partition = bytes.partition
-_lower = bytes.lower
-_feed_data = httptools.HttpRequestParser.feed_data
-_get_method = httptools.HttpRequestParser.get_method
-_CRLF = (13, 10)
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
-_JOIN_CHUNK = 2048  # a body chunk up to this size is copied into its chunked framing
-_RESPONSE_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection", b"server", b"date"))
-_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) [\x21-\x7e]+ HTTP/[0-9]\.[0-9]")
-_NAMED_LIMIT = {413: "--limit-request-body", 414: "--limit-request-line", 431: "--limit-request-head"}
+_find: Final = bytes.find
+_partition: Final = bytes.partition
+_lower: Final = bytes.lower
+_feed_data: Final = httptools.HttpRequestParser.feed_data
+_get_method: Final = httptools.HttpRequestParser.get_method
+_CRLF: Final = (13, 10)
+_METHODS: Final = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+_JOIN_CHUNK: Final = 2048  # a body chunk up to this size is copied into its chunked framing
+_RESPONSE_SPECIAL: Final = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"server", b"date")
+)
+_REQUEST_LINE: Final = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) [\x21-\x7e]+ HTTP/[0-9]\.[0-9]")
+_NAMED_LIMIT: Final = {413: "--limit-request-body", 414: "--limit-request-line", 431: "--limit-request-head"}
 
 #: Bytes of chunk-size lines beyond their shortest form (extensions, leading zeros) per request.
-CHUNK_META_LIMIT = 16 * 1024
+CHUNK_META_LIMIT: Final = 16 * 1024
 
 
-_HOST_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%"
+_HOST_CHARS: Final = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%"
 
 
-_PLAIN_HOSTS: dict[bytes, bool] = {}  # Host values checked already (clients repeat theirs)
-_PLAIN_HOSTS_MAX = 1024
+_PLAIN_HOSTS: Final[dict[bytes, bool]] = {}  # Host values checked already (clients repeat theirs)
+_PLAIN_HOSTS_MAX: Final = 1024
 
 
 def _plain_host(host: bytes) -> bool:
@@ -98,7 +102,7 @@ def _status_line(status: int) -> bytes:
     return b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode("ascii"))
 
 
-STATUS_LINES: dict[int, bytes] = {code: _status_line(code) for code in range(100, 600)}
+STATUS_LINES: Final[dict[int, bytes]] = {code: _status_line(code) for code in range(100, 600)}
 
 
 class _Reject(Exception):

@@ -66,7 +66,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from squall.events import (
     Body,
@@ -90,59 +90,70 @@ from squall.protocol.hpackblocks import (
     encode,
 )
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 # Error codes (RFC 9113 §7).
-NO_ERROR = 0x0
-PROTOCOL_ERROR = 0x1
-INTERNAL_ERROR = 0x2
-FLOW_CONTROL_ERROR = 0x3
-STREAM_CLOSED = 0x5
-FRAME_SIZE_ERROR = 0x6
-REFUSED_STREAM = 0x7
-CANCEL = 0x8
-COMPRESSION_ERROR = 0x9
-ENHANCE_YOUR_CALM = 0xB
-ERROR_CODES = 0xE  # codes 0x0-0xD are RFC 9113's; a higher one is counted as ERROR_CODES
+NO_ERROR: Final = 0x0
+PROTOCOL_ERROR: Final = 0x1
+INTERNAL_ERROR: Final = 0x2
+FLOW_CONTROL_ERROR: Final = 0x3
+STREAM_CLOSED: Final = 0x5
+FRAME_SIZE_ERROR: Final = 0x6
+REFUSED_STREAM: Final = 0x7
+CANCEL: Final = 0x8
+COMPRESSION_ERROR: Final = 0x9
+ENHANCE_YOUR_CALM: Final = 0xB
+ERROR_CODES: Final = 0xE  # codes 0x0-0xD are RFC 9113's; a higher one is counted as ERROR_CODES
 
 # Frame types and flags (RFC 9113 §6).
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE = range(6)
-PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(6, 10)
-END_STREAM = ACK = 0x1
-END_HEADERS = 0x4
-PADDED = 0x8
-PRIORITY_FLAG = 0x20
-_SELF_DEPENDENT = 0x100  # not a wire flag: marks a HEADERS frame whose stream depends on itself
+DATA: Final = 0
+HEADERS: Final = 1
+PRIORITY: Final = 2
+RST_STREAM: Final = 3
+SETTINGS: Final = 4
+PUSH_PROMISE: Final = 5
+PING: Final = 6
+GOAWAY: Final = 7
+WINDOW_UPDATE: Final = 8
+CONTINUATION: Final = 9
+END_STREAM: Final = 0x1
+ACK: Final = 0x1
+END_HEADERS: Final = 0x4
+PADDED: Final = 0x8
+PRIORITY_FLAG: Final = 0x20
+_SELF_DEPENDENT: Final = 0x100  # not a wire flag: marks a HEADERS frame whose stream depends on itself
 
 # Settings (RFC 9113 §6.5.2, RFC 8441).
-HEADER_TABLE_SIZE = 0x1
-ENABLE_PUSH = 0x2
-MAX_CONCURRENT_STREAMS = 0x3
-INITIAL_WINDOW_SIZE = 0x4
-MAX_FRAME_SIZE = 0x5
-MAX_HEADER_LIST_SIZE = 0x6
-ENABLE_CONNECT_PROTOCOL = 0x8
+HEADER_TABLE_SIZE: Final = 0x1
+ENABLE_PUSH: Final = 0x2
+MAX_CONCURRENT_STREAMS: Final = 0x3
+INITIAL_WINDOW_SIZE: Final = 0x4
+MAX_FRAME_SIZE: Final = 0x5
+MAX_HEADER_LIST_SIZE: Final = 0x6
+ENABLE_CONNECT_PROTOCOL: Final = 0x8
 
-MAX_WINDOW = 2**31 - 1
-DEFAULT_WINDOW = 65535
-FRAME_SIZE = 16384  # our SETTINGS_MAX_FRAME_SIZE: the default, never changed
-MAX_CONTINUATIONS = 64
-_FRAME_HEAD = struct.Struct(">BHBBL")
-_SETTING = struct.Struct(">HL")
+MAX_WINDOW: Final = 2**31 - 1
+DEFAULT_WINDOW: Final = 65535
+FRAME_SIZE: Final = 16384  # our SETTINGS_MAX_FRAME_SIZE: the default, never changed
+MAX_CONTINUATIONS: Final = 64
+_FRAME_HEAD: Final = struct.Struct(">BHBBL")
+_SETTING: Final = struct.Struct(">HL")
 
 # Fields that are meaningless (and forbidden) in HTTP/2 (RFC 9113 §8.2.2).
-_CONNECTION_HEADERS = frozenset(
+_CONNECTION_HEADERS: Final = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
-_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
-_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")  # a token, lower case (RFC 9113 §8.2.1)
-_BAD_VALUE = re.compile(rb"[\0\r\n]|^[ \t]|[ \t]\Z")
-_STATUS = {code: str(code).encode() for code in range(100, 600)}
-_NO_CONTENT = frozenset((204, 304))  # responses without content (RFC 9110 §15.3.5, §15.4.5)
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")}
-_REQUEST_CACHE_MAX = 32
-_HEADS_MAX = 64
-_CACHEABLE_BLOCK = 512  # longer blocks are not cached (nor blocks decoding to more than this x 16)
+_PSEUDO: Final = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
+_NAME: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")  # a token, lower case (RFC 9113 §8.2.1)
+_BAD_VALUE: Final = re.compile(rb"[\0\r\n]|^[ \t]|[ \t]\Z")
+_STATUS: Final = {code: str(code).encode() for code in range(100, 600)}
+_NO_CONTENT: Final = frozenset((204, 304))  # responses without content (RFC 9110 §15.3.5, §15.4.5)
+_METHODS: Final = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")
+}
+_REQUEST_CACHE_MAX: Final = 32
+_HEADS_MAX: Final = 64
+_CACHEABLE_BLOCK: Final = 512  # longer blocks are not cached (nor blocks decoding to more than this x 16)
 
 
 class LocalProtocolError(Exception):
@@ -1112,7 +1123,7 @@ class H2Server:
         return data
 
 
-_FRAMES: tuple[Callable[[H2Server, int, int, bytes], None], ...] = (
+_FRAMES: Final[tuple[Callable[[H2Server, int, int, bytes], None], ...]] = (
     H2Server._on_data,
     H2Server._on_headers,
     H2Server._on_priority,

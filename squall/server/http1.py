@@ -37,7 +37,7 @@ import errno
 import ipaddress
 import logging
 import os
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from squall.asgi.http import HTTPCycle, build_scope, read_file_into
 from squall.asgi.types import ASGIMessageError, ClientDisconnected
@@ -55,21 +55,22 @@ from squall.server.state import (
     scope_template,
 )
 
-logger = logging.getLogger("squall.error")
+logger: Final = logging.getLogger("squall.error")
 
-_BODY_HIGH_WATER = 256 * 1024
-_MAX_PIPELINE = 32
+_BODY_HIGH_WATER: Final = 256 * 1024
+_MAX_PIPELINE: Final = 32
 #: Output pieces framed in one pass up to this many bytes in all go out joined, in one write(2):
 #: a writev(2) of the pieces costs the kernel more than copying them (bench/raw_server.py changed
 #: to write head and body as two pieces: +0.4 µs of system time per hello response).
-_JOIN_OUTPUT = 4096
-_PAUSE_BODY, _PAUSE_PIPELINE = 1, 2
-_LINGER_SECONDS = 2.0
-_SENDFILE_MAX = 1 << 30  # bytes per sendfile(2) call
-_SENDFILE_NUDGE = 16 * 1024  # written through the transport when the socket is full (see send_file)
-_LOCAL_CHUNK = 1 << 20  # bytes per read when a file goes to a client on this host (see send_file)
-_LOCAL_SENDFILE_MAX = 2 << 20  # files up to this size go by sendfile(2) even then (sendfile_wanted)
-_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
+_JOIN_OUTPUT: Final = 4096
+_PAUSE_BODY: Final = 1
+_PAUSE_PIPELINE: Final = 2
+_LINGER_SECONDS: Final = 2.0
+_SENDFILE_MAX: Final = 1 << 30  # bytes per sendfile(2) call
+_SENDFILE_NUDGE: Final = 16 * 1024  # written through the transport when the socket is full (see send_file)
+_LOCAL_CHUNK: Final = 1 << 20  # bytes per read when a file goes to a client on this host (see send_file)
+_LOCAL_SENDFILE_MAX: Final = 2 << 20  # files up to this size go by sendfile(2) even then (sendfile_wanted)
+_GONE: Final = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
 
 
 def sendfile_wanted(

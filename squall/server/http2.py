@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, cast
+from typing import Any, Final, cast
 from urllib.parse import quote
 
 from mypy_extensions import mypyc_attr
@@ -78,12 +78,12 @@ from squall.server.state import (
 )
 from squall.server.streams import StreamChannel
 
-logger = logging.getLogger("squall.error")
+logger: Final = logging.getLogger("squall.error")
 
 # The h2c upgrade request's body is HTTP/1.1 bytes, outside flow control: reading pauses while the
 # app holds more than this of it unread (as HTTP1Connection does).
-_UPGRADE_BODY_HIGH_WATER = 256 * 1024
-_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+_UPGRADE_BODY_HIGH_WATER: Final = 256 * 1024
+_SWITCHING: Final = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # h2websocket.H2WebSocket is one

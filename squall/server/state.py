@@ -18,7 +18,7 @@ import struct
 import termios
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from squall.asgi.http import HTTP_EXTENSIONS
 from squall.asgi.types import ASGI_VERSION, ASGIApp, ClientDisconnected, Receive, Scope, Send
@@ -45,7 +45,7 @@ class Connection(Protocol):
 
 
 #: At most this many connections' output waits for the end of a pass (``write_soon``).
-WRITE_BATCH = 32
+WRITE_BATCH: Final = 32
 
 
 class Flushable(Protocol):
@@ -374,7 +374,7 @@ def scope_template(server: ServerState, transport: asyncio.BaseTransport) -> dic
     return template
 
 
-_FIELDS: frozenset[bytes] = FIELDS  # a module-level name of this (compiled) module: no lookup per call
+_FIELDS: Final[frozenset[bytes]] = FIELDS  # a module-level name of this (compiled) module: no lookup per call
 
 
 def apply_forwarded(scope: Scope, server: ServerState) -> None:
@@ -460,9 +460,9 @@ def declared_too_large(headers: Headers, limit: int) -> bool:
 
 
 #: Answers requests over ``--limit-concurrency``.
-service_unavailable = _status_app(503, b"Service Unavailable")
+service_unavailable: Final = _status_app(503, b"Service Unavailable")
 #: Answers HTTP/2 requests whose declared body is over ``--limit-request-body``.
-payload_too_large = _status_app(413, b"Content Too Large: over the server's --limit-request-body")
+payload_too_large: Final = _status_app(413, b"Content Too Large: over the server's --limit-request-body")
 
 
 class DrainWaiters:
