@@ -210,3 +210,33 @@ def test_http2_streamed_responses_of_one_loop_pass_share_one_write() -> None:
         assert transport.written > 20 * apps.STREAM_CHUNKS * len(apps.STREAM_CHUNK)
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize(("streams", "written_at_once"), [(1, True), (2, False)])
+def test_http2_a_lone_response_is_written_at_once(streams: int, written_at_once: bool) -> None:
+    # Alone, a completed response is written when it completes, as over HTTP/1.1; with another
+    # stream in flight it waits for the end of the loop pass, to leave with the other's.
+    seen: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        before = transport.written
+        await send({"type": "http.response.body", "body": b"hi"})
+        seen.append(transport.written > before)
+
+    loop = asyncio.new_event_loop()
+    try:
+        conn, transport = make_connection(loop, app)
+        (batch,) = client_batches(streams, streams)
+
+        async def serve() -> None:
+            conn.start()
+            conn.data_received(batch)
+            while conn.streams:
+                await asyncio.sleep(0)
+
+        loop.run_until_complete(serve())
+        assert seen[0] is written_at_once
+        assert conn.server.total_requests == streams
+    finally:
+        loop.close()
