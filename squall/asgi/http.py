@@ -60,6 +60,7 @@ HTTP_EXTENSIONS: Final[dict[str, dict[str, Any]]] = {
 _NO_BODY_STATUS: Final = frozenset((204, 304))
 _DISCONNECT: Final[dict[str, Any]] = {"type": "http.disconnect"}
 _TASK_NAME: Final = "squall: ASGI request"
+_Task: Final = asyncio.Task  # (compiled: a static, not the module attribute looked up per request)
 
 
 class Channel(Protocol):
@@ -343,7 +344,7 @@ class HTTPCycle:
         # the default "Task-<n>" name is a string format per request.
         loop = self._channel.loop
         if loop.get_task_factory() is None:
-            self.task = asyncio.Task(self._run(), loop=loop, name=_TASK_NAME)
+            self.task = _Task(self._run(), loop=loop, name=_TASK_NAME)
         else:
             self.task = loop.create_task(self._run())
         if self._deadline_at:  # armed when the request's turn comes (pipelining keeps order)

@@ -134,6 +134,10 @@ class HTTP1Connection(asyncio.Protocol):
         self.loop = server.loop
         http = server.config.http
         self._http = http
+        # The timeouts read for every request, kept here (compiled: native attributes).
+        self._timeout_header = http.timeout_request_header
+        self._timeout_body = http.timeout_request_body
+        self._timeout_idle = http.timeout_keep_alive
         self._observer = server.observer
         self._head_at = 0.0  # when the head in progress was first seen (for --timeout-request)
         self._lost_as = CLIENT_LEFT  # how the requests still open end if the connection goes
@@ -624,16 +628,15 @@ class HTTP1Connection(asyncio.Protocol):
             self._update_timer(restart_body=True)
 
     def _wanted_timer(self) -> tuple[str | None, float | None]:
-        http = self._http
         if self.proto.head_in_progress:
-            return "header", http.timeout_request_header
+            return "header", self._timeout_header
         receiving = self.receiving
         if receiving is not None:
             if self._paused or receiving.awaiting_continue:
                 return None, None
-            return "body", http.timeout_request_body
+            return "body", self._timeout_body
         if not self.proto.response_pending:
-            return "idle", http.timeout_keep_alive
+            return "idle", self._timeout_idle
         return None, None
 
     def _update_timer(self, restart_body: bool = False) -> None:
