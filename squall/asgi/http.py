@@ -108,6 +108,20 @@ _VALUES: Final[set[bytes]] = set()  # short header values already validated
 _CACHE_MAX: Final = 4096
 
 
+_DECIMALS: Final[dict[int, bytes]] = {}  # body lengths already formatted (up to _CACHE_MAX of them)
+
+
+def _decimal(number: int) -> bytes:
+    """``b"%d" % number``, from a cache: % formatting is the costlier part of a small response's
+    framing, and the same lengths come back."""
+    text = _DECIMALS.get(number)
+    if text is None:
+        text = b"%d" % number
+        if len(_DECIMALS) < _CACHE_MAX:
+            _DECIMALS[number] = text
+    return text
+
+
 def validate_headers(headers: Iterable[Any]) -> Headers:
     """Check response headers; return them with lower-case names. Raises ASGIMessageError."""
     checked: Headers = []
@@ -621,7 +635,7 @@ class HTTPCycle:
         (``sendfile(2)`` on plain TCP, a read loop otherwise), with back-pressure."""
         whole = self._state == _STARTED and not more and self._trailers is None
         if whole and self._remaining is None and self._status not in _NO_BODY_STATUS:
-            self._headers.append((b"content-length", b"%d" % count))  # the whole body: its length
+            self._headers.append((b"content-length", _decimal(count)))  # the whole body: its length
             self._remaining = count if self.scope["method"] != "HEAD" else None
         if count and self._status not in _NO_BODY_STATUS and self.scope["method"] != "HEAD":
             remaining = self._remaining
@@ -673,7 +687,7 @@ class HTTPCycle:
                 and self._status not in _NO_BODY_STATUS
                 and (body or self.scope["method"] != "HEAD")
             ):
-                headers.append((b"content-length", b"%d" % len(body)))
+                headers.append((b"content-length", _decimal(len(body))))
             channel.send_event(Response(sid, self._status, headers))
             self._state = _STREAMING
         size = len(body)
