@@ -15,6 +15,7 @@ whatever else the machine does. Socket calls are counted instead (``writes``)::
     python bench/h1_profile.py --profile            # cProfile, top functions
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/h1_profile.py -n 2000
     python bench/h1_profile.py -n 0                 # the same run without requests: subtract it
+    python bench/h1_profile.py -c 1024 --per-pass 64  # 1,024 connections, 64 requests per pass
 
 ``bash bench/instructions.sh`` runs the subtraction for every app and HTTP version.
 """
@@ -93,15 +94,23 @@ def make_connections(
 
 
 async def replay(
-    conns: list[tuple[HTTP1Connection, Transport]], requests: int, request: bytes = REQUEST
+    conns: list[tuple[HTTP1Connection, Transport]],
+    requests: int,
+    request: bytes = REQUEST,
+    per_pass: int | None = None,
 ) -> None:
+    """Send ``requests`` requests, ``per_pass`` connections' worth per pass of the event loop
+    (all of them by default), taking the connections in turn, each batch served to completion."""
     server = conns[0][0].server
+    per_pass = min(per_pass or len(conns), len(conns))
     sent = 0
+    at = 0
     while sent < requests:
-        batch = conns[: requests - sent]
-        for conn, _ in batch:
-            conn.data_received(request)
-        sent += len(batch)
+        count = min(per_pass, requests - sent)
+        for _ in range(count):
+            conns[at][0].data_received(request)
+            at = at + 1 if at + 1 < len(conns) else 0
+        sent += count
         while server.total_requests < sent or server.active_requests:
             await asyncio.sleep(0)
 
@@ -115,6 +124,12 @@ def main() -> None:
     )
     parser.add_argument("--path", default="/", help="the path requested (/json for framework_apps)")
     parser.add_argument("--post-json", metavar="JSON", help="POST this JSON body instead of a GET")
+    parser.add_argument(
+        "--per-pass",
+        type=int,
+        metavar="N",
+        help="requests started per pass of the event loop (default: one per connection)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the replay")
     parser.add_argument("--asyncio", action="store_true", help="asyncio's loop instead of uvloop")
     args = parser.parse_args()
@@ -139,7 +154,7 @@ def main() -> None:
     started = time.perf_counter()
     if profiler is not None:
         profiler.enable()
-    loop.run_until_complete(replay(conns, args.requests, request))
+    loop.run_until_complete(replay(conns, args.requests, request, args.per_pass))
     if profiler is not None:
         profiler.disable()
     elapsed = time.perf_counter() - started
