@@ -179,6 +179,9 @@ class H2Connection(asyncio.Protocol):
         self._h2 = h2c
         self._root_path = config.app.root_path
         self._max_body = config.http.limit_request_body
+        # Read for every stream, kept here (compiled: native attributes, not config lookups).
+        self._max_streams = h2c.h2_max_concurrent_streams
+        self._max_requests = h2c.h2_max_requests
         self._timeout_body = config.http.timeout_request_body
         self._observer = server.observer
         self._access_log = server.observer is not None and server.observer.access is not None
@@ -364,7 +367,7 @@ class H2Connection(asyncio.Protocol):
         upgrade = event.upgrade
         if (upgrade is not None and (upgrade != b"websocket" or not self._websocket)) or len(
             self.streams
-        ) >= self._h2.h2_max_concurrent_streams:
+        ) >= self._max_streams:
             self.proto.refuse(sid)
             return None
         if self.proto.going_away and sid > self.proto.last_stream_id:
@@ -388,7 +391,7 @@ class H2Connection(asyncio.Protocol):
         server.admit()  # may reach --limit-max-requests: GOAWAY below
         server.running.add(cycle)
         self.requests += 1
-        max_requests = self._h2.h2_max_requests
+        max_requests = self._max_requests
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
             self.proto.graceful_shutdown()
         cycle.start()
@@ -409,7 +412,7 @@ class H2Connection(asyncio.Protocol):
         self.websockets.add(stream)
         server.active_requests += 1
         self.requests += 1
-        max_requests = self._h2.h2_max_requests
+        max_requests = self._max_requests
         if server.shutting_down or (max_requests is not None and self.requests >= max_requests):
             self.proto.graceful_shutdown()
 
