@@ -241,7 +241,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        timeout = self._http.timeout_request_body
+        timeout = self._timeout_body
         if timeout is not None and self._write_timer is None:
             self._write_timer = self.loop.call_later(timeout, self._on_write_stalled)
         if self.server.min_response_rate is not None and self.transport is not None:
@@ -510,8 +510,8 @@ class HTTP1Connection(asyncio.Protocol):
             self._resume(_PAUSE_BODY)
 
     def response_complete(self, cycle: HTTPCycle) -> None:
-        """The last byte of ``cycle``'s response is framed: write it once this pass of the event
-        loop is over (``flush_soon``), then serve the next one."""
+        """The last byte of ``cycle``'s response is framed: write it, at once or with the other
+        responses of this pass (``ServerState.write_at_once``), then serve the next one."""
         self.server.total_requests += 1
         if self.active is cycle:
             self.active = None
@@ -520,10 +520,10 @@ class HTTP1Connection(asyncio.Protocol):
             self.flush()
             self._close()
             return
-        if self.server.active_requests > 1:
-            self.flush_soon()  # others are in flight: leave with theirs (ServerState.write_soon)
+        if self.server.write_at_once():
+            self.flush()
         else:
-            self.flush()  # alone: waiting for the pass to end would only add latency
+            self.flush_soon()
         if self.pending:
             self.active = self.pending.pop(0)
             self._resume(_PAUSE_PIPELINE)

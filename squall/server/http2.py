@@ -489,10 +489,10 @@ class H2Connection(asyncio.Protocol):
         self.flush()
 
     def response_complete(self, stream: H2Stream) -> None:
-        if self.server.active_requests > 1:
-            self.flush_soon()  # others are in flight: leave with theirs (ServerState.write_soon)
+        if self.server.write_at_once():
+            self.flush()
         else:
-            self.flush()  # alone: waiting for the pass to end would only add latency
+            self.flush_soon()
         self.server.total_requests += 1
 
     def stream_finished(self, stream: H2Stream) -> None:

@@ -296,6 +296,12 @@ class ServerState:
         if len(unwritten) >= WRITE_BATCH:
             self._write_all()
 
+    def write_at_once(self) -> bool:
+        """Whether a response completing now is written at once rather than with ``write_soon``:
+        when no other request is in flight, waiting for the end of the pass would only add
+        latency (wrk -c1: about +15 µs); otherwise it leaves with the others' responses."""
+        return self.active_requests <= 1
+
     def _write_all(self) -> None:
         connections = self._unwritten
         self._unwritten = []
