@@ -60,6 +60,7 @@ HTTP_EXTENSIONS: Final[dict[str, dict[str, Any]]] = {
 _NO_BODY_STATUS: Final = frozenset((204, 304))
 _DISCONNECT: Final[dict[str, Any]] = {"type": "http.disconnect"}
 _TASK_NAME: Final = "squall: ASGI request"
+_UNTYPED: Final = object()  # a message without "type"
 _Task: Final = asyncio.Task  # (compiled: a static, not the module attribute looked up per request)
 
 
@@ -98,7 +99,9 @@ def build_scope(template: dict[str, Any], request: Request, root_path: str) -> S
     scope["query_string"] = request.query_string
     scope["headers"] = request.headers
     state = template.get("state")
-    if state is not None:
+    if type(state) is dict:
+        scope["state"] = cast(dict[str, Any], state).copy()  # (compiled: a native copy)
+    elif state is not None:
         scope["state"] = state.copy()
     return scope
 
@@ -124,25 +127,50 @@ def _decimal(number: int) -> bytes:
 
 def validate_headers(headers: Iterable[Any]) -> Headers:
     """Check response headers; return them with lower-case names. Raises ASGIMessageError."""
-    checked: Headers = []
-    names = _NAMES
-    values = _VALUES
+    if type(headers) is not list:
+        try:
+            headers = list(headers)  # read once: a generator cannot be read again on the slow path
+        except TypeError:
+            return _validate_slowly(headers)
     try:
-        for name, value in headers:
-            lower = names.get(name)
-            if lower is None or type(value) is not bytes:
-                break
-            if value not in values:
-                if BAD_FIELD_VALUE.search(value):
-                    break
-                if len(values) < _CACHE_MAX and len(value) <= 64:
-                    values.add(value)
-            checked.append((lower, value))
+        checked = _checked_list(headers)
+    except TypeError:  # an unhashable name
+        checked = None
+    return checked if checked is not None else _validate_slowly(headers)
+
+
+def _checked_list(headers: list[Any]) -> Headers | None:
+    """``validate_headers`` for names already seen valid: compiled, the loop and the pairs are
+    read natively. None for anything else: the slow path says what is wrong."""
+    checked: Headers = []
+    for item in headers:
+        # Each branch narrowed apart: compiled, their reads are native (a union's are not).
+        if type(item) is tuple and len(item) == 2:  # noqa: SIM114
+            name, value = item[0], item[1]
+        elif type(item) is list and len(item) == 2:
+            name, value = item[0], item[1]
         else:
-            return checked
-    except (TypeError, ValueError):
-        pass
-    return _validate_slowly(headers)
+            return None
+        lower = _checked_field(name, value)
+        if lower is None:
+            return None
+        checked.append((lower, value))
+    return checked
+
+
+def _checked_field(name: Any, value: Any) -> bytes | None:
+    """The lower-case name of a header already seen valid, its value checked; None for anything
+    else (``_validate_slowly`` then says what is wrong)."""
+    lower = _NAMES.get(name)
+    if lower is None or type(value) is not bytes:
+        return None
+    values = _VALUES
+    if value not in values:
+        if BAD_FIELD_VALUE.search(value):
+            return None
+        if len(values) < _CACHE_MAX and len(value) <= 64:
+            values.add(value)
+    return lower
 
 
 def _validate_slowly(headers: Iterable[Any]) -> Headers:
@@ -199,6 +227,17 @@ def field(message: Message, key: str, default: Any) -> Any:
     if type(message) is dict:
         return cast(dict[str, Any], message).get(key, default)
     return message.get(key, default)
+
+
+def _message_type(message: Message) -> Any:
+    """``message["type"]``; ``_UNTYPED`` when there is none, or ``message`` is no mapping.
+    Compiled, a plain dict (what apps send) is read without a method call."""
+    if type(message) is dict:
+        return cast(dict[str, Any], message).get("type", _UNTYPED)
+    try:
+        return message["type"]
+    except (KeyError, TypeError):
+        return _UNTYPED
 
 
 def response_body(message: Message) -> tuple[bytes, bool]:
@@ -510,20 +549,22 @@ class HTTPCycle:
         """ASGI ``send``: validates the message and hands it to the connection."""
         if self._disconnected:
             raise ClientDisconnected("client disconnected")
-        try:
-            mtype = message["type"]
-        except (KeyError, TypeError):
-            raise ASGIMessageError(f"message must be a dict with a 'type' key: {message!r}") from None
-        state = self._state
-        if state == _START and mtype == "http.response.start":
-            self._start_response(message)
-        elif state in (_STARTED, _STREAMING) and mtype == "http.response.body":
-            body, more = response_body(message)
-            self._send_body(body, more)
-            if more and self._channel.write_paused:
-                await self._channel.drain()
-        else:
-            await self._send_extension(mtype, message)
+        mtype = _message_type(message)
+        if mtype is _UNTYPED:
+            raise ASGIMessageError(f"message must be a dict with a 'type' key: {message!r}")
+        if type(mtype) is str:  # (narrowed: compiled, the comparisons below are native)
+            kind: str = mtype
+            state = self._state
+            if state == _START and kind == "http.response.start":
+                self._start_response(message)
+                return
+            if state in (_STARTED, _STREAMING) and kind == "http.response.body":
+                body, more = response_body(message)
+                self._send_body(body, more)
+                if more and self._channel.write_paused:
+                    await self._channel.drain()
+                return
+        await self._send_extension(mtype, message)
 
     async def _send_extension(self, mtype: Any, message: Message) -> None:
         """The extension messages (early hints, trailers, pathsend), or a message out of order.

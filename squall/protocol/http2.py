@@ -516,7 +516,8 @@ class H2Server:
         unpack = _FRAME_HEAD.unpack_from
         handlers = _FRAMES
         while end - pos >= 9:
-            high, low, kind, flags, sid = unpack(data, pos)
+            head: tuple[int, int, int, int, int] = unpack(data, pos)  # typed: native arithmetic
+            high, low, kind, flags, sid = head
             length = high << 16 | low
             if length > FRAME_SIZE:
                 raise _ConnectionError(FRAME_SIZE_ERROR, f"a frame of {length} bytes")

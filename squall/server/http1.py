@@ -191,7 +191,7 @@ class HTTP1Connection(asyncio.Protocol):
         if self._timer_kind == "idle":
             self._timer_kind = None
         events = self.proto.receive_data(data)
-        to_start: list[Exchange] = []
+        to_start: list[HTTPCycle] = []
         for event in events:
             kind = type(event)
             if kind is Request:
@@ -262,7 +262,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ events
 
-    def _on_request(self, event: Request, to_start: list[Exchange]) -> None:
+    def _on_request(self, event: Request, to_start: list[HTTPCycle]) -> None:
         if event.upgrade is not None:
             self.server.switches[event.upgrade](self, event)  # websocket or h2c: see accept.py
             return
@@ -308,7 +308,9 @@ class HTTP1Connection(asyncio.Protocol):
 
     def _on_end_body(self, event: Event) -> None:
         cycle = self.cycles.get(event.stream_id)
-        if cycle is not None:
+        if isinstance(cycle, HTTPCycle):
+            cycle.on_body_end()  # (narrowed: compiled, a native call; an Exchange's is a Python one)
+        elif cycle is not None:
             cycle.on_body_end()
         if self.receiving is cycle:
             self.receiving = None

@@ -312,8 +312,9 @@ class ServerState:
         """Count an HTTP request that starts; the one reaching ``request_limit`` calls ``on_limit``."""
         self.active_requests += 1
         self.admitted += 1
-        if self.admitted == self.request_limit and self.on_limit is not None:
-            self.on_limit()
+        limit = self.request_limit
+        if limit is not None and self.admitted == limit and self.on_limit is not None:
+            self.on_limit()  # (``limit`` narrowed to int: compiled, a native comparison)
 
     def sweep(self) -> None:
         """Once a second (the worker's clock tick): check the minimum data rates of the

@@ -107,6 +107,31 @@ def test_validate_headers_names_the_problem() -> None:
         validate_headers([(b"x",)])
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda pairs: [tuple(p) for p in pairs],
+        lambda pairs: [list(p) for p in pairs],
+        lambda pairs: tuple(tuple(p) for p in pairs),
+        lambda pairs: (tuple(p) for p in pairs),
+        lambda pairs: [tuple(p) if i % 2 else list(p) for i, p in enumerate(pairs)],
+    ],
+    ids=["list-of-tuples", "list-of-lists", "tuple", "generator", "mixed"],
+)
+def test_validate_headers_takes_any_iterable_of_pairs_twice_alike(make: Any) -> None:
+    # The first call validates the names one by one; the second finds them known (the fast
+    # paths for a list and for other iterables): both answer the same, and bad pairs still fail.
+    pairs = [(b"X-Shape-Test", b"1"), (b"Content-Type", b"text/plain")]
+    expected = [(b"x-shape-test", b"1"), (b"content-type", b"text/plain")]
+    assert validate_headers(make(pairs)) == expected
+    assert validate_headers(make(pairs)) == expected
+    assert validate_headers(make([(b"X-Shape-Test", bytearray(b"2"))])) == [(b"x-shape-test", b"2")]
+    with pytest.raises(ASGIMessageError, match="not a \\[name, value\\] pair"):
+        validate_headers(make([(b"X-Shape-Test", b"1", b"2")]))
+    with pytest.raises(ASGIMessageError, match="CR, LF"):
+        validate_headers(make([(b"X-Shape-Test", b"a\nb")]))
+
+
 async def test_single_body_gets_content_length_and_one_flush() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send(start(200, [(b"content-type", b"text/plain")]))
