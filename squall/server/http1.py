@@ -39,7 +39,7 @@ import logging
 import os
 from typing import Any, Final, Protocol
 
-from squall.asgi.http import HTTPCycle, build_scope, read_file_into
+from squall.asgi.http import Channel, HTTPCycle, build_scope, read_file_into
 from squall.asgi.types import ASGIMessageError, ClientDisconnected
 from squall.events import Body, EndBody, Event, Rejected, Request
 from squall.observe.access import CLIENT_LEFT, REJECTED, TIMED_OUT
@@ -124,7 +124,7 @@ class Exchange(Protocol):
     def on_disconnect(self, ended: str = CLIENT_LEFT) -> None: ...
 
 
-class HTTP1Connection(asyncio.Protocol):
+class HTTP1Connection(Channel):
     """An asyncio protocol serving HTTP/1.1 on one transport."""
 
     kind = "HTTP/1"
@@ -150,7 +150,6 @@ class HTTP1Connection(asyncio.Protocol):
             default_headers=server.default_headers,
             upgrades=server.upgrades,
         )
-        self.send_event = self.proto.send  # Channel.send_event: frame now, write on flush()
         self.transport: asyncio.Transport | None = None
         self.cycles: dict[int, Exchange] = {}
         self.pending: list[Exchange] = []  # requests waiting their turn (pipelining): rarely any
@@ -332,6 +331,9 @@ class HTTP1Connection(asyncio.Protocol):
         return describe_client(self._template.get("client"))
 
     # ------------------------------------------------------------------ Channel (for HTTPCycle)
+
+    def send_event(self, event: Event) -> None:
+        self.proto.send(event)  # framed now, written on flush()
 
     def flush(self) -> None:
         """Write whatever the protocol has framed."""

@@ -20,7 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from mypy_extensions import mypyc_attr
 
-from squall.asgi.http import HTTPCycle, read_file_into
+from squall.asgi.http import Channel, HTTPCycle, read_file_into
 from squall.asgi.types import ClientDisconnected
 from squall.events import Event
 from squall.observe.access import CLIENT_LEFT
@@ -57,7 +57,7 @@ C = TypeVar("C", bound=StreamHost)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # http3.H3Stream is one
-class StreamChannel(Generic[C]):
+class StreamChannel(Channel, Generic[C]):
     """The ``Channel`` of one stream's cycle, on the connection ``conn``. See the module docstring."""
 
     __slots__ = (

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from squall.asgi.http import HTTPCycle, build_scope, read_file_into, validate_headers
+from squall.asgi.http import Channel, HTTPCycle, build_scope, read_file_into, validate_headers
 from squall.asgi.types import ASGIMessageError, ClientDisconnected
 from squall.events import Data, Event, Informational, Request, Response
 from squall.observe.access import AccessLog
 from squall.observe.hooks import Observer
 
 
-class FakeChannel:
+class FakeChannel(Channel):
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.write_paused = False
