@@ -64,7 +64,6 @@ import binascii
 import re
 import struct
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Final, NamedTuple, cast
 
@@ -252,7 +251,7 @@ class _Stream:
         self.received = 0
         self.response = False  # a response was started
         self.head: bytes | None = None  # the response head's HPACK block, until framed
-        self.chunks: deque[bytes] = deque()
+        self.chunks: list[bytes] = []  # (a list: compiled, its operations are native)
         self.size = 0
         self.end = False
         self.trailers: Headers | None = None
@@ -988,7 +987,7 @@ class H2Server:
                 chunk = chunk[:window]
                 size = window
             else:
-                chunks.popleft()
+                chunks.pop(0)  # few: the app waits in drain() while a stream holds data back
             self._send_window -= size
             stream.send_window -= size
             stream.size -= size

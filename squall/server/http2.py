@@ -444,8 +444,13 @@ class H2Connection(asyncio.Protocol):
 
     def _on_end_body(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)
-        if stream is not None and stream.cycle is not None:
-            stream.cycle.on_body_end()
+        if stream is None:
+            return
+        cycle = stream.cycle
+        if isinstance(cycle, HTTPCycle):
+            cycle.on_body_end()  # (narrowed: compiled, a native call; a StreamCycle's is a Python one)
+        elif cycle is not None:
+            cycle.on_body_end()
 
     def _on_reset(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)
