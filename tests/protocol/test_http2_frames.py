@@ -21,6 +21,7 @@ from squall.protocol.http2 import (
     REFUSED_STREAM,
     STREAM_CLOSED,
     H2Server,
+    _frame,
 )
 from tests.h2wire import (
     ACK,
@@ -546,3 +547,18 @@ def test_any_frames(frames: list[tuple[int, int, int, bytes]]) -> None:
         if server.closed:
             assert isinstance(events[-1], Rejected)
             return
+
+
+@given(
+    st.sampled_from([0, 1, 13, 16383, 16384, 65535, 2**24 - 1]),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.sampled_from([0, 1, 3, 2**16 + 1, 2**31 - 1]),
+)
+@settings(max_examples=60, deadline=None)
+def test_frame_heads_follow_rfc_9113_layout(length: int, kind: int, flags: int, sid: int) -> None:
+    # RFC 9113 §4.1: a 24-bit length, 8-bit type and flags, a 31-bit stream id, then the payload;
+    # also past 16 KiB, where the head no longer fits a compiled native int.
+    payload = b"\x07" * length
+    head = struct.pack(">BHBBL", length >> 16, length & 0xFFFF, kind, flags, sid)
+    assert _frame(kind, flags, sid, payload) == head + payload
