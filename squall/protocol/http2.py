@@ -135,7 +135,6 @@ MAX_WINDOW: Final = 2**31 - 1
 DEFAULT_WINDOW: Final = 65535
 FRAME_SIZE: Final = 16384  # our SETTINGS_MAX_FRAME_SIZE: the default, never changed
 MAX_CONTINUATIONS: Final = 64
-_FRAME_HEAD: Final = struct.Struct(">BHBBL")
 _SETTING: Final = struct.Struct(">HL")
 
 # Fields that are meaningless (and forbidden) in HTTP/2 (RFC 9113 §8.2.2).
@@ -515,12 +514,14 @@ class H2Server:
             self._state = 1
             pos = 24
         end = len(data)
-        unpack = _FRAME_HEAD.unpack_from
         handlers = _FRAMES
         while end - pos >= 9:
-            head: tuple[int, int, int, int, int] = unpack(data, pos)  # typed: native arithmetic
-            high, low, kind, flags, sid = head
-            length = high << 16 | low
+            # The head read byte by byte: compiled, indexing bytes and the shifts are native,
+            # where Struct.unpack_from is a method call and a tuple of boxed ints.
+            length = data[pos] << 16 | data[pos + 1] << 8 | data[pos + 2]
+            kind = data[pos + 3]
+            flags = data[pos + 4]
+            sid = data[pos + 5] << 24 | data[pos + 6] << 16 | data[pos + 7] << 8 | data[pos + 8]
             if length > FRAME_SIZE:
                 raise _ConnectionError(FRAME_SIZE_ERROR, f"a frame of {length} bytes")
             if end - pos - 9 < length:
