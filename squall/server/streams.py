@@ -113,27 +113,9 @@ class StreamChannel(Channel, Generic[C]):
     def cycle_finished(self, cycle: HTTPCycle) -> None:
         self.conn.stream_finished(self)
 
-    # Each version's own (the rest of ``Channel``):
-
-    def flush(self) -> None:
-        """Send what the cycle queued; pause the stream if the client holds too much of it back."""
-        raise NotImplementedError
-
-    def flush_soon(self) -> None:
-        """``flush``, or have it done once the ready callbacks have run."""
-        raise NotImplementedError
-
-    def body_consumed(self, cycle: HTTPCycle) -> None:
-        """The app has read the body received so far: give the client its credit back."""
-        raise NotImplementedError
-
-    def response_complete(self, cycle: HTTPCycle) -> None:
-        """The response's last event is queued."""
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        """Reset the stream (the app failed mid-response)."""
-        raise NotImplementedError
+    # Each version's own, the rest of ``Channel``: ``flush`` (and pause the stream if the client
+    # holds too much of it back), ``flush_soon``, ``body_consumed`` (give the client its credit
+    # back), ``response_complete``, ``abort`` (reset the stream).
 
     def disconnect(self, exc: Exception, ended: str = CLIENT_LEFT) -> None:
         """The stream is gone (reset, timed out, connection lost); ``ended`` says why, for the log;
