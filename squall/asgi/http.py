@@ -267,17 +267,6 @@ def field(message: Message, key: str, default: Any) -> Any:
     return message.get(key, default)
 
 
-def _message_type(message: Message) -> Any:
-    """``message["type"]``; ``_UNTYPED`` when there is none, or ``message`` is no mapping.
-    Compiled, a plain dict (what apps send) is read without a method call."""
-    if type(message) is dict:
-        return cast(dict[str, Any], message).get("type", _UNTYPED)
-    try:
-        return message["type"]
-    except (KeyError, TypeError):
-        return _UNTYPED
-
-
 def response_body(message: Message) -> tuple[bytes, bool]:
     """``body`` and ``more_body`` of a response body message, checked. Raises ASGIMessageError."""
     body = field(message, "body", b"")
@@ -587,7 +576,10 @@ class HTTPCycle:
         """ASGI ``send``: validates the message and hands it to the connection."""
         if self._disconnected:
             raise ClientDisconnected("client disconnected")
-        mtype = _message_type(message)
+        try:
+            mtype = field(message, "type", _UNTYPED)
+        except AttributeError:  # no mapping at all
+            mtype = _UNTYPED
         if mtype is _UNTYPED:
             raise ASGIMessageError(f"message must be a dict with a 'type' key: {message!r}")
         if type(mtype) is str:  # (narrowed: compiled, the comparisons below are native)

@@ -195,6 +195,9 @@ async def test_expect_continue_sent_only_on_receive() -> None:
         ([body()], "expected 'http.response.start'"),
         ([{"type": b"http.response.start"}], "expected 'http.response.start', got b'http"),
         ([{"type": None}], "expected 'http.response.start', got None"),
+        ([{"no": "type"}], "message must be a dict with a 'type' key"),
+        ([["http.response.start"]], "message must be a dict with a 'type' key"),
+        ([None], "message must be a dict with a 'type' key"),
         ([start(status="200")], "'status' must be an int"),  # type: ignore[arg-type]
         ([start(status=99)], "'status' must be an int"),
         ([start(status=True)], "'status' must be an int"),
