@@ -64,7 +64,7 @@ import struct
 import sys
 from typing import Any
 
-from squall.asgi.http import HTTP_EXTENSIONS, HTTPCycle, build_scope
+from squall.asgi.http import HTTP_EXTENSIONS, REQUEST_KEYS, HTTPCycle, build_scope
 from squall.asgi.types import ASGI_VERSION, ClientDisconnected
 from squall.config import Config
 from squall.events import Body, Data, EndBody, Event, Rejected, Request, Response, StreamReset
@@ -260,6 +260,7 @@ class H3Connection:
             "state": server.lifespan_state,
             "extensions": dict(HTTP_EXTENSIONS),
         }
+        self._template.update(dict.fromkeys(REQUEST_KEYS))  # set by build_scope per request
         self._forwarded = server.trusts_peer(self._template["client"])
         self._tls_known = False  # the ``tls`` extension is filled in at the first request
         self.streams: dict[int, H3Stream] = {}

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Any, Final, Protocol
 
-from squall.asgi.http import HTTP_EXTENSIONS
+from squall.asgi.http import HTTP_EXTENSIONS, REQUEST_KEYS
 from squall.asgi.types import ASGI_VERSION, ASGIApp, ClientDisconnected, Receive, Scope, Send
 from squall.config import Config
 from squall.events import Headers
@@ -375,6 +375,8 @@ def scope_template(server: ServerState, transport: asyncio.BaseTransport) -> dic
         "state": server.lifespan_state,
         "extensions": dict(HTTP_EXTENSIONS),
     }
+    for key in REQUEST_KEYS:  # set by build_scope per request
+        template[key] = None
     ssl_object = transport.get_extra_info("ssl_object") if context is not None else None
     if ssl_object is not None:
         template["extensions"]["tls"] = tls_extension(ssl_object, context)
