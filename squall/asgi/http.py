@@ -123,7 +123,7 @@ class Channel(asyncio.Protocol):
 #: The keys ``build_scope`` sets per request. A connection's template holds them already (``None``
 #: until then): a copy of the template is then the scope's size, and setting them replaces values
 #: in place, where adding six keys to a copy of eight would grow it once per request (a new, larger
-#: table and every entry moved: bench/instructions.sh h1 hello 45.6k -> 45.0k).
+#: table and every entry moved; callgrind, h1 hello: one allocation and ~500 instructions less).
 REQUEST_KEYS: Final = ("http_version", "method", "path", "raw_path", "query_string", "headers")
 
 
