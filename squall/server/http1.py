@@ -40,7 +40,7 @@ import os
 from typing import Any, Final, Protocol
 
 from squall.asgi.http import Channel, HTTPCycle, build_scope, read_file_into
-from squall.asgi.types import ASGIMessageError, ClientDisconnected
+from squall.asgi.types import ASGIMessageError, ClientDisconnected, Scope
 from squall.events import Body, EndBody, Event, Rejected, Request
 from squall.observe.access import CLIENT_LEFT, REJECTED, TIMED_OUT
 from squall.protocol.http1 import HTTP1Server
@@ -267,18 +267,16 @@ class HTTP1Connection(Channel):
             return
         server = self.server
         app = server.app_for(event.raw_path, connections=len(server.connections))
-        scope = build_scope(self._template, event, self._root_path)
-        if self._forwarded:
-            apply_forwarded(scope, server)
         began, self._head_at = self._head_at, 0.0
         cycle = HTTPCycle(
             self,
             app,
-            scope,
+            None,  # made when the app starts (HTTPCycle.scope)
             event.stream_id,
             expect_continue=event.expect_continue,
             observer=self._observer,
             began=began,
+            request=event,
         )
         server.admit()  # may reach --limit-max-requests, which starts the drain
         if server.shutting_down:  # draining: serve it, say Connection: close, then close
@@ -334,6 +332,12 @@ class HTTP1Connection(Channel):
 
     def send_event(self, event: Event) -> None:
         self.proto.send(event)  # framed now, written on flush()
+
+    def make_scope(self, request: Request) -> Scope:
+        scope = build_scope(self._template, request, self._root_path)
+        if self._forwarded:
+            apply_forwarded(scope, self.server)
+        return scope
 
     def flush(self) -> None:
         """Write whatever the protocol has framed."""

@@ -456,3 +456,56 @@ async def test_an_app_that_changes_the_scope_still_gets_its_access_line(
     record = caplog.records[0]
     assert record.getMessage().endswith(" 200")
     assert (record.status, record.response_bytes) == (200, 1)
+
+
+class ScopeMakingChannel(FakeChannel):
+    """A channel that makes the scope itself, as HTTP/1.1's connection does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: list[Request] = []
+
+    def make_scope(self, request: Request) -> dict[str, Any]:
+        self.made.append(request)
+        return build_scope({"type": "http", "client": ("1.2.3.4", 5)}, request, "")
+
+
+async def test_a_cycle_without_a_scope_makes_it_once_when_its_app_starts() -> None:
+    channel = ScopeMakingChannel()
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await send(start())
+        await send({"type": "http.response.body", "body": b"x"})
+
+    request = Request(1, "HEAD", b"/p", b"", "1.1", [(b"host", b"h")])
+    cycle = HTTPCycle(channel, app, None, 1, request=request)
+    assert channel.made == []  # not when the request is read
+    cycle.start()
+    assert channel.made == []  # nor when its task is made: when the task runs
+    await asyncio.wait_for(channel.finished.wait(), 5)
+    assert channel.made == [request]
+    assert seen == [cycle.scope]
+    assert cycle.scope["method"] == "HEAD"
+    assert cycle.scope["path"] == "/p"
+    assert channel.made == [request]  # made once
+    assert isinstance(channel.sent[0], Response)
+
+
+async def test_a_cycle_that_never_ran_still_has_a_scope_for_its_access_line() -> None:
+    channel = ScopeMakingChannel()
+    lines: list[Any] = []
+
+    class Log(AccessLog):
+        def write(self, record: Any) -> None:
+            lines.append(record)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not started")
+
+    request = Request(1, "POST", b"/upload", b"", "1.1", [])
+    cycle = HTTPCycle(channel, app, None, 1, request=request, observer=Observer(Log()))
+    cycle.on_disconnect("rejected")  # e.g. a body over the limit, before the app started
+    assert [line.scope["path"] for line in lines] == ["/upload"]
+    assert channel.made == [request]
