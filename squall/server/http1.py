@@ -166,6 +166,9 @@ class HTTP1Connection(Channel):
         self._write_timer: asyncio.TimerHandle | None = None
         self._flush_pending = False
         self._template: dict[str, Any] = {}
+        self._scope_base: dict[str, Any] = {}  # the server's (ServerState.scope_base), for make_scope
+        self._client: tuple[str, int | None] | None = None
+        self._extensions: dict[str, Any] = {}
         self._forwarded = False  # the peer is a trusted proxy: its requests' proxy headers count
         # ``_intercept``: data_received discards the input (lingering close). One flag, so the
         # per-read cost is a single check.
@@ -180,8 +183,11 @@ class HTTP1Connection(Channel):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
-        self._template = scope_template(self.server, transport)
-        self._forwarded = self.server.trusts_peer(self._template["client"])
+        template = self._template = scope_template(self.server, transport)
+        self._scope_base = self.server.scope_base(template)
+        self._client = template["client"]
+        self._extensions = template["extensions"]
+        self._forwarded = self.server.trusts_peer(self._client)
         self._update_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -334,7 +340,9 @@ class HTTP1Connection(Channel):
         self.proto.send(event)  # framed now, written on flush()
 
     def make_scope(self, request: Request) -> Scope:
-        scope = build_scope(self._template, request, self._root_path)
+        scope = build_scope(self._scope_base, request, self._root_path)
+        scope["client"] = self._client
+        scope["extensions"] = self._extensions
         if self._forwarded:
             apply_forwarded(scope, self.server)
         return scope

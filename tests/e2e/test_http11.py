@@ -32,6 +32,20 @@ def test_keep_alive_serves_several_requests_on_one_connection(server: Server) ->
     assert len(ports) == 1
 
 
+def test_connections_each_see_their_own_client_in_a_complete_scope(server: Server) -> None:
+    # The scopes of all connections are copied from one shared base (ServerState.scope_base):
+    # each must still carry its own connection's client, and no key left unset.
+    with RawConnection.tcp(server.host, server.port) as a, RawConnection.tcp(server.host, server.port) as b:
+        for conn in (a, b, a, b):
+            conn.send(request("GET", "/scope"))
+            scope = json.loads(conn.read_response().body)
+            assert scope["client"] == list(conn.sock.getsockname()[:2])
+            assert scope["server"] == [server.host, server.port]
+            unset = [key for key, kind in scope["types"].items() if kind == "NoneType"]
+            assert unset == [], unset
+            assert scope["types"]["extensions"] == "dict"
+
+
 def test_connection_close_is_honoured(server: Server) -> None:
     with RawConnection.tcp(server.host, server.port) as conn:
         conn.send(request("GET", "/", "Connection: close"))
