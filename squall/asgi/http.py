@@ -63,6 +63,9 @@ _NO_BODY_STATUS: Final = frozenset((204, 304))
 _DISCONNECT: Final[dict[str, Any]] = {"type": "http.disconnect"}
 _TASK_NAME: Final = "squall: ASGI request"
 _UNTYPED: Final = object()  # a message without "type"
+#: The body chunks of a request none has arrived for (never appended to): most requests have no
+#: body, and a list each would be one more object held from the request's read to its app's step.
+_NO_CHUNKS: Final[list[bytes]] = []
 _Task: Final = asyncio.Task  # (compiled: a static, not the module attribute looked up per request)
 
 
@@ -394,7 +397,7 @@ class HTTPCycle:
         self.buffered = 0
         self._channel = channel
         self._app = app
-        self._chunks: list[bytes] = []
+        self._chunks = _NO_CHUNKS  # a list of its own once a body chunk arrives
         self._body_done = False
         self._request_done = False
         self._disconnected = False
@@ -481,7 +484,10 @@ class HTTPCycle:
 
     def on_body(self, data: bytes) -> None:
         """A request body chunk arrived."""
-        self._chunks.append(data)
+        if self._chunks is _NO_CHUNKS:
+            self._chunks = [data]
+        else:
+            self._chunks.append(data)
         self.buffered += len(data)
         self._received += len(data)
         self._wake()

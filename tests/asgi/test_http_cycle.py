@@ -169,6 +169,22 @@ async def test_receive_body_then_disconnect_after_response() -> None:
     assert got == [{"type": "http.request", "body": b"abcd", "more_body": False}, {"type": "http.disconnect"}]
 
 
+async def test_bodies_of_requests_one_after_another_stay_apart() -> None:
+    # A cycle starts with a shared empty chunk list (most requests have no body) and makes its
+    # own on the first chunk: no body may reach another request.
+    got: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        got.append(await receive())
+        await send(start())
+        await send(body())
+
+    await run(app, method="POST", body=[b"first"])
+    await run(app, method="GET")
+    await run(app, method="POST", body=[b"se", b"cond"])
+    assert [message["body"] for message in got] == [b"first", b"", b"second"]
+
+
 async def test_expect_continue_sent_only_on_receive() -> None:
     async def reads(scope: Any, receive: Any, send: Any) -> None:
         await receive()
