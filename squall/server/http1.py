@@ -207,10 +207,12 @@ class HTTP1Connection(Channel):
                 self._on_body(event)  # type: ignore[arg-type]
             elif kind is Rejected:
                 self._on_rejected(event)  # type: ignore[arg-type]
+        progressed = bool(events)
+        events.clear()  # (the protocol keeps the list until its next read: let the events go now)
         for cycle in to_start:
             cycle.start()
         if not self._closed:
-            self._after_input(bool(events))
+            self._after_input(progressed)
 
     def _after_input(self, progressed: bool) -> None:
         proto = self.proto
