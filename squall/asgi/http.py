@@ -442,8 +442,8 @@ class HTTPCycle:
         not when the request is read: the scopes of a pass's requests then do not all wait in
         memory for the next pass, when their apps run. Each is made and, for an app that answers
         at once, freed in its task's step, so the next one reuses the same memory (callgrind's
-        cache model, bench/h1_profile.py at 256 connections: L2 misses per request 127 -> 101,
-        L1 743 -> 630)."""
+        cache model, bench/h1_profile.py at 256 connections: L2 misses per request 127 -> 102,
+        L1 743 -> 642)."""
         scope = self._scope
         if scope is None:
             request = self._request
