@@ -74,7 +74,7 @@ _GONE: Final = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
 
 
 def sendfile_wanted(
-    mode: str, client: tuple[str, int] | None, server: tuple[str, int] | None, count: int
+    mode: str, client: tuple[str, int | None] | None, server: tuple[str, int | None] | None, count: int
 ) -> bool:
     """Whether ``--sendfile MODE`` sends ``count`` bytes of a file with sendfile(2) to ``client``
     connected at ``server``; else they go by reads.
@@ -94,7 +94,7 @@ def sendfile_wanted(
     return count <= _LOCAL_SENDFILE_MAX or not on_this_host(client, server)
 
 
-def on_this_host(client: tuple[str, int] | None, server: tuple[str, int] | None) -> bool:
+def on_this_host(client: tuple[str, int | None] | None, server: tuple[str, int | None] | None) -> bool:
     """The peer is on this host: loopback, the server's own address, or a Unix socket (None)."""
     if client is None or server is None:
         return True
@@ -165,8 +165,8 @@ class HTTP1Connection(Channel):
         self._deadline = 0.0
         self._write_timer: asyncio.TimerHandle | None = None
         self._flush_pending = False
-        self._template: dict[str, Any] = {}
-        self._scope_base: dict[str, Any] = {}  # the server's (ServerState.scope_base), for make_scope
+        # What this connection's scopes are made of (no template of its own: see scope_template).
+        self._scope_base: dict[str, Any] = {}  # the server's (ServerState.scope_base)
         self._client: tuple[str, int | None] | None = None
         self._extensions: dict[str, Any] = {}
         self._forwarded = False  # the peer is a trusted proxy: its requests' proxy headers count
@@ -183,7 +183,7 @@ class HTTP1Connection(Channel):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
-        template = self._template = scope_template(self.server, transport)
+        template = scope_template(self.server, transport)
         self._scope_base = self.server.scope_base(template)
         self._client = template["client"]
         self._extensions = template["extensions"]
@@ -334,7 +334,7 @@ class HTTP1Connection(Channel):
         self.flush()
 
     def _client_text(self) -> str:
-        return describe_client(self._template.get("client"))
+        return describe_client(self._client)
 
     # ------------------------------------------------------------------ Channel (for HTTPCycle)
 
@@ -396,8 +396,7 @@ class HTTP1Connection(Channel):
         if sock is None or transport is None or transport.get_extra_info("sslcontext") is not None:
             await read_file_into(self, stream_id, fd, offset, count)
             return
-        template = self._template
-        if not sendfile_wanted(self._http.sendfile, template["client"], template["server"], count):
+        if not sendfile_wanted(self._http.sendfile, self._client, self._scope_base["server"], count):
             logger.debug("sending %d bytes of a file by reads", count)
             await read_file_into(self, stream_id, fd, offset, count, size=_LOCAL_CHUNK)
             return
@@ -579,8 +578,14 @@ class HTTP1Connection(Channel):
 
     @property
     def scope_template(self) -> dict[str, Any]:
-        """The per-connection scope keys (scheme, client, server, root_path, state)."""
-        return self._template
+        """The per-connection scope keys (scheme, client, server, root_path, state, extensions),
+        made when asked (a websocket handshake, an h2c upgrade): a connection keeps no template
+        of its own, only what differs from the server's ``scope_base``, about 1 KiB less per
+        idle connection."""
+        template = dict(self._scope_base)
+        template["client"] = self._client
+        template["extensions"] = self._extensions
+        return template
 
     def handover(self) -> bytes:
         """Give up the transport to another protocol (an upgrade); return the bytes already read
