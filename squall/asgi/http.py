@@ -134,7 +134,7 @@ class Channel(asyncio.Protocol):
 REQUEST_KEYS: Final = ("http_version", "method", "path", "raw_path", "query_string", "headers")
 
 
-def build_scope(template: dict[str, Any], request: Request, root_path: str) -> Scope:
+def build_scope(template: dict[str, Any], request: Request, root_path: str) -> dict[str, Any]:
     """The HTTP scope for ``request``; ``template`` holds the per-connection keys (and
     ``REQUEST_KEYS``, which this sets)."""
     raw_path = request.raw_path
