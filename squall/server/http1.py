@@ -342,9 +342,7 @@ class HTTP1Connection(Channel):
         self.proto.send(event)  # framed now, written on flush()
 
     def make_scope(self, request: Request) -> Scope:
-        scope = build_scope(self._scope_base, request, self._root_path)
-        scope["client"] = self._client
-        scope["extensions"] = self._extensions
+        scope = self._own_keys(build_scope(self._scope_base, request, self._root_path))
         if self._forwarded:
             apply_forwarded(scope, self.server)
         return scope
@@ -582,10 +580,13 @@ class HTTP1Connection(Channel):
         made when asked (a websocket handshake, an h2c upgrade): a connection keeps no template
         of its own, only what differs from the server's ``scope_base``, about 1 KiB less per
         idle connection."""
-        template = dict(self._scope_base)
-        template["client"] = self._client
-        template["extensions"] = self._extensions
-        return template
+        return self._own_keys(dict(self._scope_base))
+
+    def _own_keys(self, scope: dict[str, Any]) -> dict[str, Any]:
+        """``scope``, a copy of the server's ``scope_base``, given this connection's own keys."""
+        scope["client"] = self._client
+        scope["extensions"] = self._extensions
+        return scope
 
     def handover(self) -> bytes:
         """Give up the transport to another protocol (an upgrade); return the bytes already read

@@ -389,8 +389,7 @@ def scope_template(server: ServerState, transport: asyncio.BaseTransport) -> dic
         "state": server.lifespan_state,
         "extensions": dict(HTTP_EXTENSIONS),
     }
-    for key in REQUEST_KEYS:  # set by build_scope per request
-        template[key] = None
+    template.update(dict.fromkeys(REQUEST_KEYS))  # set by build_scope per request
     ssl_object = transport.get_extra_info("ssl_object") if context is not None else None
     if ssl_object is not None:
         template["extensions"]["tls"] = tls_extension(ssl_object, context)
